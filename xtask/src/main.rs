@@ -1,1 +1,121 @@
-fn main() {}
+//! `cargo xtask`: builds, runs and tests Faultline.
+//!
+//! - `build`  builds the bootable image for a deployment and prints its path;
+//! - `run`    builds, then boots it under QEMU (installing QEMU if needed);
+//! - `test`   runs every host test, then every deployment's QEMU scenario
+//!            under each available accelerator, and prints a summary;
+//! - `capture-acpi` boots a machine configuration and saves its ACPI tables
+//!            as test fixtures for the kernel's parser.
+//!
+//! The host never guesses what the guest did: a run's outcome is the
+//! `isa-debug-exit` code the kernel wrote (see `faultline_ipc::harness`)
+//! plus what it printed on the serial console.
+
+mod capture;
+mod deployment;
+mod image;
+mod qemu;
+mod test;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, run and test Faultline")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Build the image for a deployment and print its path.
+    Build {
+        /// Deployment name (a file under services/deployments/).
+        #[arg(long, default_value = "default")]
+        deployment: String,
+        /// Build with optimisations.
+        #[arg(long)]
+        release: bool,
+    },
+    /// Build and boot a deployment under QEMU.
+    Run {
+        #[arg(long, default_value = "default")]
+        deployment: String,
+        #[arg(long)]
+        release: bool,
+        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        #[arg(long)]
+        accel: Option<qemu::Accel>,
+        /// Seconds before a hung run is stopped and reported as a failure.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Wait for a debugger on localhost:1234 before starting the CPU.
+        #[arg(long)]
+        gdb: bool,
+        /// Extra arguments passed to QEMU as they are (after `--`).
+        #[arg(last = true)]
+        qemu_args: Vec<String>,
+    },
+    /// Run the host tests and every deployment's QEMU scenario.
+    Test {
+        /// Only run scenarios whose deployment name contains this.
+        #[arg(long)]
+        filter: Option<String>,
+        /// Skip the host tests.
+        #[arg(long)]
+        no_host: bool,
+        /// Skip the QEMU scenarios.
+        #[arg(long)]
+        no_qemu: bool,
+    },
+    /// Boot a deployment's machine and save its ACPI tables as fixtures.
+    CaptureAcpi {
+        #[arg(long, default_value = "default")]
+        deployment: String,
+        /// Output file (default: kernel/tests/fixtures/acpi/<deployment>.acpi).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+fn main() {
+    if let Err(e) = run(Cli::parse()) {
+        eprintln!("xtask: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Build { deployment, release } => {
+            let dep = deployment::load(&deployment)?;
+            let image = image::build(&dep, release)?;
+            println!("{}", image.display());
+            Ok(())
+        }
+        Command::Run { deployment, release, accel, timeout, gdb, qemu_args } => {
+            let dep = deployment::load(&deployment)?;
+            let image = image::build(&dep, release)?;
+            let qemu = qemu::Qemu::locate_or_install()?;
+            let accel = accel.unwrap_or_else(qemu::Accel::detect);
+            let opts = qemu::RunOptions {
+                accel,
+                timeout: timeout.unwrap_or(dep.timeout_secs()),
+                gdb,
+                extra_args: qemu_args,
+                echo: true,
+                extra_kernel_args: None,
+            };
+            let outcome = qemu.run(&dep, &image, &opts)?;
+            println!("xtask: {}", outcome.summary());
+            std::process::exit(if outcome.is_success() { 0 } else { 1 });
+        }
+        Command::Test { filter, no_host, no_qemu } => {
+            let ok = test::run_all(filter.as_deref(), !no_host, !no_qemu)?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),
+    }
+}

@@ -1,0 +1,76 @@
+//! What this CPU can do, read once from CPUID.
+
+use x86::cpuid::CpuId;
+
+/// The CPU features the kernel decides things by.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// x2APIC mode (CPUID.1:ECX.21).
+    pub x2apic: bool,
+    /// 1 GiB pages (CPUID.80000001h:EDX.26).
+    pub huge_pages: bool,
+    /// Global pages (CPUID.1:EDX.13).
+    pub global_pages: bool,
+    /// Supervisor-mode execution prevention (CPUID.7:EBX.7).
+    pub smep: bool,
+    /// Supervisor-mode access prevention (CPUID.7:EBX.20).
+    pub smap: bool,
+    /// The TSC runs at a constant rate in all states (CPUID.80000007h:EDX.8).
+    pub invariant_tsc: bool,
+    /// The TSC-deadline LAPIC timer mode (CPUID.1:ECX.24).
+    pub tsc_deadline: bool,
+    /// Running under a hypervisor (CPUID.1:ECX.31).
+    pub hypervisor: bool,
+}
+
+/// Reads the feature flags.
+pub fn features() -> Features {
+    let cpuid = CpuId::new();
+    let info = cpuid.get_feature_info();
+    let ext = cpuid.get_extended_feature_info();
+    let ext_fn = cpuid.get_extended_processor_and_feature_identifiers();
+    let power = cpuid.get_advanced_power_mgmt_info();
+    Features {
+        x2apic: info.as_ref().is_some_and(|f| f.has_x2apic()),
+        huge_pages: ext_fn.as_ref().is_some_and(|f| f.has_1gib_pages()),
+        global_pages: info.as_ref().is_some_and(|f| f.has_pge()),
+        smep: ext.as_ref().is_some_and(|f| f.has_smep()),
+        smap: ext.as_ref().is_some_and(|f| f.has_smap()),
+        invariant_tsc: power.as_ref().is_some_and(|p| p.has_invariant_tsc()),
+        tsc_deadline: info.as_ref().is_some_and(|f| f.has_tsc_deadline()),
+        hypervisor: info.as_ref().is_some_and(|f| f.has_hypervisor()),
+    }
+}
+
+/// The CPU's brand string, or its vendor when it has none.
+pub fn brand(buf: &mut heapless::String<64>) {
+    let cpuid = CpuId::new();
+    buf.clear();
+    if let Some(b) = cpuid.get_processor_brand_string() {
+        let _ = buf.push_str(b.as_str().trim());
+    } else if let Some(v) = cpuid.get_vendor_info() {
+        let _ = buf.push_str(v.as_str());
+    }
+}
+
+/// Switches to the stack whose top is `top` and calls `next` on it.
+///
+/// # Safety
+///
+/// `top` must be the 16-byte-aligned top of a mapped, writable stack that
+/// nothing else uses. The current stack is abandoned.
+pub unsafe fn switch_stack(top: u64, next: extern "C" fn() -> !) -> ! {
+    // SAFETY: the caller guarantees the new stack is valid and unused;
+    // `next` never returns, so nothing on the old stack is needed again.
+    unsafe {
+        core::arch::asm!(
+            "mov rsp, {top}",
+            "xor ebp, ebp",
+            "call {next}",
+            "ud2",
+            top = in(reg) top,
+            next = in(reg) next,
+            options(noreturn)
+        )
+    }
+}

@@ -1,0 +1,66 @@
+//! The COM1 16550 UART: the kernel's console.
+//!
+//! Polled output only (115200 8N1, FIFO on). Every write waits for the
+//! transmit holding register with a bounded spin, so a missing UART cannot
+//! hang the kernel.
+
+use x86::io::{inb, outb};
+
+const COM1: u16 = 0x3f8;
+const DATA: u16 = COM1;
+const INT_ENABLE: u16 = COM1 + 1;
+const FIFO_CTRL: u16 = COM1 + 2;
+const LINE_CTRL: u16 = COM1 + 3;
+const MODEM_CTRL: u16 = COM1 + 4;
+const LINE_STATUS: u16 = COM1 + 5;
+const LSR_THR_EMPTY: u8 = 1 << 5;
+/// Polls of the line status register before a byte is dropped.
+const TX_SPIN_LIMIT: u32 = 100_000;
+
+/// The COM1 port. Only one exists; the logger owns it behind a lock.
+pub struct Serial {
+    _private: (),
+}
+
+impl Serial {
+    /// Programs COM1 for 115200 8N1 with FIFOs enabled and interrupts off.
+    pub fn init() -> Self {
+        // SAFETY: COM1's registers are I/O ports with no memory side effects;
+        // the kernel owns the UART (no service is granted these ports).
+        unsafe {
+            outb(INT_ENABLE, 0x00);
+            outb(LINE_CTRL, 0x80); // DLAB on
+            outb(DATA, 0x01); // divisor low: 115200 baud
+            outb(INT_ENABLE, 0x00); // divisor high
+            outb(LINE_CTRL, 0x03); // 8N1, DLAB off
+            outb(FIFO_CTRL, 0xc7); // enable and clear FIFOs
+            outb(MODEM_CTRL, 0x03); // DTR | RTS
+        }
+        Serial { _private: () }
+    }
+
+    /// Sends one byte, giving up after a bounded wait.
+    pub fn write_byte(&mut self, byte: u8) {
+        for _ in 0..TX_SPIN_LIMIT {
+            // SAFETY: reading the line status register has no side effects.
+            if unsafe { inb(LINE_STATUS) } & LSR_THR_EMPTY != 0 {
+                break;
+            }
+            core::hint::spin_loop();
+        }
+        // SAFETY: writing the data register transmits one byte.
+        unsafe { outb(DATA, byte) }
+    }
+}
+
+impl core::fmt::Write for Serial {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for b in s.bytes() {
+            if b == b'\n' {
+                self.write_byte(b'\r');
+            }
+            self.write_byte(b);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,78 @@
+//! The kernel command line: whitespace-separated `key` and `key=value`
+//! words. Unknown words are reported, not ignored silently, so a typo in a
+//! deployment's `kernel-args` shows up in the log.
+
+use crate::selftest::SelfTest;
+
+/// What the command line asks of the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `log=error|warn|info|debug|trace` (default info).
+    pub log_level: log::LevelFilter,
+    /// `acpi.dump`: print every ACPI table as hex (fixture capture).
+    pub acpi_dump: bool,
+    /// `selftest=<name>`: deliberately fault after boot.
+    pub selftest: Option<SelfTest>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { log_level: log::LevelFilter::Info, acpi_dump: false, selftest: None }
+    }
+}
+
+/// A word the kernel did not understand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UnknownWord<'a>(pub &'a str);
+
+/// Parses `line`, calling `unknown` for each word it does not understand.
+pub fn parse<'a>(line: &'a str, mut unknown: impl FnMut(UnknownWord<'a>)) -> Options {
+    let mut opts = Options::default();
+    for word in line.split_ascii_whitespace() {
+        let (key, value) = match word.split_once('=') {
+            Some((k, v)) => (k, Some(v)),
+            None => (word, None),
+        };
+        match (key, value) {
+            ("log", Some(level)) => match level.parse() {
+                Ok(l) => opts.log_level = l,
+                Err(_) => unknown(UnknownWord(word)),
+            },
+            ("acpi.dump", None) => opts.acpi_dump = true,
+            ("selftest", Some(name)) => match SelfTest::parse(name) {
+                Some(t) => opts.selftest = Some(t),
+                None => unknown(UnknownWord(word)),
+            },
+            _ => unknown(UnknownWord(word)),
+        }
+    }
+    opts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_words_and_reports_the_rest() {
+        let mut bad = Vec::new();
+        let o = parse("  log=debug acpi.dump selftest=page-fault bogus log=loud ", |w| bad.push(w.0));
+        assert_eq!(o.log_level, log::LevelFilter::Debug);
+        assert!(o.acpi_dump);
+        assert_eq!(o.selftest, Some(SelfTest::PageFault));
+        assert_eq!(bad, ["bogus", "log=loud"]);
+    }
+
+    #[test]
+    fn empty_line_is_default() {
+        assert_eq!(parse("", |_| panic!()), Options::default());
+    }
+
+    #[test]
+    fn unknown_selftest_is_reported() {
+        let mut bad = Vec::new();
+        let o = parse("selftest=melt", |w| bad.push(w.0));
+        assert_eq!(o.selftest, None);
+        assert_eq!(bad, ["selftest=melt"]);
+    }
+}

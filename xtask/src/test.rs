@@ -1,0 +1,101 @@
+//! `cargo xtask test`: every host test, then every deployment's scenario.
+//!
+//! Each deployment under `services/deployments/` is a scenario: it is booted
+//! under KVM (when usable) and under TCG, and passes when the guest's exit
+//! code is the one its `[expect]` table names and its console shows the
+//! expected lines in order and none of the forbidden ones.
+
+use crate::deployment::{self, Deployment, workspace_root};
+use crate::image;
+use crate::qemu::{self, Accel, Outcome, Qemu, RunOptions};
+use anyhow::{Context, Result};
+use std::process::Command;
+
+/// Runs everything and prints a summary; returns whether all passed.
+pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool> {
+    let mut results: Vec<(String, bool, String)> = Vec::new();
+    if host {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        eprintln!("xtask: host tests: cargo test --workspace");
+        let status = Command::new(cargo)
+            .current_dir(workspace_root())
+            .args(["test", "--workspace", "--quiet"])
+            .status()
+            .context("running cargo test")?;
+        results.push(("host: cargo test --workspace".into(), status.success(), status.to_string()));
+    }
+    if scenarios {
+        results.extend(run_scenarios(filter)?);
+    }
+    println!("\n==== summary ====");
+    for (name, ok, detail) in &results {
+        println!("{} {name}  {detail}", if *ok { "PASS" } else { "FAIL" });
+    }
+    let failed = results.iter().filter(|r| !r.1).count();
+    println!("{} passed, {} failed", results.len() - failed, failed);
+    Ok(failed == 0)
+}
+
+fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, bool, String)>> {
+    let mut accels = Vec::new();
+    match qemu::kvm_usable() {
+        Ok(()) => accels.push(Accel::Kvm),
+        Err(why) => eprintln!("xtask: scenarios run under TCG only ({why})"),
+    }
+    accels.push(Accel::Tcg);
+    let qemu = Qemu::locate_or_install()?;
+    let mut results = Vec::new();
+    for name in deployment::all_names()? {
+        if filter.is_some_and(|f| !name.contains(f)) {
+            continue;
+        }
+        let dep = deployment::load(&name)?;
+        let image = image::build(&dep, false)?;
+        for &accel in &accels {
+            let label = format!("scenario {name} [{}]", accel.name());
+            eprintln!("xtask: {label}");
+            let opts = RunOptions {
+                accel,
+                timeout: dep.timeout_secs(),
+                gdb: false,
+                extra_args: Vec::new(),
+                echo: false,
+                extra_kernel_args: None,
+            };
+            let outcome = qemu.run(&dep, &image, &opts)?;
+            let verdict = judge(&dep, &outcome);
+            if let Err(why) = &verdict {
+                eprintln!("---- console of {label} ----\n{}\n---- end ----", outcome.console);
+                eprintln!("xtask: {label}: {why}");
+            }
+            let detail = match &verdict {
+                Ok(()) => format!("({:.2}s)", outcome.elapsed.as_secs_f64()),
+                Err(why) => why.clone(),
+            };
+            results.push((label, verdict.is_ok(), detail));
+        }
+    }
+    Ok(results)
+}
+
+/// Whether `outcome` is what `dep` expects, and if not, why not.
+pub fn judge(dep: &Deployment, outcome: &Outcome) -> Result<(), String> {
+    let expect = &dep.manifest.expect;
+    let want = expect.exit.code();
+    if outcome.timed_out || outcome.code != Some(want) {
+        return Err(format!("expected exit {:?}, got: {}", want.name(), outcome.summary()));
+    }
+    let mut from = 0;
+    for needle in &expect.output {
+        match outcome.console[from..].find(needle.as_str()) {
+            Some(at) => from += at + needle.len(),
+            None => return Err(format!("console lacks {needle:?} (in order)")),
+        }
+    }
+    for needle in &expect.absent {
+        if outcome.console.contains(needle.as_str()) {
+            return Err(format!("console shows forbidden {needle:?}"));
+        }
+    }
+    Ok(())
+}
