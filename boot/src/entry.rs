@@ -12,7 +12,8 @@
 //! 4. builds the early page tables: the low 4 GiB identity-mapped (so the
 //!    loader's `start_info` can be read), the same 4 GiB at the kernel's
 //!    physical-map window, and the first GiB at the top-2-GiB kernel window
-//!    the image is linked for (all 2 MiB pages);
+//!    the image is linked for (2 MiB pages, but 4 KiB pages for the first
+//!    2 MiB, whose MTRR memory types are mixed);
 //! 5. turns on PAE, long mode, NX and write protection, enables paging, and
 //!    far-jumps into 64-bit code, which zeroes the kernel `.bss`, switches to
 //!    the boot stack and calls `faultline_entry64(start_info, entry_tsc)`.
@@ -69,6 +70,8 @@ boot_pdpt_high:
     .skip 4096
 boot_pd:
     .skip 4096 * 4
+boot_pt_low:
+    .skip 4096
 
     .section .boot.text, "ax"
     .code32
@@ -114,6 +117,22 @@ pvh_start32:
     inc %ecx
     cmp $2048, %ecx
     jne 2b
+
+    /* The first 2 MiB in 4 KiB pages: the fixed-range MTRRs make part of it
+       uncached (the legacy VGA window), and a 2 MiB page spanning several
+       memory types may be treated as uncached as a whole, which would run
+       the kernel image from uncached memory. */
+    mov $boot_pt_low, %edi
+    xor %ecx, %ecx
+8:  mov %ecx, %eax
+    shl $12, %eax
+    or $0x03, %eax
+    mov %eax, (%edi, %ecx, 8)
+    movl $0, 4(%edi, %ecx, 8)
+    inc %ecx
+    cmp $512, %ecx
+    jne 8b
+    movl $boot_pt_low + 3, boot_pd
 
     /* boot_pdpt_low[k] -> boot_pd + k * 4 KiB, for the four GiB. */
     mov $boot_pdpt_low, %edi

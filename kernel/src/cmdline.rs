@@ -17,7 +17,11 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { log_level: log::LevelFilter::Info, acpi_dump: false, selftest: None }
+        Options {
+            log_level: log::LevelFilter::Info,
+            acpi_dump: false,
+            selftest: None,
+        }
     }
 }
 
@@ -56,7 +60,10 @@ mod tests {
     #[test]
     fn parses_known_words_and_reports_the_rest() {
         let mut bad = Vec::new();
-        let o = parse("  log=debug acpi.dump selftest=page-fault bogus log=loud ", |w| bad.push(w.0));
+        let o = parse(
+            "  log=debug acpi.dump selftest=page-fault bogus log=loud ",
+            |w| bad.push(w.0),
+        );
         assert_eq!(o.log_level, log::LevelFilter::Debug);
         assert!(o.acpi_dump);
         assert_eq!(o.selftest, Some(SelfTest::PageFault));

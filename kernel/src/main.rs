@@ -36,7 +36,9 @@ fn boot(start_info_paddr: u64, entry_tsc: u64) -> ! {
     let options = *OPTIONS.get_or_init(|| cmdline::parse(&info.cmdline, |_| {}));
     console::init(entry_tsc, options.log_level);
     log::info!("Faultline {} booting", env!("CARGO_PKG_VERSION"));
-    cmdline::parse(&info.cmdline, |w| log::warn!("cmdline: ignoring unknown word {:?}", w.0));
+    cmdline::parse(&info.cmdline, |w| {
+        log::warn!("cmdline: ignoring unknown word {:?}", w.0)
+    });
     if info.cmdline_truncated {
         log::warn!("cmdline: truncated to {} bytes", info.cmdline.len());
     }
@@ -97,5 +99,3 @@ fn panic(info: &core::panic::PanicInfo) -> ! {
     });
     exit(ExitCode::Panic)
 }
-
-use core::fmt::Write as _;

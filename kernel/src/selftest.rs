@@ -58,6 +58,7 @@ pub fn run(test: SelfTest) {
 
 #[cfg(target_os = "none")]
 #[inline(never)]
+#[allow(unconditional_recursion)] // the point: it ends in the guard page
 fn recurse(depth: u64) -> u64 {
     let mut frame = [depth; 64];
     core::hint::black_box(&mut frame);

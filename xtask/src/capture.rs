@@ -26,15 +26,27 @@ pub fn capture_acpi(name: &str, out: Option<PathBuf>) -> Result<()> {
     };
     let args = qemu.command_line(&dep, &image, &opts);
     let outcome = qemu.run(&dep, &image, &opts)?;
-    let lines: Vec<&str> =
-        outcome.console.lines().filter(|l| l.starts_with("ACPI-DUMP ")).collect();
+    let lines: Vec<&str> = outcome
+        .console
+        .lines()
+        .filter(|l| l.starts_with("ACPI-DUMP "))
+        .collect();
     if lines.is_empty() {
-        bail!("the guest printed no ACPI-DUMP lines ({})", outcome.summary());
+        bail!(
+            "the guest printed no ACPI-DUMP lines ({})",
+            outcome.summary()
+        );
     }
     let version = std::process::Command::new("qemu-system-x86_64")
         .arg("--version")
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().next().unwrap_or("").to_string())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
         .unwrap_or_default();
     let machine_args: Vec<String> = args
         .iter()
@@ -44,7 +56,9 @@ pub fn capture_acpi(name: &str, out: Option<PathBuf>) -> Result<()> {
         .cloned()
         .collect();
     let out = out.unwrap_or_else(|| {
-        workspace_root().join("kernel/tests/fixtures/acpi").join(format!("{name}.acpi"))
+        workspace_root()
+            .join("kernel/tests/fixtures/acpi")
+            .join(format!("{name}.acpi"))
     });
     std::fs::create_dir_all(out.parent().expect("file has a parent"))?;
     let mut text = format!(

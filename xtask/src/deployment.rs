@@ -139,10 +139,15 @@ pub fn all_names() -> Result<Vec<String>> {
 
 /// Loads and validates `services/deployments/<name>.toml`.
 pub fn load(name: &str) -> Result<Deployment> {
-    let path = workspace_root().join(DEPLOYMENT_DIR).join(format!("{name}.toml"));
+    let path = workspace_root()
+        .join(DEPLOYMENT_DIR)
+        .join(format!("{name}.toml"));
     let text = std::fs::read_to_string(&path).with_context(|| {
         let known = all_names().unwrap_or_default().join(", ");
-        format!("no deployment named {name:?} ({}); known: {known}", path.display())
+        format!(
+            "no deployment named {name:?} ({}); known: {known}",
+            path.display()
+        )
     })?;
     parse(name, &path, &text)
 }
@@ -153,11 +158,16 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Deployment> {
         let line = e.span().map(|s| line_of(text, s.start));
         anyhow::anyhow!("{}:{}: {}", path.display(), line.unwrap_or(1), e.message())
     })?;
-    let at = |span: std::ops::Range<usize>| format!("{}:{}", path.display(), line_of(text, span.start));
+    let at =
+        |span: std::ops::Range<usize>| format!("{}:{}", path.display(), line_of(text, span.start));
 
     let mem = &manifest.machine.memory_mib;
     if !(64..=65536).contains(mem.get_ref()) {
-        bail!("{}: memory-mib = {} is outside 64..=65536", at(mem.span()), mem.get_ref());
+        bail!(
+            "{}: memory-mib = {} is outside 64..=65536",
+            at(mem.span()),
+            mem.get_ref()
+        );
     }
     for dev in &manifest.machine.devices {
         if dev.get_ref().trim().is_empty() || dev.get_ref().starts_with("intel-iommu") {
@@ -169,14 +179,23 @@ pub fn parse(name: &str, path: &Path, text: &str) -> Result<Deployment> {
         }
     }
     if let Some(iommu) = &manifest.machine.iommu {
-        check_iommu_options(iommu.options.get_ref())
-            .map_err(|e| anyhow::anyhow!("{}: [machine.iommu] options: {e}", at(iommu.options.span())))?;
+        check_iommu_options(iommu.options.get_ref()).map_err(|e| {
+            anyhow::anyhow!("{}: [machine.iommu] options: {e}", at(iommu.options.span()))
+        })?;
     }
-    Ok(Deployment { name: name.to_string(), path: path.to_path_buf(), manifest })
+    Ok(Deployment {
+        name: name.to_string(),
+        path: path.to_path_buf(),
+        manifest,
+    })
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+    text[..offset.min(text.len())]
+        .bytes()
+        .filter(|&b| b == b'\n')
+        .count()
+        + 1
 }
 
 const IOMMU_KEYS: &[&str] = &[
@@ -201,15 +220,23 @@ const IOMMU_KEYS: &[&str] = &[
 pub fn check_iommu_options(options: &[String]) -> Result<(), String> {
     let mut get = std::collections::BTreeMap::new();
     for opt in options {
-        let (k, v) = opt.split_once('=').ok_or_else(|| format!("{opt:?} is not key=value"))?;
+        let (k, v) = opt
+            .split_once('=')
+            .ok_or_else(|| format!("{opt:?} is not key=value"))?;
         if !IOMMU_KEYS.contains(&k) {
-            return Err(format!("unknown intel-iommu property {k:?} (known: {})", IOMMU_KEYS.join(", ")));
+            return Err(format!(
+                "unknown intel-iommu property {k:?} (known: {})",
+                IOMMU_KEYS.join(", ")
+            ));
         }
         if get.insert(k, v).is_some() {
             return Err(format!("{k:?} given twice"));
         }
     }
-    let on = |k: &str| get.get(k).is_some_and(|v| matches!(*v, "on" | "true" | "yes"));
+    let on = |k: &str| {
+        get.get(k)
+            .is_some_and(|v| matches!(*v, "on" | "true" | "yes"))
+    };
     let aw = get.get("aw-bits").copied().unwrap_or("48");
     if !matches!(aw, "39" | "48") {
         return Err(format!("aw-bits={aw}: QEMU supports 39 or 48"));
@@ -221,7 +248,9 @@ pub fn check_iommu_options(options: &[String]) -> Result<(), String> {
         return Err("x-pasid-mode needs x-scalable-mode=on".into());
     }
     if on("x-pasid-mode") && on("device-iotlb") {
-        return Err("x-pasid-mode with device-iotlb is refused by QEMU (no PASID device IOTLB)".into());
+        return Err(
+            "x-pasid-mode with device-iotlb is refused by QEMU (no PASID device IOTLB)".into(),
+        );
     }
     if on("x-scalable-mode") && get.get("dma-drain").is_some_and(|v| *v == "off") {
         return Err("scalable mode needs dma-drain".into());
@@ -255,32 +284,43 @@ mod tests {
     #[test]
     fn memory_out_of_range_names_its_line() {
         let e = parse_str("description = \"x\"\n[machine]\n\nmemory-mib = 8\n").unwrap_err();
-        assert!(format!("{e:#}").starts_with("t.toml:4: memory-mib = 8"), "{e:#}");
+        assert!(
+            format!("{e:#}").starts_with("t.toml:4: memory-mib = 8"),
+            "{e:#}"
+        );
     }
 
     #[test]
     fn iommu_option_rules() {
-        let s = |v: &[&str]| check_iommu_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let s =
+            |v: &[&str]| check_iommu_options(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(s(&["x-scalable-mode=on", "x-pasid-mode=on"]).is_ok());
-        assert!(s(&["x-pasid-mode=on"]).unwrap_err().contains("needs x-scalable-mode"));
+        assert!(
+            s(&["x-pasid-mode=on"])
+                .unwrap_err()
+                .contains("needs x-scalable-mode")
+        );
         assert!(s(&["x-flts=on", "x-scalable-mode=on", "aw-bits=39"]).is_err());
         assert!(s(&["aw-bits=57"]).is_err());
         assert!(s(&["bogus=1"]).unwrap_err().contains("unknown"));
         assert!(s(&["pt"]).unwrap_err().contains("key=value"));
         assert!(s(&["pt=on", "pt=off"]).unwrap_err().contains("twice"));
-        let e = parse_str("description = \"x\"\n[machine.iommu]\noptions = [\"x-flts=on\"]\n").unwrap_err();
+        let e = parse_str("description = \"x\"\n[machine.iommu]\noptions = [\"x-flts=on\"]\n")
+            .unwrap_err();
         assert!(format!("{e:#}").starts_with("t.toml:3:"), "{e:#}");
     }
 
     #[test]
     fn iommu_as_a_device_is_refused() {
-        let e = parse_str("description = \"x\"\n[machine]\ndevices = [\"edu\", \"intel-iommu\"]\n").unwrap_err();
+        let e = parse_str("description = \"x\"\n[machine]\ndevices = [\"edu\", \"intel-iommu\"]\n")
+            .unwrap_err();
         assert!(format!("{e:#}").contains("t.toml:3:"), "{e:#}");
     }
 
     #[test]
     fn expected_exit_names() {
-        let d = parse_str("description = \"x\"\n[machine]\n[expect]\nexit = \"no-iommu\"\n").unwrap();
+        let d =
+            parse_str("description = \"x\"\n[machine]\n[expect]\nexit = \"no-iommu\"\n").unwrap();
         assert_eq!(d.manifest.expect.exit.code(), ExitCode::NoIommu);
     }
 }

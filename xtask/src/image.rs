@@ -15,6 +15,7 @@ pub const TARGET: &str = "x86_64-unknown-none";
 /// Builds the image for `deployment` and returns its path.
 pub fn build(_deployment: &Deployment, release: bool) -> Result<PathBuf> {
     let root = workspace_root();
+    ensure_target(&root)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root).args([
@@ -36,9 +37,45 @@ pub fn build(_deployment: &Deployment, release: bool) -> Result<PathBuf> {
         bail!("building the kernel image failed ({status})");
     }
     let profile = if release { "release" } else { "debug" };
-    let path = root.join("target").join(TARGET).join(profile).join("faultline");
+    let path = root
+        .join("target")
+        .join(TARGET)
+        .join(profile)
+        .join("faultline");
     if !path.exists() {
-        bail!("cargo reported success but {} does not exist", path.display());
+        bail!(
+            "cargo reported success but {} does not exist",
+            path.display()
+        );
     }
     Ok(path)
+}
+
+/// Makes sure the bare-metal target's standard library is installed.
+/// `rust-toolchain.toml` lists it, but rustup only honours that list when it
+/// installs the toolchain itself, not for a toolchain already present.
+fn ensure_target(root: &std::path::Path) -> Result<()> {
+    let Ok(out) = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output()
+    else {
+        // No rustup: the toolchain came from elsewhere; let cargo report it.
+        return Ok(());
+    };
+    if String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .any(|l| l.trim() == TARGET)
+    {
+        return Ok(());
+    }
+    eprintln!("xtask: installing the {TARGET} target: rustup target add {TARGET}");
+    let status = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", TARGET])
+        .status()?;
+    if !status.success() {
+        bail!("`rustup target add {TARGET}` failed ({status})");
+    }
+    Ok(())
 }

@@ -89,13 +89,23 @@ fn main() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Build { deployment, release } => {
+        Command::Build {
+            deployment,
+            release,
+        } => {
             let dep = deployment::load(&deployment)?;
             let image = image::build(&dep, release)?;
             println!("{}", image.display());
             Ok(())
         }
-        Command::Run { deployment, release, accel, timeout, gdb, qemu_args } => {
+        Command::Run {
+            deployment,
+            release,
+            accel,
+            timeout,
+            gdb,
+            qemu_args,
+        } => {
             let dep = deployment::load(&deployment)?;
             let image = image::build(&dep, release)?;
             let qemu = qemu::Qemu::locate_or_install()?;
@@ -112,7 +122,11 @@ fn run(cli: Cli) -> Result<()> {
             println!("xtask: {}", outcome.summary());
             std::process::exit(if outcome.is_success() { 0 } else { 1 });
         }
-        Command::Test { filter, no_host, no_qemu } => {
+        Command::Test {
+            filter,
+            no_host,
+            no_qemu,
+        } => {
             let ok = test::run_all(filter.as_deref(), !no_host, !no_qemu)?;
             std::process::exit(if ok { 0 } else { 1 });
         }

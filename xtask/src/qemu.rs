@@ -198,7 +198,11 @@ impl Qemu {
         let echo = opts.echo;
         let out_reader = std::thread::spawn(move || collect(stdout, echo, false));
         let err_reader = std::thread::spawn(move || collect(stderr, true, true));
-        let timeout = if opts.gdb { Duration::MAX } else { Duration::from_secs(opts.timeout) };
+        let timeout = if opts.gdb {
+            Duration::MAX
+        } else {
+            Duration::from_secs(opts.timeout)
+        };
         let (status, timed_out) = match child.wait_timeout(timeout)? {
             Some(status) => (status.code(), false),
             None => {
@@ -218,9 +222,17 @@ impl Qemu {
         // code exits before the console exists), but the marker must not
         // appear without a code.
         if code.is_none() && console.contains(SHUTDOWN_MARKER) && !timed_out {
-            console.push_str("\n[xtask: shutdown marker seen but QEMU's status carries no exit code]\n");
+            console.push_str(
+                "\n[xtask: shutdown marker seen but QEMU's status carries no exit code]\n",
+            );
         }
-        Ok(Outcome { code, status, timed_out, console, elapsed: start.elapsed() })
+        Ok(Outcome {
+            code,
+            status,
+            timed_out,
+            console,
+            elapsed: start.elapsed(),
+        })
     }
 }
 
@@ -246,14 +258,22 @@ fn collect(stream: impl std::io::Read, echo: bool, to_stderr: bool) -> String {
 
 fn shell_words(args: &[String]) -> String {
     args.iter()
-        .map(|a| if a.is_empty() || a.contains(' ') { format!("'{a}'") } else { a.clone() })
+        .map(|a| {
+            if a.is_empty() || a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ")
 }
 
 fn find_in_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file())
+        std::env::split_paths(&paths)
+            .map(|p| p.join(name))
+            .find(|p| p.is_file())
     })
 }
 
@@ -313,7 +333,8 @@ fn install() -> Result<()> {
 
 fn enable_backports() -> Result<()> {
     let path = Path::new("/etc/apt/sources.list.d/debian.sources");
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     if text.contains("bookworm-backports") {
         return Ok(());
     }

@@ -22,7 +22,11 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
             .args(["test", "--workspace", "--quiet"])
             .status()
             .context("running cargo test")?;
-        results.push(("host: cargo test --workspace".into(), status.success(), status.to_string()));
+        results.push((
+            "host: cargo test --workspace".into(),
+            status.success(),
+            status.to_string(),
+        ));
     }
     if scenarios {
         results.extend(run_scenarios(filter)?);
@@ -65,7 +69,10 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, bool, String)>> {
             let outcome = qemu.run(&dep, &image, &opts)?;
             let verdict = judge(&dep, &outcome);
             if let Err(why) = &verdict {
-                eprintln!("---- console of {label} ----\n{}\n---- end ----", outcome.console);
+                eprintln!(
+                    "---- console of {label} ----\n{}\n---- end ----",
+                    outcome.console
+                );
                 eprintln!("xtask: {label}: {why}");
             }
             let detail = match &verdict {
@@ -83,7 +90,11 @@ pub fn judge(dep: &Deployment, outcome: &Outcome) -> Result<(), String> {
     let expect = &dep.manifest.expect;
     let want = expect.exit.code();
     if outcome.timed_out || outcome.code != Some(want) {
-        return Err(format!("expected exit {:?}, got: {}", want.name(), outcome.summary()));
+        return Err(format!(
+            "expected exit {:?}, got: {}",
+            want.name(),
+            outcome.summary()
+        ));
     }
     let mut from = 0;
     for needle in &expect.output {

@@ -117,7 +117,7 @@ fn multi_hop_paths_are_handed_back_or_resolved_through_bridges() {
         }
     );
     assert_eq!(bdf.to_string(), "05:03.1");
-    assert_eq!(bdf.source_id(), 0x0519);
+    assert_eq!(bdf.rid(), 0x0519);
     assert_eq!(scopes[0].resolve(|_| None), None);
     // An empty path names nothing.
     assert_eq!(

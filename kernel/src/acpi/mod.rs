@@ -39,6 +39,8 @@ mod testutil;
 
 use heapless::Vec;
 
+/// Device scopes name PCI functions with the PCI code's own [`Bdf`].
+pub use crate::pci::Bdf;
 pub use dmar::{
     Atsr, AtsrFlags, Dmar, DmarFlags, Drhd, DrhdFlags, MAX_ATSRS, MAX_DRHDS, MAX_RHSAS, MAX_RMRRS,
     Rhsa, Rmrr,
@@ -51,8 +53,7 @@ pub use madt::{
 pub use mcfg::{EcamRegion, MAX_ECAM_REGIONS, Mcfg};
 pub use rsdp::{RootTable, Rsdp};
 pub use scope::{
-    Bdf, DeviceScope, MAX_DEVICE_SCOPES, MAX_SCOPE_PATH, PathEntry, ScopeKind, ScopeRange,
-    ScopeTarget,
+    DeviceScope, MAX_DEVICE_SCOPES, MAX_SCOPE_PATH, PathEntry, ScopeKind, ScopeRange, ScopeTarget,
 };
 pub use sdt::{OemId, SdtHeader, Signature, checksum};
 

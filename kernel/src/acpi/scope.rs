@@ -14,13 +14,12 @@
 //! a [`ScopeRange`] into it, so the memory a DMAR takes is bounded by the total
 //! number of scopes rather than by structures x scopes-per-structure.
 
-use core::fmt;
-
 use heapless::Vec;
 
 use super::error::{AcpiError, Structure};
 use super::reader::Reader;
 use super::sdt::Signature;
+use crate::pci::Bdf;
 
 /// Most scopes of one DMAR, over all its structures.
 pub const MAX_DEVICE_SCOPES: usize = 128;
@@ -29,33 +28,6 @@ pub const MAX_SCOPE_PATH: usize = 8;
 
 const SIG: Signature = Signature::DMAR;
 const SCOPE_HEADER: usize = 6;
-
-/// A PCI bus/device/function within a segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Bdf {
-    pub bus: u8,
-    /// 0..32.
-    pub device: u8,
-    /// 0..8.
-    pub function: u8,
-}
-
-impl Bdf {
-    /// The 16-bit requester/source id VT-d uses for this device.
-    pub fn source_id(&self) -> u16 {
-        u16::from(self.bus) << 8 | u16::from(self.device & 0x1f) << 3 | u16::from(self.function & 7)
-    }
-}
-
-impl fmt::Display for Bdf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:02x}:{:02x}.{:x}",
-            self.bus, self.device, self.function
-        )
-    }
-}
 
 /// What a device scope names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 //! register is MSR `0x800 + offset / 16`.
 
 use super::interrupts::{SPURIOUS_VECTOR, TIMER_VECTOR};
-use core::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use x86::msr::{IA32_APIC_BASE, rdmsr, wrmsr};
 
 const REG_ID: u32 = 0x20;

@@ -9,6 +9,7 @@ use faultline_ipc::harness::{DEBUG_EXIT_PORT, ExitCode};
 
 /// Stops the machine with `code`. Never returns.
 pub fn exit(code: ExitCode) -> ! {
+    super::serial::drain();
     // SAFETY: writing the debug-exit port has no effect other than ending
     // the emulator; on machines without the device the write is ignored.
     unsafe { x86::io::outl(DEBUG_EXIT_PORT, code as u32) };

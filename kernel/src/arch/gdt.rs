@@ -61,18 +61,19 @@ static GDT: InterruptSpinMutex<Gdt> = InterruptSpinMutex::new(Gdt {
     tss: Descriptor64::NULL,
 });
 
-static TSS: InterruptSpinMutex<TaskStateSegment> =
-    InterruptSpinMutex::new(TaskStateSegment::new());
+static TSS: InterruptSpinMutex<TaskStateSegment> = InterruptSpinMutex::new(TaskStateSegment::new());
 
 /// Builds and loads the GDT and TSS, and reloads every segment register.
 pub fn init() {
     let tss_base = {
         let mut tss = TSS.lock();
-        // SAFETY: the IST stacks are only ever used by the CPU as stacks;
-        // taking their addresses creates no Rust references to them.
-        let stacks = unsafe { &raw mut IST_STACKS };
+        // Only the address is taken: the IST stacks are used by the CPU
+        // alone, and no Rust reference to them ever exists.
+        let stacks = &raw mut IST_STACKS;
         for slot in [IST_DOUBLE_FAULT, IST_NMI, IST_MACHINE_CHECK] {
-            let stack = stacks.cast::<IstStack>().wrapping_add(usize::from(slot) - 1);
+            let stack = stacks
+                .cast::<IstStack>()
+                .wrapping_add(usize::from(slot) - 1);
             let top = stack as u64 + IST_STACK_SIZE as u64;
             tss.set_ist(usize::from(slot) - 1, top);
         }
@@ -136,8 +137,7 @@ pub fn set_kernel_stack(top: u64) {
 
 /// The address ranges of the IST stacks, for the exception reporter.
 pub fn ist_stack_ranges() -> [(u64, u64); 3] {
-    // SAFETY: only the address of the static is taken.
-    let base = unsafe { &raw const IST_STACKS } as u64;
+    let base = &raw const IST_STACKS as u64;
     core::array::from_fn(|i| {
         let lo = base + (i * IST_STACK_SIZE) as u64;
         (lo, lo + IST_STACK_SIZE as u64)

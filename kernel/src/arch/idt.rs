@@ -116,8 +116,7 @@ static IDT: InterruptSpinMutex<Idt> = InterruptSpinMutex::new(Idt([Descriptor64:
 /// stay disabled inside the kernel); double fault, NMI and machine check run
 /// on their own IST stacks.
 pub fn init() {
-    // SAFETY: only the address of the stub table is taken.
-    let stubs = unsafe { &raw const isr_stub_table } as u64;
+    let stubs = &raw const isr_stub_table as u64;
     let mut idt = IDT.lock();
     for (vector, entry) in idt.0.iter_mut().enumerate() {
         let ist = match vector {
@@ -128,7 +127,11 @@ pub fn init() {
         };
         // Breakpoint may later be raised from ring 3 on purpose; nothing
         // else may be invoked with `int` from user mode.
-        let dpl = if vector == 3 { Ring::Ring3 } else { Ring::Ring0 };
+        let dpl = if vector == 3 {
+            Ring::Ring3
+        } else {
+            Ring::Ring0
+        };
         *entry = <DescriptorBuilder as GateDescriptorBuilder<u64>>::interrupt_descriptor(
             gdt::KERNEL_CS,
             stubs + 16 * vector as u64,

@@ -94,19 +94,29 @@ fn kernel_exception(frame: &TrapFrame) -> ! {
     // SAFETY: reading CR2 and CR3 has no side effects.
     let (cr2, cr3) = unsafe { (x86::controlregs::cr2() as u64, x86::controlregs::cr3()) };
     crate::console::report(|out| {
-        use core::fmt::Write;
-        let _ = writeln!(out, "EXCEPTION {mnemonic} {name} (vector {vector}) in the kernel");
+        let _ = writeln!(
+            out,
+            "EXCEPTION {mnemonic} {name} (vector {vector}) in the kernel"
+        );
         let _ = write!(out, "  error code {:#x}", frame.error_code);
         if vector == 14 {
             let e = frame.error_code;
             let _ = write!(
                 out,
                 " [{} {} {}{}{}]",
-                if e & 1 != 0 { "protection" } else { "not-present" },
+                if e & 1 != 0 {
+                    "protection"
+                } else {
+                    "not-present"
+                },
                 if e & 2 != 0 { "write" } else { "read" },
                 if e & 4 != 0 { "user" } else { "supervisor" },
                 if e & 8 != 0 { " reserved-bit" } else { "" },
-                if e & 16 != 0 { " instruction-fetch" } else { "" },
+                if e & 16 != 0 {
+                    " instruction-fetch"
+                } else {
+                    ""
+                },
             );
         }
         let _ = writeln!(out);

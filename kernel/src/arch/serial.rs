@@ -14,8 +14,10 @@ const LINE_CTRL: u16 = COM1 + 3;
 const MODEM_CTRL: u16 = COM1 + 4;
 const LINE_STATUS: u16 = COM1 + 5;
 const LSR_THR_EMPTY: u8 = 1 << 5;
-/// Polls of the line status register before a byte is dropped.
-const TX_SPIN_LIMIT: u32 = 100_000;
+const LSR_TX_IDLE: u8 = 1 << 6;
+/// Polls of the line status register before a byte is dropped. An absent
+/// UART reads 0xff (always ready), so this bounds only a stuck one.
+const TX_SPIN_LIMIT: u32 = 1_000_000;
 
 /// The COM1 port. Only one exists; the logger owns it behind a lock.
 pub struct Serial {
@@ -41,15 +43,25 @@ impl Serial {
 
     /// Sends one byte, giving up after a bounded wait.
     pub fn write_byte(&mut self, byte: u8) {
-        for _ in 0..TX_SPIN_LIMIT {
-            // SAFETY: reading the line status register has no side effects.
-            if unsafe { inb(LINE_STATUS) } & LSR_THR_EMPTY != 0 {
-                break;
-            }
-            core::hint::spin_loop();
-        }
+        wait_for(LSR_THR_EMPTY);
         // SAFETY: writing the data register transmits one byte.
         unsafe { outb(DATA, byte) }
+    }
+}
+
+/// Waits (bounded) until everything written has left the UART, so that
+/// ending the machine right after does not cut the console short.
+pub fn drain() {
+    wait_for(LSR_TX_IDLE);
+}
+
+fn wait_for(status_bit: u8) {
+    for _ in 0..TX_SPIN_LIMIT {
+        // SAFETY: reading the line status register has no side effects.
+        if unsafe { inb(LINE_STATUS) } & status_bit != 0 {
+            return;
+        }
+        core::hint::spin_loop();
     }
 }
 

@@ -89,7 +89,7 @@ impl PhysRange {
         }
         let end = match self.end.checked_add(PAGE - 1) {
             Some(end) => end & !(PAGE - 1),
-            None => u64::MAX & !(PAGE - 1),
+            None => !(PAGE - 1),
         };
         Self::new(self.start & !(PAGE - 1), end)
     }
@@ -205,7 +205,11 @@ impl PhysMap {
             last.len = end - last.base;
             return Ok(());
         }
-        let region = MemoryRegion { base: start, len: end - start, kind };
+        let region = MemoryRegion {
+            base: start,
+            len: end - start,
+            kind,
+        };
         let count = self.regions.len() + 1;
         self.regions
             .push(region)
@@ -222,7 +226,10 @@ impl PhysMap {
         let mut kept: Vec<PhysRange, MAX_PHYS_REGIONS> = Vec::new();
         for &r in &self.allocatable {
             let pieces = if r.overlaps(&cut) {
-                [PhysRange::new(r.start, cut.start), PhysRange::new(cut.end, r.end)]
+                [
+                    PhysRange::new(r.start, cut.start),
+                    PhysRange::new(cut.end, r.end),
+                ]
             } else {
                 [r, PhysRange::new(0, 0)]
             };

@@ -148,11 +148,24 @@ pub fn enumerate(
     cfg: &mut impl ConfigSpace,
     bus_range: RangeInclusive<u8>,
 ) -> Result<heapless::Vec<Function, MAX_FUNCTIONS>, PciError> {
+    let mut functions = heapless::Vec::new();
+    enumerate_into(cfg, bus_range, &mut functions)?;
+    Ok(functions)
+}
+
+/// [`enumerate`] into a caller-provided list (cleared first), so a kernel
+/// can keep the ~23 KiB result in a static instead of on its stack. On
+/// [`PciError::TooManyFunctions`] the list holds every function that fit.
+pub fn enumerate_into(
+    cfg: &mut impl ConfigSpace,
+    bus_range: RangeInclusive<u8>,
+    functions: &mut heapless::Vec<Function, MAX_FUNCTIONS>,
+) -> Result<(), PciError> {
+    functions.clear();
     let (start, end) = (*bus_range.start(), *bus_range.end());
     if start > end {
         return Err(PciError::EmptyBusRange { start, end });
     }
-    let mut functions = heapless::Vec::new();
     let mut visited = BusSet([0; 4]);
     visited.insert(start);
     // (bus, next device to probe); each bus is pushed once, so 256 is enough.
@@ -165,7 +178,7 @@ pub fn enumerate(
             continue;
         }
         top.1 += 1;
-        let secondaries = probe_device(cfg, bus, device, &mut functions)?;
+        let secondaries = probe_device(cfg, bus, device, functions)?;
         // Reversed, so the first bridge's bus is scanned first.
         for &secondary in secondaries.iter().rev() {
             if !bus_range.contains(&secondary) {
@@ -179,7 +192,7 @@ pub fn enumerate(
             }
         }
     }
-    Ok(functions)
+    Ok(())
 }
 
 /// Probes every function of one device, appends them to `functions`, and

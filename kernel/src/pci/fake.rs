@@ -173,7 +173,7 @@ impl FakeConfigSpace {
 
 fn check_offset(offset: u16) -> usize {
     assert!(
-        offset % 4 == 0 && offset < 4096,
+        offset.is_multiple_of(4) && offset < 4096,
         "bad config offset {offset:#x}"
     );
     usize::from(offset / 4)

@@ -2,7 +2,7 @@
 //!
 //! The kernel finds its devices here (never from hard-coded BDFs or BARs):
 //! it implements [`ConfigSpace`] over the ECAM window ACPI's MCFG names and
-//! calls [`enumerate`] for the window's bus range. The result, one
+//! calls [`enumerate()`] for the window's bus range. The result, one
 //! [`Function`] per function with its identity, class, sized BARs and
 //! decoded capabilities, feeds the boot report and the PCI-device grants of
 //! a deployment. Everything here is pure logic over config-space dwords,
@@ -29,7 +29,9 @@ pub use capability::{
 };
 pub use class::{ClassCode, class_name};
 pub use config::{Bdf, Command, ConfigSpace, Status};
-pub use enumerate::{BridgeBuses, Function, HeaderType, MAX_FUNCTIONS, PciError, enumerate};
+pub use enumerate::{
+    BridgeBuses, Function, HeaderType, MAX_FUNCTIONS, PciError, enumerate, enumerate_into,
+};
 pub use extended::{Ats, Pasid, Pri};
 
 #[cfg(test)]

@@ -1,0 +1,384 @@
+//! Discovering the machine: ACPI, time, interrupts, PCI and the VT-d units.
+//!
+//! Nothing about the machine is assumed: the LAPIC comes from the MADT (or
+//! x2APIC), the ECAM windows from the MCFG, the VT-d register bases from the
+//! DMAR, and the devices from a PCI scan through ECAM. The result is a
+//! [`Machine`], which the boot report prints.
+
+use crate::acpi::{self, AcpiTables, PhysMemory};
+use crate::arch::{apic, cpu, interrupts, tsc};
+use crate::cmdline::Options;
+use crate::memory::{self, MemorySummary};
+use crate::pci::{self, Bdf, ConfigSpace};
+use core::fmt;
+use faultline_boot::BootInfo;
+use faultline_ipc::harness::ExitCode;
+use faultline_vtd::{Capability, ExtendedCapability, Version, regs};
+use hermit_sync::{InterruptSpinMutex, OnceCell};
+
+/// Most VT-d units the kernel keeps track of.
+pub const MAX_VTD_UNITS: usize = 8;
+/// The LAPIC timer's period.
+pub const TIMER_HZ: u32 = 1000;
+/// Timer ticks counted to check the timer against the TSC.
+const TIMER_CHECK_TICKS: u64 = 10;
+
+static ACPI: OnceCell<AcpiTables> = OnceCell::new();
+/// The PCI functions found at boot. Kept in a static: the list is ~23 KiB.
+static PCI_FUNCTIONS: InterruptSpinMutex<PciList> = InterruptSpinMutex::new(heapless::Vec::new());
+
+/// Every PCI function the boot scan found.
+pub type PciList = heapless::Vec<pci::Function, { pci::MAX_FUNCTIONS }>;
+
+/// One VT-d remapping hardware unit, with the registers that describe it.
+#[derive(Clone, Copy, Debug)]
+pub struct VtdUnit {
+    pub index: usize,
+    pub drhd: acpi::Drhd,
+    pub version: Version,
+    pub cap: Capability,
+    pub ecap: ExtendedCapability,
+}
+
+/// The timers, as calibrated.
+#[derive(Clone, Copy, Debug)]
+pub struct Timing {
+    pub tsc_hz: u64,
+    pub lapic_mode: apic::Mode,
+    pub lapic_id: u32,
+    pub lapic_version: u32,
+    /// LAPIC timer counts (divide-by-16) per millisecond.
+    pub timer_counts_per_ms: u32,
+    /// TSC cycles that [`TIMER_CHECK_TICKS`] timer ticks took.
+    pub check_cycles: u64,
+    pub check_ticks: u64,
+}
+
+/// Everything discovery found.
+pub struct Machine {
+    pub features: cpu::Features,
+    pub acpi: &'static AcpiTables,
+    pub timing: Timing,
+    pub memory: MemorySummary,
+    /// The scan's outcome; the functions are in [`with_pci`].
+    pub pci: Result<usize, pci::PciError>,
+    pub vtd: heapless::Vec<VtdUnit, MAX_VTD_UNITS>,
+    /// VT-d units past [`MAX_VTD_UNITS`] or whose registers could not be mapped.
+    pub vtd_errors: heapless::Vec<(u64, memory_error::MapErrorText), MAX_VTD_UNITS>,
+}
+
+mod memory_error {
+    /// A map error, kept as text for the report.
+    pub type MapErrorText = heapless::String<96>;
+}
+
+impl Machine {
+    /// Whether the machine has an IOMMU Faultline can drive; if not, why.
+    pub fn iommu_verdict(&self) -> Result<(), NoIommu> {
+        if !self.vtd.is_empty() {
+            return Ok(());
+        }
+        let rejected = self
+            .acpi
+            .rejected
+            .iter()
+            .find(|(s, _)| *s == acpi::Signature::DMAR);
+        Err(match (&self.acpi.dmar, rejected) {
+            (_, Some((_, e))) => NoIommu::DmarRejected(*e),
+            (None, None) => NoIommu::NoDmar,
+            (Some(_), None) => NoIommu::NoUsableUnit,
+        })
+    }
+}
+
+/// Why the machine has no usable IOMMU.
+#[derive(Clone, Copy, Debug)]
+pub enum NoIommu {
+    NoDmar,
+    DmarRejected(acpi::AcpiError),
+    NoUsableUnit,
+}
+
+impl fmt::Display for NoIommu {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoDmar => write!(f, "no IOMMU: the firmware has no DMAR table"),
+            Self::DmarRejected(e) => write!(f, "no IOMMU: the DMAR table was rejected: {e}"),
+            Self::NoUsableUnit => write!(f, "no IOMMU: the DMAR lists no usable DRHD unit"),
+        }
+    }
+}
+
+/// Why discovery could not finish.
+#[derive(Debug)]
+pub enum PlatformError {
+    NoRsdp,
+    Acpi(acpi::AcpiError),
+    Tsc,
+    LapicMap(crate::mm::MapError),
+}
+
+impl PlatformError {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::BootFailure
+    }
+}
+
+impl fmt::Display for PlatformError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoRsdp => write!(f, "the boot loader passed no ACPI RSDP address"),
+            Self::Acpi(e) => write!(f, "ACPI: {e}"),
+            Self::Tsc => write!(f, "TSC calibration: the PIT never counted down"),
+            Self::LapicMap(e) => write!(f, "mapping the xAPIC registers: {e}"),
+        }
+    }
+}
+
+/// ACPI tables reached through read-only firmware mappings.
+struct Firmware;
+
+impl PhysMemory for Firmware {
+    fn read(&self, paddr: u64, len: usize) -> Result<&[u8], acpi::AcpiError> {
+        let virt = memory::map_firmware(paddr, len as u64)
+            .map_err(|_| acpi::AcpiError::unreadable(paddr, len))?;
+        // SAFETY: `map_firmware` mapped every page of [paddr, paddr + len)
+        // readable at `virt`, permanently; firmware tables are never written
+        // by Faultline, so a shared slice of them stays valid.
+        Ok(unsafe { core::slice::from_raw_parts(virt as *const u8, len) })
+    }
+}
+
+/// Finds out what the machine is.
+pub fn discover(info: &BootInfo, options: &Options) -> Result<Machine, PlatformError> {
+    let features = cpu::features();
+    let rsdp = info.rsdp_paddr.ok_or(PlatformError::NoRsdp)?;
+    log::debug!("acpi: RSDP at {rsdp:#x}");
+    let tables = acpi::parse(&Firmware, rsdp).map_err(PlatformError::Acpi)?;
+    log::debug!("acpi: {} tables", tables.tables.len());
+    let tables = ACPI.get_or_init(|| tables);
+    for (sig, e) in &tables.rejected {
+        log::error!("ACPI: rejected {sig}: {e}");
+    }
+    if options.acpi_dump {
+        dump_acpi(rsdp, tables);
+    }
+
+    let timing = calibrate_time(&features, tables)?;
+    let pci = scan_pci(tables, &mut PCI_FUNCTIONS.lock());
+    let mut vtd = heapless::Vec::new();
+    let mut vtd_errors = heapless::Vec::new();
+    if let Some(dmar) = &tables.dmar {
+        for (index, drhd) in dmar.drhds.iter().enumerate() {
+            match read_vtd_unit(index, drhd) {
+                Ok(unit) => {
+                    if vtd.push(unit).is_err() {
+                        let _ = vtd_errors.push((
+                            drhd.register_base,
+                            "too many units".try_into().unwrap_or_default(),
+                        ));
+                    }
+                }
+                Err(e) => {
+                    let mut text = heapless::String::new();
+                    let _ = fmt::write(&mut text, format_args!("{e}"));
+                    let _ = vtd_errors.push((drhd.register_base, text));
+                }
+            }
+        }
+    }
+    Ok(Machine {
+        features,
+        acpi: tables,
+        timing,
+        memory: memory::summary(),
+        pci,
+        vtd,
+        vtd_errors,
+    })
+}
+
+fn calibrate_time(features: &cpu::Features, tables: &AcpiTables) -> Result<Timing, PlatformError> {
+    let tsc_hz = tsc::calibrate().map_err(|_| PlatformError::Tsc)?;
+    log::debug!("time: TSC {tsc_hz} Hz");
+    let xapic_phys = tables
+        .madt
+        .as_ref()
+        .map(|m| m.local_apic_address)
+        .unwrap_or_else(apic::xapic_phys_base);
+    let xapic_virt = if features.x2apic {
+        0
+    } else {
+        memory::map_mmio(xapic_phys, 4096).map_err(PlatformError::LapicMap)?
+    };
+    let lapic_mode = apic::init(features.x2apic, xapic_virt);
+    log::debug!("time: LAPIC {lapic_mode:?}");
+    let window_ns = 10_000_000u32;
+    let counts = apic::measure_timer(|| {
+        use embedded_hal::delay::DelayNs;
+        tsc::TscDelay.delay_ns(window_ns);
+    });
+    let per_ms = (counts / 10).max(1);
+    log::debug!("time: LAPIC timer {counts} counts in 10 ms");
+    apic::start_periodic(per_ms * 1000 / TIMER_HZ);
+
+    // Let the timer tick with interrupts on, halting in between: the idle
+    // loop's shape. The kernel otherwise runs with interrupts disabled.
+    let first = interrupts::ticks();
+    let start = tsc::read();
+    let deadline = start + tsc_hz; // one second is far beyond 10 ticks
+    // SAFETY: the IDT handles every vector and the LAPIC timer is the only
+    // interrupt source enabled; interrupts are disabled again below.
+    unsafe { x86::irq::enable() };
+    while interrupts::ticks() - first < TIMER_CHECK_TICKS && tsc::read() < deadline {
+        // SAFETY: halting with interrupts enabled waits for the next tick.
+        unsafe { x86::halt() };
+    }
+    // SAFETY: back to the kernel's interrupts-off discipline.
+    unsafe { x86::irq::disable() };
+    Ok(Timing {
+        tsc_hz,
+        lapic_mode,
+        lapic_id: apic::id(),
+        lapic_version: apic::version(),
+        timer_counts_per_ms: per_ms,
+        check_cycles: tsc::read() - start,
+        check_ticks: interrupts::ticks() - first,
+    })
+}
+
+/// PCI configuration space through one ECAM window.
+struct Ecam {
+    virt: u64,
+    start_bus: u8,
+    end_bus: u8,
+}
+
+impl Ecam {
+    fn address(&self, bdf: Bdf, offset: u16) -> Option<u64> {
+        if bdf.bus < self.start_bus || bdf.bus > self.end_bus || offset >= 4096 || offset % 4 != 0 {
+            return None;
+        }
+        let bus = u64::from(bdf.bus - self.start_bus);
+        Some(
+            self.virt
+                + (bus << 20)
+                + (u64::from(bdf.device) << 15)
+                + (u64::from(bdf.function) << 12)
+                + u64::from(offset),
+        )
+    }
+}
+
+impl ConfigSpace for Ecam {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        match self.address(bdf, offset) {
+            // SAFETY: the whole ECAM window was mapped uncached at `virt`,
+            // and `address` keeps the access inside it, dword-aligned.
+            Some(a) => unsafe { core::ptr::read_volatile(a as *const u32) },
+            None => u32::MAX,
+        }
+    }
+
+    fn write32(&mut self, bdf: Bdf, offset: u16, value: u32) {
+        if let Some(a) = self.address(bdf, offset) {
+            // SAFETY: as for `read32`; config writes go only where the PCI
+            // code decides (BAR sizing, which restores what it changes).
+            unsafe { core::ptr::write_volatile(a as *mut u32, value) }
+        }
+    }
+}
+
+/// Runs `f` over the PCI functions found at boot.
+pub fn with_pci<R>(f: impl FnOnce(&PciList) -> R) -> R {
+    f(&PCI_FUNCTIONS.lock())
+}
+
+fn scan_pci(tables: &AcpiTables, out: &mut PciList) -> Result<usize, pci::PciError> {
+    let Some(region) = tables
+        .mcfg
+        .as_ref()
+        .and_then(|m| m.regions.iter().find(|r| r.segment == 0))
+    else {
+        log::warn!("pci: no MCFG ECAM window for segment 0; not scanning");
+        return Ok(0);
+    };
+    let buses = u64::from(region.end_bus - region.start_bus) + 1;
+    let first = region.base + (u64::from(region.start_bus) << 20);
+    let virt = match memory::map_mmio_window(first, buses << 20) {
+        Ok(v) => v,
+        Err(e) => {
+            log::error!("pci: cannot map ECAM at {first:#x}: {e}");
+            return Ok(0);
+        }
+    };
+    let mut ecam = Ecam {
+        virt,
+        start_bus: region.start_bus,
+        end_bus: region.end_bus,
+    };
+    pci::enumerate_into(&mut ecam, region.start_bus..=region.end_bus, out).map(|()| out.len())
+}
+
+fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, crate::mm::MapError> {
+    // DMAR revision 2+ gives the register set's size as 2^size pages.
+    let pages = 1u64 << drhd.size.min(4);
+    let virt = memory::map_mmio(drhd.register_base, pages * 4096)?;
+    let read32 = |r: regs::Register| {
+        debug_assert_eq!(r.width, regs::Width::W32);
+        // SAFETY: the unit's register page is mapped uncached at `virt`; VER
+        // is a read-only 32-bit register read at its architectural width.
+        unsafe { core::ptr::read_volatile((virt + r.offset as u64) as *const u32) }
+    };
+    let read64 = |r: regs::Register| {
+        debug_assert_eq!(r.width, regs::Width::W64);
+        // SAFETY: as above; CAP and ECAP are read-only 64-bit registers.
+        unsafe { core::ptr::read_volatile((virt + r.offset as u64) as *const u64) }
+    };
+    Ok(VtdUnit {
+        index,
+        drhd: *drhd,
+        version: Version::from_register(read32(regs::VER)),
+        cap: Capability(read64(regs::CAP)),
+        ecap: ExtendedCapability(read64(regs::ECAP)),
+    })
+}
+
+/// Prints the RSDP, the root table and every table as hex, one line each,
+/// for `cargo xtask capture-acpi`.
+fn dump_acpi(rsdp: u64, tables: &AcpiTables) {
+    let rsdp_len = if tables.rsdp_revision >= 2 { 36 } else { 20 };
+    dump_one("RSD PTR ", rsdp, rsdp_len);
+    dump_one(
+        &signature_text(tables.root.signature),
+        tables.root.paddr,
+        tables.root.length as usize,
+    );
+    for t in &tables.tables {
+        dump_one(&signature_text(t.signature), t.paddr, t.length as usize);
+    }
+}
+
+fn signature_text(sig: acpi::Signature) -> heapless::String<16> {
+    let mut s = heapless::String::new();
+    let _ = fmt::write(&mut s, format_args!("{sig}"));
+    s
+}
+
+fn dump_one(sig: &str, paddr: u64, len: usize) {
+    let Ok(bytes) = Firmware.read(paddr, len) else {
+        log::warn!("acpi.dump: cannot read {sig} at {paddr:#x}");
+        return;
+    };
+    crate::console::report(|out| {
+        let _ = write!(out, "ACPI-DUMP ");
+        for c in sig.chars() {
+            let _ = out.write_char(if c == ' ' { '_' } else { c });
+        }
+        let _ = write!(out, " {paddr:#x} ");
+        for b in bytes {
+            let _ = write!(out, "{b:02x}");
+        }
+        let _ = writeln!(out);
+    });
+}
