@@ -165,17 +165,18 @@ pub fn init(info: &BootInfo, features: &Features) -> Result<u64, MemoryError> {
             ) {
                 continue;
             }
+            // The image itself is reached only through its own mappings, so
+            // its text never gets a writable alias here (W^X).
             let start = region.base.max(mm::LOW_MEMORY_END);
-            let pages = PhysRange::new(start, region.end().max(start)).pages_inside();
-            if !pages.is_empty() {
-                space.map(
-                    mem,
-                    &mut tables,
-                    phys_to_virt(pages.start),
-                    pages.start,
-                    pages.len(),
-                    ram,
-                )?;
+            let whole = PhysRange::new(start, region.end().max(start));
+            let below = PhysRange::new(whole.start, whole.end.min(image.start));
+            let above = PhysRange::new(whole.start.max(image.end), whole.end);
+            for part in [below, above] {
+                let pages = part.pages_inside();
+                if !pages.is_empty() {
+                    let virt = phys_to_virt(pages.start);
+                    space.map(mem, &mut tables, virt, pages.start, pages.len(), ram)?;
+                }
             }
         }
         // The main kernel stack, with its guard page left unmapped.

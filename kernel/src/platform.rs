@@ -256,7 +256,11 @@ struct Ecam {
 
 impl Ecam {
     fn address(&self, bdf: Bdf, offset: u16) -> Option<u64> {
-        if bdf.bus < self.start_bus || bdf.bus > self.end_bus || offset >= 4096 || offset % 4 != 0 {
+        if bdf.bus < self.start_bus
+            || bdf.bus > self.end_bus
+            || offset >= 4096
+            || !offset.is_multiple_of(4)
+        {
             return None;
         }
         let bus = u64::from(bdf.bus - self.start_bus);

@@ -1,11 +1,11 @@
 //! `cargo xtask`: builds, runs and tests Faultline.
 //!
-//! - `build`  builds the bootable image for a deployment and prints its path;
-//! - `run`    builds, then boots it under QEMU (installing QEMU if needed);
-//! - `test`   runs every host test, then every deployment's QEMU scenario
-//!            under each available accelerator, and prints a summary;
+//! - `build` builds the bootable image for a deployment and prints its path;
+//! - `run` builds, then boots it under QEMU (installing QEMU if needed);
+//! - `test` runs every host test, then every deployment's QEMU scenario
+//!   under each available accelerator, and prints a summary;
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
-//!            as test fixtures for the kernel's parser.
+//!   as test fixtures for the kernel's parser.
 //!
 //! The host never guesses what the guest did: a run's outcome is the
 //! `isa-debug-exit` code the kernel wrote (see `faultline_ipc::harness`)
@@ -108,6 +108,12 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let dep = deployment::load(&deployment)?;
             let image = image::build(&dep, release)?;
+            eprintln!(
+                "xtask: deployment {} ({}): {}",
+                dep.name,
+                dep.path.display(),
+                dep.manifest.description
+            );
             let qemu = qemu::Qemu::locate_or_install()?;
             let accel = accel.unwrap_or_else(qemu::Accel::detect);
             let opts = qemu::RunOptions {

@@ -31,6 +31,8 @@ mod sdt;
 #[cfg(test)]
 mod dmar_tests;
 #[cfg(test)]
+mod fixture_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
