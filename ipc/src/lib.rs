@@ -5,9 +5,14 @@
 //! the kernel, every service and `xtask` agree on the same definitions by
 //! construction.
 //!
+//! - [`abi`]: the system-call ABI (numbers, registers, error codes, the
+//!   IPC rules);
+//! - [`kconfig`]: the deployment as the kernel receives it (postcard);
 //! - [`harness`]: how a run reports its outcome to the host (the
 //!   `isa-debug-exit` status codes and the serial markers `xtask` reads).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub mod abi;
 pub mod harness;
+pub mod kconfig;

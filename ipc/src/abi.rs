@@ -1,0 +1,336 @@
+//! The system-call ABI: the one definition the kernel and every service
+//! share.
+//!
+//! # Calling convention
+//!
+//! A service enters the kernel with `syscall`. `rax` holds the [`Sysnum`];
+//! arguments go in `rdi`, `rsi`, `rdx`, `r10`, `r8`, `r9` (in that order;
+//! `rcx` and `r11` are taken by the instruction itself). On return `rax`
+//! holds `0` for success or an [`Error`] code, and up to four results are in
+//! `rdi`, `rsi`, `rdx`, `r10`. Every other register is preserved.
+//!
+//! # Rules the kernel enforces on every call
+//!
+//! - Handles are indexes into the caller's capability table; a handle that
+//!   is out of range or empty is [`Error::BadHandle`], one of the wrong kind
+//!   [`Error::WrongKind`], one without the needed right [`Error::NoRight`].
+//! - Pointers must name memory mapped in the caller's own address space with
+//!   user access (and write access where the kernel writes): otherwise
+//!   [`Error::BadPointer`]. The kernel never faults on a service's pointer.
+//! - Lengths are bounded ([`MAX_MESSAGE`], [`MAX_LOG`]): otherwise
+//!   [`Error::BadLength`].
+//! - Refused calls return an error and are logged (rate-limited); they never
+//!   stop the caller. Only CPU faults (page fault, #GP, #UD, ...) stop a
+//!   service, and then only that service.
+//!
+//! # IPC
+//!
+//! A *channel* joins exactly one client and one server, as the deployment
+//! says. The client holds a [`CapKind::Client`] handle, the server a
+//! [`CapKind::Server`] handle whose badge tells it which client is talking.
+//!
+//! - [`Sysnum::Call`] sends a request and blocks until the server replies.
+//! - [`Sysnum::Send`] sends a one-way message and blocks until the server
+//!   has received it.
+//! - [`Sysnum::Recv`] blocks until a message arrives on any of the caller's
+//!   server channels or a notification bit in the mask is pending; it
+//!   returns a [`RecvKind`], the length (or the bits), the badge and, for a
+//!   call, a single-use reply token.
+//! - [`Sysnum::Reply`] answers a call. It never blocks: a server may keep a
+//!   token and reply later (a *deferred reply*), which is how a server
+//!   publishes events to clients that pull them without ever waiting on a
+//!   client. Replying with an unknown, used or stale token, or to a client
+//!   that has died, is an error to the server, never a hang.
+//!
+//! A peer's death is visible: calls to a dead server fail with
+//! [`Error::PeerDead`] (queued callers are woken with it), and the first call
+//! after the server was restarted fails with [`Error::PeerRestarted`] so the
+//! client knows the server's state is new.
+
+/// Largest message (request or reply) in bytes.
+pub const MAX_MESSAGE: usize = 256;
+/// Largest log line in bytes.
+pub const MAX_LOG: usize = 256;
+/// Longest capability name, in bytes.
+pub const MAX_CAP_NAME: usize = 24;
+/// Notification bit the kernel posts to the supervisor when a service faults.
+pub const NOTIFY_TASK_FAULT: u32 = 1 << 31;
+/// Notification bit the kernel posts when the caller's timer expires.
+pub const NOTIFY_TIMER: u32 = 1 << 30;
+/// Bits a deployment may assign to notifications and IRQs.
+pub const NOTIFY_USER_BITS: u32 = (1 << 30) - 1;
+
+/// System call numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Sysnum {
+    /// `(ptr, len)`: print a line on the console, prefixed by the caller's name.
+    Log = 0,
+    /// `(code)`: stop the caller. Never returns.
+    Exit = 1,
+    /// Give up the rest of the time slice.
+    Yield = 2,
+    /// Returns `(tsc, tsc_hz, ns_since_boot)`.
+    Time = 3,
+    /// `(deadline_ns)`: post [`NOTIFY_TIMER`] to the caller once
+    /// `ns_since_boot >= deadline_ns`; 0 cancels.
+    SetTimer = 4,
+    /// `(handle, ptr, len)`: one-way message on a client channel.
+    Send = 5,
+    /// `(buf, cap, notify_mask)`: returns `(kind, len_or_bits, badge, token)`.
+    Recv = 6,
+    /// `(handle, req, req_len, reply_buf, reply_cap)`: returns `(reply_len)`.
+    Call = 7,
+    /// `(token, ptr, len)`: answer a call.
+    Reply = 8,
+    /// `(handle)`: post a notification capability's bits to its target.
+    Notify = 9,
+    /// `(mask)`: block until a masked notification bit is pending; returns
+    /// `(bits)` and clears them.
+    Wait = 10,
+    /// `(handle)`: re-enable an interrupt after handling it.
+    IrqAck = 11,
+    /// `(handle)`: map a granted MMIO region; returns `(vaddr, len)`.
+    MmioMap = 12,
+    /// `(handle, bytes)`: allocate zeroed, contiguous DMA memory from a DMA
+    /// budget; returns `(vaddr, paddr)`.
+    DmaAlloc = 13,
+    /// `(handle, offset, width)`: read a granted PCI function's config space.
+    PciConfigRead = 14,
+    /// `(handle, offset, width, value)`: write it (BARs and bus numbers are
+    /// refused: the kernel's grants depend on them).
+    PciConfigWrite = 15,
+    /// `(name_ptr, name_len)`: returns `(handle, kind)` of the caller's
+    /// capability with that name.
+    CapLookup = 16,
+    /// `(handle, task, buf, cap)`: supervisor only; writes a postcard
+    /// [`crate::kconfig::TaskStatus`] into `buf`, returns `(len)`.
+    TaskStatus = 17,
+    /// `(handle, task)`: supervisor only; restart a stopped service.
+    TaskRestart = 18,
+    /// `(handle, irq)`: returns the MSI `(address, data)` to program a device
+    /// with for an IRQ capability.
+    IrqInfo = 19,
+}
+
+impl Sysnum {
+    /// Every call, in number order.
+    pub const ALL: [Sysnum; 20] = [
+        Self::Log,
+        Self::Exit,
+        Self::Yield,
+        Self::Time,
+        Self::SetTimer,
+        Self::Send,
+        Self::Recv,
+        Self::Call,
+        Self::Reply,
+        Self::Notify,
+        Self::Wait,
+        Self::IrqAck,
+        Self::MmioMap,
+        Self::DmaAlloc,
+        Self::PciConfigRead,
+        Self::PciConfigWrite,
+        Self::CapLookup,
+        Self::TaskStatus,
+        Self::TaskRestart,
+        Self::IrqInfo,
+    ];
+
+    /// Decodes a number from `rax`.
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| *s as u64 == raw)
+    }
+}
+
+/// Why a system call was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum Error {
+    /// No such system call number.
+    BadSyscall = 1,
+    /// The handle names no capability.
+    BadHandle = 2,
+    /// The capability is not of the kind the call needs.
+    WrongKind = 3,
+    /// The capability lacks the right the call needs.
+    NoRight = 4,
+    /// A pointer is not mapped, not user-accessible, or not writable.
+    BadPointer = 5,
+    /// A length is out of bounds.
+    BadLength = 6,
+    /// Some other argument is invalid (alignment, width, range).
+    BadArgument = 7,
+    /// The peer is not running (faulted, held or exited).
+    PeerDead = 8,
+    /// The server restarted since this client last talked to it; the call
+    /// was not delivered. `rdi` holds the server's new generation.
+    PeerRestarted = 9,
+    /// The reply token is unknown, used, or from before a restart.
+    StaleToken = 10,
+    /// A budget (memory, DMA) is exhausted.
+    OutOfMemory = 11,
+    /// The operation is not permitted on this object.
+    NotPermitted = 12,
+    /// No capability or task has that name or index.
+    NotFound = 13,
+    /// The receiver's buffer is smaller than the message; the message was
+    /// delivered truncated and `rdi` holds its full length.
+    Truncated = 14,
+}
+
+impl Error {
+    /// Every code.
+    pub const ALL: [Error; 14] = [
+        Self::BadSyscall,
+        Self::BadHandle,
+        Self::WrongKind,
+        Self::NoRight,
+        Self::BadPointer,
+        Self::BadLength,
+        Self::BadArgument,
+        Self::PeerDead,
+        Self::PeerRestarted,
+        Self::StaleToken,
+        Self::OutOfMemory,
+        Self::NotPermitted,
+        Self::NotFound,
+        Self::Truncated,
+    ];
+
+    /// Decodes a status from `rax`: `Ok(())` for 0.
+    pub fn check(raw: u64) -> Result<(), ErrorOrUnknown> {
+        match raw {
+            0 => Ok(()),
+            r => Err(Self::ALL
+                .into_iter()
+                .find(|e| *e as u64 == r)
+                .map_or(ErrorOrUnknown::Unknown(r), ErrorOrUnknown::Known)),
+        }
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::BadSyscall => "bad syscall number",
+            Self::BadHandle => "bad handle",
+            Self::WrongKind => "wrong capability kind",
+            Self::NoRight => "missing right",
+            Self::BadPointer => "bad pointer",
+            Self::BadLength => "bad length",
+            Self::BadArgument => "bad argument",
+            Self::PeerDead => "peer dead",
+            Self::PeerRestarted => "peer restarted",
+            Self::StaleToken => "stale reply token",
+            Self::OutOfMemory => "out of memory",
+            Self::NotPermitted => "not permitted",
+            Self::NotFound => "not found",
+            Self::Truncated => "truncated",
+        }
+    }
+}
+
+impl core::fmt::Display for Error {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A status word that is not 0: a known [`Error`] or a number this build
+/// does not know (a newer kernel).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorOrUnknown {
+    Known(Error),
+    Unknown(u64),
+}
+
+/// What [`Sysnum::Recv`] returned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum RecvKind {
+    /// A call: answer it with the token.
+    Call = 0,
+    /// A one-way message.
+    Send = 1,
+    /// Notification bits (in the length slot).
+    Notification = 2,
+}
+
+impl RecvKind {
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        [Self::Call, Self::Send, Self::Notification]
+            .into_iter()
+            .find(|k| *k as u64 == raw)
+    }
+}
+
+/// The kind of a capability, as [`Sysnum::CapLookup`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u64)]
+pub enum CapKind {
+    Client = 1,
+    Server = 2,
+    Notification = 3,
+    Irq = 4,
+    Mmio = 5,
+    Dma = 6,
+    Pci = 7,
+    Supervisor = 8,
+}
+
+impl CapKind {
+    pub const ALL: [CapKind; 8] = [
+        Self::Client,
+        Self::Server,
+        Self::Notification,
+        Self::Irq,
+        Self::Mmio,
+        Self::Dma,
+        Self::Pci,
+        Self::Supervisor,
+    ];
+
+    pub fn from_raw(raw: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| *k as u64 == raw)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_are_dense_and_round_trip() {
+        for (i, s) in Sysnum::ALL.iter().enumerate() {
+            assert_eq!(*s as u64, i as u64);
+            assert_eq!(Sysnum::from_raw(i as u64), Some(*s));
+        }
+        assert_eq!(Sysnum::from_raw(Sysnum::ALL.len() as u64), None);
+        assert_eq!(Sysnum::from_raw(u64::MAX), None);
+    }
+
+    #[test]
+    fn errors_round_trip_and_zero_is_success() {
+        assert_eq!(Error::check(0), Ok(()));
+        for e in Error::ALL {
+            assert_eq!(Error::check(e as u64), Err(ErrorOrUnknown::Known(e)));
+        }
+        assert_eq!(Error::check(999), Err(ErrorOrUnknown::Unknown(999)));
+    }
+
+    #[test]
+    fn kinds_round_trip() {
+        for k in CapKind::ALL {
+            assert_eq!(CapKind::from_raw(k as u64), Some(k));
+        }
+        assert_eq!(CapKind::from_raw(0), None);
+        for k in [RecvKind::Call, RecvKind::Send, RecvKind::Notification] {
+            assert_eq!(RecvKind::from_raw(k as u64), Some(k));
+        }
+    }
+
+    #[test]
+    fn reserved_notification_bits_are_outside_user_bits() {
+        assert_eq!(NOTIFY_USER_BITS & (NOTIFY_TASK_FAULT | NOTIFY_TIMER), 0);
+    }
+}

@@ -1,0 +1,348 @@
+//! The deployment as the kernel receives it.
+//!
+//! `xtask` validates a deployment manifest, builds each service, and encodes
+//! a [`KernelConfig`] with postcard; the kernel embeds the bytes and the
+//! service ELFs, decodes the config strictly at boot (with
+//! [`KernelConfig::decode`]), and creates exactly the capabilities listed,
+//! nothing else. Indexes (service, channel, image) refer to positions in the
+//! lists here; names are kept for logs and for [`crate::abi::Sysnum::CapLookup`].
+//!
+//! The same types describe what the supervisor reads back about a service
+//! ([`TaskStatus`]).
+
+use crate::abi::MAX_CAP_NAME;
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+
+/// Bumped whenever these types change shape; a kernel refuses a config of
+/// another version.
+pub const CONFIG_VERSION: u32 = 1;
+/// Most services in one deployment.
+pub const MAX_SERVICES: usize = 16;
+/// Most channels in one deployment.
+pub const MAX_CHANNELS: usize = 32;
+/// Most capabilities one service holds.
+pub const MAX_CAPS: usize = 24;
+/// Longest service name.
+pub const MAX_NAME: usize = 24;
+
+/// A short, bounded name.
+pub type Name = String<MAX_NAME>;
+/// A capability's name.
+pub type CapName = String<MAX_CAP_NAME>;
+
+/// Everything the kernel needs to start a deployment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelConfig {
+    /// Must equal [`CONFIG_VERSION`].
+    pub version: u32,
+    /// The deployment's name.
+    pub deployment: Name,
+    /// Services, started in this order; the supervisor (if any) first.
+    pub services: Vec<ServiceConfig, MAX_SERVICES>,
+    /// Channels between services.
+    pub channels: Vec<ChannelConfig, MAX_CHANNELS>,
+}
+
+/// One service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceConfig {
+    pub name: Name,
+    /// Index of the service's ELF among the embedded images.
+    pub image: u8,
+    /// 0 is the most important; the scheduler always runs the most
+    /// important runnable service.
+    pub priority: u8,
+    /// Pages of memory the service may occupy: its ELF segments, its stack
+    /// and its page tables.
+    pub memory_pages: u32,
+    /// Pages of stack (a guard page below is extra and never mapped).
+    pub stack_pages: u32,
+    /// What the supervisor does when the service faults.
+    pub restart: RestartPolicy,
+    /// Capabilities, in handle order: the service's handle `i` is `caps[i]`.
+    pub caps: Vec<CapConfig, MAX_CAPS>,
+}
+
+/// What happens to a service that faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    /// Leave it stopped.
+    Hold,
+    /// Restart it after `backoff_ms`, doubling the back-off on each restart
+    /// that follows within `reset_ms` of the last, up to `max_restarts`
+    /// restarts (then hold).
+    Restart { backoff_ms: u32, max_restarts: u32 },
+}
+
+/// One capability, named so the service can look it up.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CapConfig {
+    pub name: CapName,
+    pub kind: CapSpec,
+}
+
+/// What a capability grants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CapSpec {
+    /// The client end of channel `channel`.
+    Client { channel: u8 },
+    /// The server end of channel `channel`; `badge` is reported with every
+    /// message the client sends.
+    Server { channel: u8, badge: u64 },
+    /// Post `bits` to service `target`.
+    Notification { target: u8, bits: u32 },
+    /// An MSI interrupt delivered as `bits` to the holder.
+    Irq { bits: u32 },
+    /// Physical MMIO `[base, base + len)`, page-aligned.
+    Mmio { base: u64, len: u64 },
+    /// The register set of VT-d unit `unit`, resolved from the DMAR at boot.
+    VtdMmio { unit: u8 },
+    /// Allocate up to `bytes` of DMA memory.
+    Dma { bytes: u64 },
+    /// The `index`-th PCI function (in scan order) with this vendor:device,
+    /// resolved at boot.
+    Pci { vendor: u16, device: u16, index: u8 },
+    /// Control over the other services (status, restart).
+    Supervisor,
+}
+
+/// One channel: exactly one client and one server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelConfig {
+    pub name: Name,
+    pub client: u8,
+    pub server: u8,
+}
+
+/// Why a config was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// postcard could not decode it (truncated, bad variant, overlong).
+    Decode,
+    /// Bytes left over after the config.
+    TrailingBytes { extra: usize },
+    /// Written for another version of these types.
+    Version { found: u32 },
+    /// An index points past its list.
+    BadIndex { service: u8, what: &'static str },
+}
+
+impl core::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Decode => write!(f, "the deployment config does not decode"),
+            Self::TrailingBytes { extra } => {
+                write!(f, "{extra} bytes follow the deployment config")
+            }
+            Self::Version { found } => {
+                write!(
+                    f,
+                    "deployment config version {found}, kernel expects {CONFIG_VERSION}"
+                )
+            }
+            Self::BadIndex { service, what } => {
+                write!(f, "service {service}: {what} index out of range")
+            }
+        }
+    }
+}
+
+impl KernelConfig {
+    /// Encodes the config into `buf`, returning the bytes used.
+    pub fn encode<'a>(&self, buf: &'a mut [u8]) -> Result<&'a mut [u8], postcard::Error> {
+        postcard::to_slice(self, buf)
+    }
+
+    /// Decodes and checks a config: exact length, version, every index in
+    /// range, every channel end held by the service the channel names.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let (config, rest): (Self, _) =
+            postcard::take_from_bytes(bytes).map_err(|_| ConfigError::Decode)?;
+        if !rest.is_empty() {
+            return Err(ConfigError::TrailingBytes { extra: rest.len() });
+        }
+        if config.version != CONFIG_VERSION {
+            return Err(ConfigError::Version {
+                found: config.version,
+            });
+        }
+        let services = config.services.len();
+        for (i, s) in config.services.iter().enumerate() {
+            let service = i as u8;
+            for cap in &s.caps {
+                let ok = match cap.kind {
+                    CapSpec::Client { channel } => config
+                        .channels
+                        .get(usize::from(channel))
+                        .is_some_and(|c| c.client == service),
+                    CapSpec::Server { channel, .. } => config
+                        .channels
+                        .get(usize::from(channel))
+                        .is_some_and(|c| c.server == service),
+                    CapSpec::Notification { target, .. } => usize::from(target) < services,
+                    _ => true,
+                };
+                if !ok {
+                    return Err(ConfigError::BadIndex {
+                        service,
+                        what: "capability",
+                    });
+                }
+            }
+        }
+        for c in &config.channels {
+            if usize::from(c.client) >= services || usize::from(c.server) >= services {
+                return Err(ConfigError::BadIndex {
+                    service: c.client,
+                    what: "channel",
+                });
+            }
+        }
+        Ok(config)
+    }
+}
+
+/// A service's state, as the supervisor sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskState {
+    Running,
+    /// Stopped by a fault; waiting for the supervisor.
+    Faulted,
+    /// Stopped by its own exit.
+    Exited {
+        code: u32,
+    },
+    /// Held: stopped, and not to be restarted.
+    Held,
+}
+
+/// The fault that stopped a service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskFault {
+    /// CPU exception vector.
+    pub vector: u8,
+    pub error_code: u64,
+    /// Faulting address (CR2) for page faults.
+    pub address: u64,
+    pub rip: u64,
+}
+
+/// What [`crate::abi::Sysnum::TaskStatus`] reports.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskStatus {
+    pub name: Name,
+    pub state: TaskState,
+    /// Starts at 1; each restart adds 1.
+    pub generation: u32,
+    pub restarts: u32,
+    pub fault: Option<TaskFault>,
+    pub policy: RestartPolicy,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> KernelConfig {
+        let mut services = Vec::new();
+        let mut caps = Vec::new();
+        caps.push(CapConfig {
+            name: "pong".try_into().unwrap(),
+            kind: CapSpec::Client { channel: 0 },
+        })
+        .unwrap();
+        services
+            .push(ServiceConfig {
+                name: "ping".try_into().unwrap(),
+                image: 0,
+                priority: 2,
+                memory_pages: 64,
+                stack_pages: 4,
+                restart: RestartPolicy::Restart {
+                    backoff_ms: 10,
+                    max_restarts: 3,
+                },
+                caps,
+            })
+            .unwrap();
+        let mut caps = Vec::new();
+        caps.push(CapConfig {
+            name: "ping".try_into().unwrap(),
+            kind: CapSpec::Server {
+                channel: 0,
+                badge: 7,
+            },
+        })
+        .unwrap();
+        services
+            .push(ServiceConfig {
+                name: "pong".try_into().unwrap(),
+                image: 1,
+                priority: 1,
+                memory_pages: 64,
+                stack_pages: 4,
+                restart: RestartPolicy::Hold,
+                caps,
+            })
+            .unwrap();
+        let mut channels = Vec::new();
+        channels
+            .push(ChannelConfig {
+                name: "ping".try_into().unwrap(),
+                client: 0,
+                server: 1,
+            })
+            .unwrap();
+        KernelConfig {
+            version: CONFIG_VERSION,
+            deployment: "t".try_into().unwrap(),
+            services,
+            channels,
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let c = sample();
+        let mut buf = [0u8; 1024];
+        let bytes = c.encode(&mut buf).unwrap().to_vec();
+        assert_eq!(KernelConfig::decode(&bytes), Ok(c));
+    }
+
+    #[test]
+    fn refuses_trailing_truncated_and_other_versions() {
+        let mut c = sample();
+        let mut buf = [0u8; 1024];
+        let mut bytes = c.encode(&mut buf).unwrap().to_vec();
+        bytes.push(0);
+        assert_eq!(
+            KernelConfig::decode(&bytes),
+            Err(ConfigError::TrailingBytes { extra: 1 })
+        );
+        bytes.pop();
+        bytes.pop();
+        assert_eq!(KernelConfig::decode(&bytes), Err(ConfigError::Decode));
+        c.version = 99;
+        let bytes = c.encode(&mut buf).unwrap().to_vec();
+        assert_eq!(
+            KernelConfig::decode(&bytes),
+            Err(ConfigError::Version { found: 99 })
+        );
+    }
+
+    #[test]
+    fn refuses_a_channel_end_held_by_the_wrong_service() {
+        let mut c = sample();
+        c.services[0].caps[0].kind = CapSpec::Server {
+            channel: 0,
+            badge: 1,
+        };
+        let mut buf = [0u8; 1024];
+        let bytes = c.encode(&mut buf).unwrap().to_vec();
+        assert!(matches!(
+            KernelConfig::decode(&bytes),
+            Err(ConfigError::BadIndex { .. })
+        ));
+    }
+}
