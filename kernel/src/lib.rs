@@ -14,6 +14,7 @@
 
 pub mod acpi;
 pub mod cmdline;
+pub mod kern;
 pub mod mm;
 pub mod pci;
 pub mod selftest;

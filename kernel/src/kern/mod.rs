@@ -1,0 +1,248 @@
+//! The kernel proper: services, capabilities, IPC, scheduling, faults.
+//!
+//! This is pure logic over a [`Platform`] that does everything touching the
+//! machine (copying to and from a service's memory through its page tables,
+//! mapping MMIO, allocating DMA memory, PCI config cycles, (re)loading a
+//! service's image). The bare-metal glue implements `Platform` on the real
+//! hardware; the host tests implement it over plain buffers, so every IPC
+//! rule, every refusal and every restart path is tested with `cargo test`.
+//!
+//! The kernel runs with interrupts disabled and is entered only by a syscall,
+//! an interrupt or a fault from ring 3: each entry saves the current
+//! service's registers into its [`Task`], runs one of the functions here to
+//! completion, and then resumes whichever service [`Kernel::schedule`]
+//! picks. There is one kernel stack, no kernel threads, no blocking inside
+//! the kernel.
+
+pub mod caps;
+mod ipc;
+mod lifecycle;
+mod sched;
+mod syscalls;
+pub mod task;
+
+#[cfg(test)]
+mod tests;
+
+use caps::{Cap, CapTable};
+use faultline_ipc::abi::{Error, NOTIFY_TASK_FAULT};
+use faultline_ipc::kconfig::{CapSpec, KernelConfig, MAX_CHANNELS, MAX_SERVICES};
+use task::{Regs, Task};
+
+pub use lifecycle::StopReport;
+pub use syscalls::After;
+
+/// What the kernel needs from the machine.
+pub trait Platform {
+    /// Copies `buf.len()` bytes from service `task`'s memory at `ptr`; the
+    /// range must be mapped user-readable.
+    fn read_user(&mut self, task: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Error>;
+    /// Copies `data` into service `task`'s memory at `ptr`; the range must
+    /// be mapped user-writable.
+    fn write_user(&mut self, task: usize, ptr: u64, data: &[u8]) -> Result<(), Error>;
+    /// Whether `[ptr, ptr + len)` is mapped user-writable in `task`.
+    fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error>;
+    /// Nanoseconds since boot.
+    fn now_ns(&self) -> u64;
+    /// The TSC and its frequency.
+    fn tsc(&self) -> (u64, u64);
+    /// Prints a line from service `name`.
+    fn log(&mut self, name: &str, line: &[u8]);
+    /// Maps physical MMIO into `task` (uncached, user, no-execute).
+    fn map_mmio(&mut self, task: usize, base: u64, len: u64) -> Result<u64, Error>;
+    /// Allocates zeroed contiguous DMA memory for `task`: `(vaddr, paddr)`.
+    fn alloc_dma(&mut self, task: usize, bytes: u64) -> Result<(u64, u64), Error>;
+    /// A PCI config read of `width` (1, 2, 4) bytes.
+    fn pci_read(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8) -> u32;
+    /// A PCI config write.
+    fn pci_write(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8, value: u32);
+    /// The MSI address and data for interrupt `irq`.
+    fn irq_msi(&self, irq: u8) -> (u64, u32);
+    /// Re-enables interrupt `irq`.
+    fn irq_unmask(&mut self, irq: u8);
+    /// (Re)creates `task`'s address space from its image and returns its
+    /// entry registers.
+    fn load(&mut self, task: usize) -> Result<Regs, Error>;
+}
+
+/// A channel: one client, one server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Channel {
+    pub client: u8,
+    pub server: u8,
+}
+
+/// Every service and channel of the running deployment.
+pub struct Kernel {
+    pub tasks: heapless::Vec<Task, MAX_SERVICES>,
+    /// Capabilities as granted at boot, to grant afresh on restart.
+    initial_caps: heapless::Vec<CapTable, MAX_SERVICES>,
+    pub channels: heapless::Vec<Channel, MAX_CHANNELS>,
+    /// The service whose registers are live (the one last resumed).
+    pub current: Option<usize>,
+    /// Monotonic stamp ordering queued senders (FIFO within a priority).
+    stamp: u64,
+    /// Round-robin position within a priority.
+    last_run: usize,
+}
+
+/// How one grant resolves on this machine: the glue looks up PCI devices
+/// and VT-d units; `None` means "not present".
+pub trait Resolver {
+    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Option<(u8, u8, u8)>;
+    fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)>;
+    /// Allocates an interrupt vector for an IRQ grant of `task`.
+    fn irq(&mut self, task: u8, bits: u32) -> Option<u8>;
+}
+
+impl Kernel {
+    /// Creates the services and capabilities `config` describes, exactly.
+    /// Services are not started; call [`Kernel::start_all`].
+    pub fn new(config: &KernelConfig, resolver: &mut impl Resolver) -> Result<Kernel, Error> {
+        let mut k = Kernel {
+            tasks: heapless::Vec::new(),
+            initial_caps: heapless::Vec::new(),
+            channels: heapless::Vec::new(),
+            current: None,
+            stamp: 0,
+            last_run: 0,
+        };
+        for c in &config.channels {
+            k.channels
+                .push(Channel {
+                    client: c.client,
+                    server: c.server,
+                })
+                .map_err(|_| Error::OutOfMemory)?;
+        }
+        for (i, s) in config.services.iter().enumerate() {
+            let mut caps = CapTable::default();
+            for grant in &s.caps {
+                caps.push(grant.name.clone(), resolve(&grant.kind, i as u8, resolver))?;
+            }
+            k.initial_caps
+                .push(caps.clone())
+                .map_err(|_| Error::OutOfMemory)?;
+            k.tasks
+                .push(Task::new(s.name.clone(), s.priority, s.restart, caps))
+                .map_err(|_| Error::OutOfMemory)?;
+        }
+        Ok(k)
+    }
+
+    /// Loads and starts every service.
+    pub fn start_all(&mut self, p: &mut impl Platform) -> Result<(), (usize, Error)> {
+        for i in 0..self.tasks.len() {
+            let regs = p.load(i).map_err(|e| (i, e))?;
+            let t = &mut self.tasks[i];
+            t.regs = regs;
+            t.state = task::State::Runnable;
+        }
+        Ok(())
+    }
+
+    /// The service holding the supervisor capability, if any.
+    pub fn supervisor(&self) -> Option<usize> {
+        self.tasks
+            .iter()
+            .position(|t| t.caps.slots().iter().any(|s| s.cap == Cap::Supervisor))
+    }
+
+    fn next_stamp(&mut self) -> u64 {
+        self.stamp += 1;
+        self.stamp
+    }
+
+    /// Posts notification `bits` to `target`, waking it if it waits for any.
+    pub fn post(&mut self, target: usize, bits: u32) {
+        let Some(t) = self.tasks.get_mut(target) else {
+            return;
+        };
+        if t.state.is_stopped() {
+            return;
+        }
+        t.notifications |= bits;
+        let mask = match t.state {
+            task::State::Blocked(task::Blocked::Wait { mask }) => mask,
+            task::State::Blocked(task::Blocked::Recv { mask, .. }) => mask,
+            _ => return,
+        };
+        let ready = t.notifications & mask;
+        if ready != 0 {
+            t.notifications &= !ready;
+            let kind = faultline_ipc::abi::RecvKind::Notification as u64;
+            match t.state {
+                task::State::Blocked(task::Blocked::Wait { .. }) => {
+                    t.regs.set_result(0, [u64::from(ready), 0, 0, 0])
+                }
+                _ => t.regs.set_result(0, [kind, u64::from(ready), 0, 0]),
+            }
+            t.state = task::State::Runnable;
+        }
+    }
+
+    /// Called on every timer tick: fires expired service timers.
+    pub fn tick(&mut self, now_ns: u64) {
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].timer.is_some_and(|d| now_ns >= d) {
+                self.tasks[i].timer = None;
+                self.post(i, faultline_ipc::abi::NOTIFY_TIMER);
+            }
+        }
+    }
+
+    /// Tells the supervisor a service stopped.
+    fn notify_supervisor(&mut self) {
+        if let Some(s) = self.supervisor() {
+            self.post(s, NOTIFY_TASK_FAULT);
+        }
+    }
+}
+
+fn resolve(spec: &CapSpec, task: u8, r: &mut impl Resolver) -> Cap {
+    use faultline_ipc::abi::CapKind;
+    match *spec {
+        CapSpec::Client { channel } => Cap::Client {
+            channel,
+            peer_generation: 1,
+        },
+        CapSpec::Server { channel, badge } => Cap::Server { channel, badge },
+        CapSpec::Notification { target, bits } => Cap::Notification { target, bits },
+        CapSpec::Irq { bits } => match r.irq(task, bits) {
+            Some(irq) => Cap::Irq { irq, bits },
+            None => Cap::Unresolved { kind: CapKind::Irq },
+        },
+        CapSpec::Mmio { base, len } => Cap::Mmio {
+            base,
+            len,
+            mapped_at: None,
+        },
+        CapSpec::VtdMmio { unit } => match r.vtd_unit(unit) {
+            Some((base, len)) => Cap::Mmio {
+                base,
+                len,
+                mapped_at: None,
+            },
+            None => Cap::Unresolved {
+                kind: CapKind::Mmio,
+            },
+        },
+        CapSpec::Dma { bytes } => Cap::Dma {
+            budget: bytes,
+            used: 0,
+        },
+        CapSpec::Pci {
+            vendor,
+            device,
+            index,
+        } => match r.pci(vendor, device, index) {
+            Some((bus, device, function)) => Cap::Pci {
+                bus,
+                device,
+                function,
+            },
+            None => Cap::Unresolved { kind: CapKind::Pci },
+        },
+        CapSpec::Supervisor => Cap::Supervisor,
+    }
+}

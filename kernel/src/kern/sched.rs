@@ -1,0 +1,55 @@
+//! Choosing who runs: the most important runnable service, round-robin
+//! among equals. With at most [`MAX_SERVICES`] services a scan is cheaper
+//! than maintaining queues, and blocked services cost nothing: they are
+//! simply not runnable.
+//!
+//! [`MAX_SERVICES`]: faultline_ipc::kconfig::MAX_SERVICES
+
+use super::Kernel;
+use super::task::State;
+
+impl Kernel {
+    /// Picks the service to run next, or `None` if nothing is runnable
+    /// (the CPU idles). `rotate` moves past the current service among equal
+    /// priorities (a tick or a yield).
+    pub fn schedule(&mut self, rotate: bool) -> Option<usize> {
+        let n = self.tasks.len();
+        let best = self
+            .tasks
+            .iter()
+            .filter(|t| t.state == State::Runnable)
+            .map(|t| t.priority)
+            .min()?;
+        // Keep running the current service unless asked to rotate, so a
+        // service that makes a syscall and stays runnable keeps the CPU.
+        if !rotate
+            && let Some(c) = self.current
+            && self.tasks[c].state == State::Runnable
+            && self.tasks[c].priority == best
+        {
+            return Some(c);
+        }
+        let start = self.last_run + 1;
+        let pick = (0..n)
+            .map(|i| (start + i) % n)
+            .find(|&i| self.tasks[i].state == State::Runnable && self.tasks[i].priority == best)?;
+        self.last_run = pick;
+        self.current = Some(pick);
+        Some(pick)
+    }
+
+    /// Whether nothing can ever run again: no runnable service and no armed
+    /// timer. (Interrupts could still wake a service that holds an IRQ.)
+    pub fn quiescent(&self) -> bool {
+        self.tasks
+            .iter()
+            .all(|t| t.state != State::Runnable && t.timer.is_none())
+            && !self.tasks.iter().any(|t| {
+                t.caps
+                    .slots()
+                    .iter()
+                    .any(|s| matches!(s.cap, super::caps::Cap::Irq { .. }))
+                    && !t.state.is_stopped()
+            })
+    }
+}

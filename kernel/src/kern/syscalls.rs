@@ -1,0 +1,317 @@
+//! System-call dispatch: decode, check, act, and store the results in the
+//! caller's saved registers (or block it).
+//!
+//! Every refusal is an [`Error`] in the caller's `rax`; none stops the
+//! caller. Refusals are logged, rate-limited per service.
+
+use super::caps::Cap;
+use super::ipc::Outcome;
+use super::task::State;
+use super::{Kernel, Platform};
+use faultline_ipc::abi::{Error, MAX_CAP_NAME, MAX_LOG, MAX_MESSAGE, Sysnum};
+use faultline_ipc::kconfig::{TaskState, TaskStatus};
+
+/// Refusals logged per service before going quiet.
+const REFUSALS_LOGGED: u32 = 32;
+
+/// What the glue must do after a syscall.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Resume or reschedule as usual.
+    Continue,
+    /// Give other services of the same priority a turn.
+    Yield,
+    /// The caller exited.
+    Exited(super::StopReport),
+}
+
+impl Kernel {
+    /// Handles the syscall the current registers of `caller` describe.
+    pub fn syscall(&mut self, p: &mut impl Platform, caller: usize) -> After {
+        let regs = self.tasks[caller].regs;
+        let args = regs.args();
+        let Some(nr) = Sysnum::from_raw(regs.rax) else {
+            self.refuse(p, caller, regs.rax, Error::BadSyscall, 0);
+            return After::Continue;
+        };
+        let result = match nr {
+            Sysnum::Exit => return After::Exited(self.exit(caller, args[0] as u32)),
+            Sysnum::Yield => {
+                self.tasks[caller].regs.set_result(0, [0; 4]);
+                return After::Yield;
+            }
+            Sysnum::Log => self.log(p, caller, args[0], args[1]),
+            Sysnum::Time => {
+                let (tsc, hz) = p.tsc();
+                Ok(Outcome::Done([tsc, hz, p.now_ns(), 0]))
+            }
+            Sysnum::SetTimer => {
+                self.tasks[caller].timer = (args[0] != 0).then_some(args[0]);
+                Ok(Outcome::Done([0; 4]))
+            }
+            Sysnum::Call => self.call(p, caller, args),
+            Sysnum::Send => self.send(p, caller, args),
+            Sysnum::Recv => self.recv(p, caller, args),
+            Sysnum::Reply => self.reply(p, caller, args),
+            Sysnum::Notify => self.notify(caller, args[0]),
+            Sysnum::Wait => Ok(self.wait(caller, args[0])),
+            Sysnum::IrqAck => match self.tasks[caller].caps.get(args[0]) {
+                Ok(Cap::Irq { irq, .. }) => {
+                    p.irq_unmask(*irq);
+                    Ok(Outcome::Done([0; 4]))
+                }
+                Ok(_) => Err((Error::WrongKind, 0)),
+                Err(e) => Err((e, 0)),
+            },
+            Sysnum::IrqInfo => match self.tasks[caller].caps.get(args[0]) {
+                Ok(Cap::Irq { irq, .. }) => {
+                    let (addr, data) = p.irq_msi(*irq);
+                    Ok(Outcome::Done([addr, u64::from(data), 0, 0]))
+                }
+                Ok(_) => Err((Error::WrongKind, 0)),
+                Err(e) => Err((e, 0)),
+            },
+            Sysnum::MmioMap => self.mmio_map(p, caller, args[0]),
+            Sysnum::DmaAlloc => self.dma_alloc(p, caller, args[0], args[1]),
+            Sysnum::PciConfigRead | Sysnum::PciConfigWrite => self.pci_config(p, caller, nr, args),
+            Sysnum::CapLookup => self.cap_lookup(p, caller, args[0], args[1]),
+            Sysnum::TaskStatus => self.task_status(p, caller, args),
+            Sysnum::TaskRestart => match self.tasks[caller].caps.is_supervisor(args[0]) {
+                Ok(()) => {
+                    let task = usize::try_from(args[1]).unwrap_or(usize::MAX);
+                    self.restart(p, task)
+                        .map(|()| Outcome::Done([0; 4]))
+                        .map_err(|e| (e, 0))
+                }
+                Err(e) => Err((e, 0)),
+            },
+        };
+        match result {
+            Ok(Outcome::Done(values)) => self.tasks[caller].regs.set_result(0, values),
+            Ok(Outcome::Blocked) => {}
+            Err((e, value)) => self.refuse(p, caller, nr as u64, e, value),
+        }
+        After::Continue
+    }
+
+    fn refuse(&mut self, p: &mut impl Platform, caller: usize, nr: u64, e: Error, value: u64) {
+        let t = &mut self.tasks[caller];
+        t.regs.set_result(e as u64, [value, 0, 0, 0]);
+        t.state = State::Runnable;
+        // Expected outcomes of IPC are not misuse.
+        if matches!(
+            e,
+            Error::PeerDead | Error::PeerRestarted | Error::Truncated | Error::NotFound
+        ) {
+            return;
+        }
+        t.refusals += 1;
+        if t.refusals <= REFUSALS_LOGGED {
+            let mut line = heapless::String::<96>::new();
+            let _ = core::fmt::write(
+                &mut line,
+                format_args!("kernel: refused syscall {nr} from {}: {e}", t.name),
+            );
+            if t.refusals == REFUSALS_LOGGED {
+                let _ = line.push_str(" (further refusals not logged)");
+            }
+            p.log("kernel", line.as_bytes());
+        }
+    }
+
+    fn log(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        ptr: u64,
+        len: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_LOG)
+            .ok_or((Error::BadLength, 0))?;
+        let mut buf = [0u8; MAX_LOG];
+        p.read_user(caller, ptr, &mut buf[..len])
+            .map_err(|e| (e, 0))?;
+        let name = self.tasks[caller].name.clone();
+        p.log(&name, &buf[..len]);
+        Ok(Outcome::Done([0; 4]))
+    }
+
+    fn notify(&mut self, caller: usize, handle: u64) -> Result<Outcome, (Error, u64)> {
+        match self.tasks[caller].caps.get(handle) {
+            Ok(&Cap::Notification { target, bits }) => {
+                let target = usize::from(target);
+                if self.tasks[target].state.is_stopped() {
+                    return Err((Error::PeerDead, 0));
+                }
+                self.post(target, bits);
+                Ok(Outcome::Done([0; 4]))
+            }
+            Ok(_) => Err((Error::WrongKind, 0)),
+            Err(e) => Err((e, 0)),
+        }
+    }
+
+    fn mmio_map(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        handle: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        let cap = self.tasks[caller]
+            .caps
+            .get_mut(handle)
+            .map_err(|e| (e, 0))?;
+        let Cap::Mmio {
+            base,
+            len,
+            mapped_at,
+        } = cap
+        else {
+            return Err((Error::WrongKind, 0));
+        };
+        let (base, len) = (*base, *len);
+        let virt = match *mapped_at {
+            Some(v) => v,
+            None => {
+                let v = p.map_mmio(caller, base, len).map_err(|e| (e, 0))?;
+                if let Ok(Cap::Mmio { mapped_at, .. }) = self.tasks[caller].caps.get_mut(handle) {
+                    *mapped_at = Some(v);
+                }
+                v
+            }
+        };
+        Ok(Outcome::Done([virt, len, 0, 0]))
+    }
+
+    fn dma_alloc(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        handle: u64,
+        bytes: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        let cap = self.tasks[caller]
+            .caps
+            .get_mut(handle)
+            .map_err(|e| (e, 0))?;
+        let Cap::Dma { budget, used } = cap else {
+            return Err((Error::WrongKind, 0));
+        };
+        if bytes == 0 {
+            return Err((Error::BadLength, 0));
+        }
+        let pages = bytes.div_ceil(4096).saturating_mul(4096);
+        if used.saturating_add(pages) > *budget {
+            return Err((Error::OutOfMemory, 0));
+        }
+        *used += pages;
+        match p.alloc_dma(caller, pages) {
+            Ok((virt, phys)) => Ok(Outcome::Done([virt, phys, 0, 0])),
+            Err(e) => {
+                if let Ok(Cap::Dma { used, .. }) = self.tasks[caller].caps.get_mut(handle) {
+                    *used -= pages;
+                }
+                Err((e, 0))
+            }
+        }
+    }
+
+    fn pci_config(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        nr: Sysnum,
+        args: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        let bdf = match self.tasks[caller].caps.get(args[0]) {
+            Ok(&Cap::Pci {
+                bus,
+                device,
+                function,
+            }) => (bus, device, function),
+            Ok(_) => return Err((Error::WrongKind, 0)),
+            Err(e) => return Err((e, 0)),
+        };
+        let (offset, width) = (args[1], args[2]);
+        if !matches!(width, 1 | 2 | 4) || offset >= 4096 || offset % width != 0 {
+            return Err((Error::BadArgument, 0));
+        }
+        let offset = offset as u16;
+        if nr == Sysnum::PciConfigRead {
+            return Ok(Outcome::Done([
+                u64::from(p.pci_read(bdf, offset, width as u8)),
+                0,
+                0,
+                0,
+            ]));
+        }
+        // BARs (0x10..0x28) and the bridge bus numbers (0x18..0x1c) decide
+        // where the device and its grants live; the kernel keeps them.
+        if (0x10..0x28).contains(&offset) || (0x30..0x34).contains(&offset) {
+            return Err((Error::NotPermitted, 0));
+        }
+        p.pci_write(bdf, offset, width as u8, args[3] as u32);
+        Ok(Outcome::Done([0; 4]))
+    }
+
+    fn cap_lookup(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        ptr: u64,
+        len: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_CAP_NAME)
+            .ok_or((Error::BadLength, 0))?;
+        let mut name = [0u8; MAX_CAP_NAME];
+        p.read_user(caller, ptr, &mut name[..len])
+            .map_err(|e| (e, 0))?;
+        let (handle, kind) = self.tasks[caller]
+            .caps
+            .lookup(&name[..len])
+            .map_err(|e| (e, 0))?;
+        Ok(Outcome::Done([u64::from(handle), kind as u64, 0, 0]))
+    }
+
+    fn task_status(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [handle, index, buf, cap, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        self.tasks[caller]
+            .caps
+            .is_supervisor(handle)
+            .map_err(|e| (e, 0))?;
+        let t = usize::try_from(index)
+            .ok()
+            .and_then(|i| self.tasks.get(i))
+            .ok_or((Error::NotFound, 0))?;
+        let status = TaskStatus {
+            name: t.name.clone(),
+            state: match t.state {
+                State::Faulted => TaskState::Faulted,
+                State::Exited { code } => TaskState::Exited { code },
+                _ => TaskState::Running,
+            },
+            generation: t.generation,
+            restarts: t.restarts,
+            fault: t.fault,
+            policy: t.policy,
+        };
+        let mut bytes = [0u8; MAX_MESSAGE];
+        let used = postcard::to_slice(&status, &mut bytes)
+            .map_err(|_| (Error::OutOfMemory, 0))?
+            .len();
+        if (cap as usize) < used {
+            return Err((Error::BadLength, used as u64));
+        }
+        p.write_user(caller, buf, &bytes[..used])
+            .map_err(|e| (e, 0))?;
+        Ok(Outcome::Done([used as u64, 0, 0, 0]))
+    }
+}
