@@ -29,3 +29,5 @@ pub mod memory;
 pub mod platform;
 #[cfg(target_os = "none")]
 pub mod report;
+#[cfg(target_os = "none")]
+pub mod services;

@@ -22,6 +22,11 @@ use kernel::{cmdline, console, memory, platform, report};
 
 faultline_boot::entry_point!(boot);
 
+/// The deployment embedded by `cargo xtask build` (see `build.rs`).
+mod deployment {
+    include!(concat!(env!("OUT_DIR"), "/deployment.rs"));
+}
+
 static BOOT_INFO: OnceCell<BootInfo> = OnceCell::new();
 static OPTIONS: OnceCell<cmdline::Options> = OnceCell::new();
 
@@ -78,6 +83,25 @@ extern "C" fn stage2() -> ! {
         kernel::selftest::run(test);
         log::error!("selftest {test:?} did not fault");
         exit(ExitCode::Failure);
+    }
+    if !deployment::CONFIG.is_empty() {
+        let config = match faultline_ipc::kconfig::KernelConfig::decode(deployment::CONFIG) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("deployment: {e}");
+                exit(ExitCode::BootFailure);
+            }
+        };
+        if let Err(why) = machine.iommu_verdict() {
+            log::warn!("{why}; services that need the IOMMU will find their grants unresolved");
+        }
+        log::info!(
+            "deployment {}: {} services, {} channels",
+            config.deployment,
+            config.services.len(),
+            config.channels.len()
+        );
+        kernel::services::run(config, deployment::IMAGES, memory::main_stack_top());
     }
     match machine.iommu_verdict() {
         Ok(()) => {

@@ -195,6 +195,7 @@ pub fn init(info: &BootInfo, features: &Features) -> Result<u64, MemoryError> {
     // are on and every static), and the direct map at the same addresses as
     // the boot tables, which is how the frame bitmap and tables are reached.
     unsafe { hw::activate(space.root_paddr()) };
+    hw::set_kernel_root(space.root_paddr());
     let (g, smep, smap) =
         hw::enable_protections(features.global_pages, features.smep, features.smap);
     log::info!(

@@ -187,6 +187,11 @@ pub fn discover(info: &BootInfo, options: &Options) -> Result<Machine, PlatformE
             }
         }
     }
+    let _ = VTD_UNITS.set(
+        vtd.iter()
+            .map(|u: &VtdUnit| (u.drhd.register_base, (1u64 << u.drhd.size.min(4)) * 4096))
+            .collect(),
+    );
     Ok(Machine {
         features,
         acpi: tables,
@@ -321,7 +326,59 @@ fn scan_pci(tables: &AcpiTables, out: &mut PciList) -> Result<usize, pci::PciErr
         start_bus: region.start_bus,
         end_bus: region.end_bus,
     };
-    pci::enumerate_into(&mut ecam, region.start_bus..=region.end_bus, out).map(|()| out.len())
+    let result =
+        pci::enumerate_into(&mut ecam, region.start_bus..=region.end_bus, out).map(|()| out.len());
+    let _ = ECAM.set(ecam);
+    result
+}
+
+/// Segment 0's ECAM window, once mapped.
+static ECAM: OnceCell<Ecam> = OnceCell::new();
+
+/// Reads `width` (1, 2 or 4) bytes of a function's config space; all-ones
+/// if there is no ECAM or no such function.
+pub fn pci_config_read(bdf: Bdf, offset: u16, width: u8) -> u32 {
+    let Some(ecam) = ECAM.get() else {
+        return u32::MAX;
+    };
+    let dword = ecam.read32(bdf, offset & !3);
+    let shift = u32::from(offset & 3) * 8;
+    match width {
+        1 => (dword >> shift) & 0xff,
+        2 => (dword >> shift) & 0xffff,
+        _ => dword,
+    }
+}
+
+/// Writes `width` bytes of a function's config space (read-modify-write of
+/// the containing dword for narrower widths).
+pub fn pci_config_write(bdf: Bdf, offset: u16, width: u8, value: u32) {
+    let Some(ecam) = ECAM.get() else {
+        return;
+    };
+    let mut ecam = Ecam {
+        virt: ecam.virt,
+        start_bus: ecam.start_bus,
+        end_bus: ecam.end_bus,
+    };
+    let aligned = offset & !3;
+    let shift = u32::from(offset & 3) * 8;
+    let merged = match width {
+        1 | 2 => {
+            let mask = (if width == 1 { 0xff } else { 0xffff }) << shift;
+            (ecam.read32(bdf, aligned) & !mask) | ((value << shift) & mask)
+        }
+        _ => value,
+    };
+    ecam.write32(bdf, aligned, merged);
+}
+
+/// The VT-d units found at boot: `(register base, register bytes)`.
+static VTD_UNITS: OnceCell<heapless::Vec<(u64, u64), MAX_VTD_UNITS>> = OnceCell::new();
+
+/// The register window of VT-d unit `unit`, if it exists.
+pub fn vtd_unit(unit: u8) -> Option<(u64, u64)> {
+    VTD_UNITS.get()?.get(usize::from(unit)).copied()
 }
 
 fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, crate::mm::MapError> {

@@ -48,6 +48,7 @@ core::arch::global_asm!(
     .section .text.isr, "ax"
     .balign 16
     .global isr_stub_table
+    .global isr_common
 isr_stub_table:
     .set vec, 0
     .rept 256
@@ -80,6 +81,8 @@ isr_common:
     mov %rsp, %rdi
     cld
     call {dispatch}
+    .global isr_restore
+isr_restore:
     pop %rax
     pop %rbx
     pop %rcx

@@ -67,8 +67,12 @@ pub fn exception_name(vector: u8) -> (&'static str, &'static str) {
 
 /// Called by the IDT stubs with interrupts disabled.
 pub(super) extern "C" fn dispatch(frame: &mut TrapFrame) {
+    if frame.cs & 3 == 3 {
+        return crate::services::user_entry(frame);
+    }
     match frame.vector as u8 {
         v if v < 32 => kernel_exception(frame),
+        v if crate::services::is_irq_vector(v) => crate::services::irq_fired(v),
         TIMER_VECTOR => {
             TICKS.fetch_add(1, Ordering::Relaxed);
             apic::eoi();

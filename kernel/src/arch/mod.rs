@@ -13,4 +13,5 @@ pub mod interrupts;
 pub mod paging;
 pub mod pit;
 pub mod serial;
+pub mod syscall;
 pub mod tsc;

@@ -78,3 +78,16 @@ pub fn flush(virt: u64) {
     // SAFETY: INVLPG has no effect beyond dropping a cached translation.
     unsafe { x86::tlb::flush(virt as usize) }
 }
+
+/// The kernel's own PML4, recorded when its tables went live.
+static KERNEL_ROOT: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Records the kernel's PML4 (called once its tables are live).
+pub fn set_kernel_root(root: u64) {
+    KERNEL_ROOT.store(root, core::sync::atomic::Ordering::Relaxed);
+}
+
+/// The kernel's own PML4, whose upper half every service shares.
+pub fn active_root_of_kernel() -> u64 {
+    KERNEL_ROOT.load(core::sync::atomic::Ordering::Relaxed)
+}
