@@ -5,14 +5,22 @@
 //! - `test` runs every host test, then every deployment's QEMU scenario
 //!   under each available accelerator, and prints a summary;
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
-//!   as test fixtures for the kernel's parser.
+//!   as test fixtures for the kernel's parser;
+//! - `bench` boots the `bench` deployment and records its `BENCH` figures.
+//!
+//! A deployment (`services/deployments/<name>.toml`) lists the machine, the
+//! services with their budgets and capabilities, and the channels between
+//! them; `deployment` validates it, `image` builds and checks the services
+//! and embeds them with their configuration in the kernel.
 //!
 //! The host never guesses what the guest did: a run's outcome is the
 //! `isa-debug-exit` code the kernel wrote (see `faultline_ipc::harness`)
 //! plus what it printed on the serial console.
 
+mod bench;
 mod capture;
 mod deployment;
+mod elf;
 mod image;
 mod qemu;
 mod test;
@@ -69,6 +77,19 @@ enum Command {
         /// Skip the QEMU scenarios.
         #[arg(long)]
         no_qemu: bool,
+    },
+    /// Build and boot the benchmark deployment; print and save its figures.
+    Bench {
+        #[arg(long, default_value = "bench")]
+        deployment: String,
+        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        #[arg(long)]
+        accel: Option<qemu::Accel>,
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Build without optimisations.
+        #[arg(long)]
+        debug: bool,
     },
     /// Boot a deployment's machine and save its ACPI tables as fixtures.
     CaptureAcpi {
@@ -134,6 +155,20 @@ fn run(cli: Cli) -> Result<()> {
             no_qemu,
         } => {
             let ok = test::run_all(filter.as_deref(), !no_host, !no_qemu)?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
+        Command::Bench {
+            deployment,
+            accel,
+            timeout,
+            debug,
+        } => {
+            let ok = bench::run(bench::BenchOptions {
+                deployment,
+                accel,
+                timeout,
+                debug,
+            })?;
             std::process::exit(if ok { 0 } else { 1 });
         }
         Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),

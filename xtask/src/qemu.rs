@@ -122,6 +122,21 @@ impl Qemu {
             .context("QEMU was installed but qemu-system-x86_64 is still not on PATH")
     }
 
+    /// The first line of `qemu-system-x86_64 --version`.
+    pub fn version(&self) -> String {
+        Command::new(&self.path)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| "unknown".into())
+    }
+
     pub fn command_line(&self, dep: &Deployment, image: &Path, opts: &RunOptions) -> Vec<String> {
         let m = &dep.manifest.machine;
         let mut machine = String::from("q35");

@@ -3,7 +3,9 @@
 //! Each deployment under `services/deployments/` is a scenario: it is booted
 //! under KVM (when usable) and under TCG, and passes when the guest's exit
 //! code is the one its `[expect]` table names and its console shows the
-//! expected lines in order and none of the forbidden ones.
+//! expected lines in order and none of the forbidden ones. A deployment
+//! whose service crates do not exist yet is reported as SKIP (with the
+//! reason), never as PASS, and does not fail the run.
 
 use crate::deployment::{self, Deployment, workspace_root};
 use crate::image;
@@ -11,9 +13,31 @@ use crate::qemu::{self, Accel, Outcome, Qemu, RunOptions};
 use anyhow::{Context, Result};
 use std::process::Command;
 
-/// Runs everything and prints a summary; returns whether all passed.
+/// How one test ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Verdict {
+    fn from_ok(ok: bool) -> Self {
+        if ok { Self::Pass } else { Self::Fail }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Self::Pass => "PASS",
+            Self::Fail => "FAIL",
+            Self::Skip => "SKIP",
+        }
+    }
+}
+
+/// Runs everything and prints a summary; returns whether none failed.
 pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool> {
-    let mut results: Vec<(String, bool, String)> = Vec::new();
+    let mut results: Vec<(String, Verdict, String)> = Vec::new();
     if host {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         eprintln!("xtask: host tests: cargo test --workspace");
@@ -24,7 +48,7 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
             .context("running cargo test")?;
         results.push((
             "host: cargo test --workspace".into(),
-            status.success(),
+            Verdict::from_ok(status.success()),
             status.to_string(),
         ));
     }
@@ -32,15 +56,20 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
         results.extend(run_scenarios(filter)?);
     }
     println!("\n==== summary ====");
-    for (name, ok, detail) in &results {
-        println!("{} {name}  {detail}", if *ok { "PASS" } else { "FAIL" });
+    for (name, verdict, detail) in &results {
+        println!("{} {name}  {detail}", verdict.label());
     }
-    let failed = results.iter().filter(|r| !r.1).count();
-    println!("{} passed, {} failed", results.len() - failed, failed);
+    let count = |v: Verdict| results.iter().filter(|r| r.1 == v).count();
+    let failed = count(Verdict::Fail);
+    println!(
+        "{} passed, {failed} failed, {} skipped",
+        count(Verdict::Pass),
+        count(Verdict::Skip)
+    );
     Ok(failed == 0)
 }
 
-fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, bool, String)>> {
+fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>> {
     let mut accels = Vec::new();
     match qemu::kvm_usable() {
         Ok(()) => accels.push(Accel::Kvm),
@@ -53,8 +82,29 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, bool, String)>> {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let dep = deployment::load(&name)?;
-        let image = image::build(&dep, false)?;
+        let dep = match deployment::load(&name) {
+            Ok(dep) => dep,
+            Err(e) => {
+                eprintln!("xtask: scenario {name}: {e:#}");
+                results.push((format!("scenario {name}"), Verdict::Fail, format!("{e:#}")));
+                continue;
+            }
+        };
+        if let Some(first) = dep.missing_crates.first() {
+            let why = format!("service crates not written yet: {first}");
+            eprintln!("xtask: scenario {name}: SKIP ({why})");
+            results.push((format!("scenario {name}"), Verdict::Skip, why));
+            continue;
+        }
+        let image = match image::build(&dep, false) {
+            Ok(image) => image,
+            Err(e) => {
+                eprintln!("xtask: scenario {name}: build failed: {e:#}");
+                let why = format!("build failed: {e:#}");
+                results.push((format!("scenario {name}"), Verdict::Fail, why));
+                continue;
+            }
+        };
         for &accel in &accels {
             let label = format!("scenario {name} [{}]", accel.name());
             eprintln!("xtask: {label}");
@@ -79,7 +129,7 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, bool, String)>> {
                 Ok(()) => format!("({:.2}s)", outcome.elapsed.as_secs_f64()),
                 Err(why) => why.clone(),
             };
-            results.push((label, verdict.is_ok(), detail));
+            results.push((label, Verdict::from_ok(verdict.is_ok()), detail));
         }
     }
     Ok(results)

@@ -1,0 +1,280 @@
+//! `cargo xtask bench`: figures, not pass/fail.
+//!
+//! Builds the `bench` deployment (release by default), boots it under KVM
+//! when usable (TCG otherwise, and says that its figures are emulation
+//! figures), and reads every console line carrying `BENCH {json}`: one JSON
+//! object per line, e.g.
+//!
+//! ```text
+//! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":612,"p99":700,"iterations":100000}
+//! ```
+//!
+//! The figures are printed as an aligned table and written, with where they
+//! were measured (accelerator, date, QEMU version, CPU model, git commit),
+//! to `target/bench/<timestamp>.json` and `target/bench/latest.json`. The
+//! command fails only when the run itself failed (wrong exit, hang, missing
+//! expected output, no figures at all), never because of a figure's value.
+
+use crate::deployment::{self, workspace_root};
+use crate::qemu::{Accel, Qemu, RunOptions};
+use crate::{image, test};
+use anyhow::{Context, Result};
+use serde_json::{Map, Value, json};
+use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What `cargo xtask bench` was asked for.
+pub struct BenchOptions {
+    pub deployment: String,
+    pub accel: Option<Accel>,
+    pub timeout: Option<u64>,
+    /// Build without optimisations (figures then say little).
+    pub debug: bool,
+}
+
+/// Runs the benchmark deployment; returns whether the run succeeded.
+pub fn run(opts: BenchOptions) -> Result<bool> {
+    let dep = deployment::load(&opts.deployment)?;
+    let release = !opts.debug;
+    let image = image::build(&dep, release)?;
+    let qemu = Qemu::locate_or_install()?;
+    let accel = opts.accel.unwrap_or_else(Accel::detect);
+    if accel == Accel::Tcg {
+        eprintln!("xtask: bench runs under TCG: figures measure QEMU's emulation, not the CPU");
+    }
+    let run = RunOptions {
+        accel,
+        timeout: opts.timeout.unwrap_or(dep.timeout_secs()),
+        gdb: false,
+        extra_args: Vec::new(),
+        echo: false,
+        extra_kernel_args: None,
+    };
+    eprintln!("xtask: bench: booting {} ({})", dep.name, image.display());
+    let outcome = qemu.run(&dep, &image, &run)?;
+    let (rows, bad) = parse_lines(&outcome.console);
+    for line in &bad {
+        eprintln!("xtask: bench: ignoring a malformed line: {line}");
+    }
+    let verdict = test::judge(&dep, &outcome).and_then(|()| {
+        if rows.is_empty() {
+            Err("the run printed no BENCH lines".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(why) = &verdict {
+        eprintln!("---- console ----\n{}\n---- end ----", outcome.console);
+        eprintln!("xtask: bench FAILED: {why} ({})", outcome.summary());
+        return Ok(false);
+    }
+    print!("{}", table(&rows));
+    let (stamp, date) = timestamps();
+    let report = json!({
+        "meta": {
+            "deployment": dep.name,
+            "profile": if release { "release" } else { "debug" },
+            "accel": accel.name(),
+            "date": date,
+            "qemu": qemu.version(),
+            "cpu": cpu_model(),
+            "git_commit": git_commit(),
+            "elapsed_secs": outcome.elapsed.as_secs_f64(),
+        },
+        "results": rows,
+    });
+    let dir = workspace_root().join("target").join("bench");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let text = serde_json::to_string_pretty(&report)? + "\n";
+    let path = dir.join(format!("{stamp}.json"));
+    std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(dir.join("latest.json"), &text)?;
+    println!(
+        "xtask: {} figures under {} written to {}",
+        rows.len(),
+        accel.name(),
+        path.display()
+    );
+    Ok(true)
+}
+
+/// The JSON objects of `BENCH {...}` lines, and the lines that carried
+/// `BENCH {` but no JSON object.
+pub fn parse_lines(console: &str) -> (Vec<Map<String, Value>>, Vec<String>) {
+    let mut rows = Vec::new();
+    let mut bad = Vec::new();
+    for line in console.lines() {
+        let Some(at) = line.find("BENCH {") else {
+            continue;
+        };
+        match serde_json::from_str::<Value>(line[at + 6..].trim()) {
+            Ok(Value::Object(map)) => rows.push(map),
+            _ => bad.push(line.to_string()),
+        }
+    }
+    (rows, bad)
+}
+
+/// Column order: the usual keys first, then any others alphabetically.
+const FIRST: &[&str] = &["name", "payload", "unit", "median", "p99", "iterations"];
+
+/// The rows as an aligned table (numbers right-aligned).
+pub fn table(rows: &[Map<String, Value>]) -> String {
+    let mut cols: Vec<&str> = FIRST
+        .iter()
+        .copied()
+        .filter(|k| rows.iter().any(|r| r.contains_key(*k)))
+        .collect();
+    let mut rest: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| r.keys().map(String::as_str))
+        .filter(|k| !FIRST.contains(k))
+        .collect();
+    rest.sort_unstable();
+    rest.dedup();
+    cols.extend(rest);
+    let cell = |r: &Map<String, Value>, k: &str| match r.get(k) {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+    };
+    let numeric = |k: &str| {
+        rows.iter()
+            .all(|r| r.get(k).is_none_or(|v| v.is_number() || v.is_null()))
+    };
+    let widths: Vec<usize> = cols
+        .iter()
+        .map(|k| {
+            rows.iter()
+                .map(|r| cell(r, k).len())
+                .chain([k.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    let mut line = |cells: Vec<String>| {
+        let parts: Vec<String> = cells
+            .iter()
+            .zip(&cols)
+            .zip(&widths)
+            .map(|((c, k), w)| {
+                if numeric(k) {
+                    format!("{c:>w$}")
+                } else {
+                    format!("{c:<w$}")
+                }
+            })
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(cols.iter().map(|k| k.to_string()).collect());
+    line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for r in rows {
+        line(cols.iter().map(|k| cell(r, k)).collect());
+    }
+    out
+}
+
+/// (`20261124T052548Z`, `2026-11-24T05:25:48Z`) for now, in UTC.
+fn timestamps() -> (String, String) {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let (y, m, d) = civil_from_days((secs / 86_400) as i64);
+    let (hh, mm, ss) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
+    (
+        format!("{y:04}{m:02}{d:02}T{hh:02}{mm:02}{ss:02}Z"),
+        format!("{y:04}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}Z"),
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn git_commit() -> String {
+    let root = workspace_root();
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .current_dir(&root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => {
+            let dirty = git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            if dirty {
+                format!("{commit}-dirty")
+            } else {
+                commit
+            }
+        }
+        None => "unknown".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_bench_lines_anywhere_on_a_line() {
+        let console = "boot\n[bench-client] BENCH {\"name\":\"ipc\",\"median\":612,\"unit\":\"cycles\"}\r\n\
+                       BENCH {\"name\":\"map\",\"median\":3}\nBENCH {not json}\nBENCH [1]\n";
+        let (rows, bad) = parse_lines(console);
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["median"], 612);
+        assert_eq!(rows[1]["name"], "map");
+        assert_eq!(bad, ["BENCH {not json}"]);
+    }
+
+    #[test]
+    fn the_table_is_aligned_with_usual_columns_first() {
+        let (rows, _) = parse_lines(
+            "BENCH {\"zeta\":1,\"name\":\"ipc_call_reply\",\"median\":612,\"unit\":\"cycles\"}\n\
+             BENCH {\"name\":\"x\",\"median\":7}\n",
+        );
+        assert_eq!(
+            table(&rows),
+            "name            unit    median  zeta\n\
+             --------------  ------  ------  ----\n\
+             ipc_call_reply  cycles     612     1\n\
+             x                            7\n"
+        );
+    }
+
+    #[test]
+    fn dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_781), (2026, 11, 24));
+    }
+}

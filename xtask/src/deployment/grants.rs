@@ -1,0 +1,175 @@
+//! Checks of the hardware a manifest grants: MMIO ranges, PCI functions,
+//! and the notification bits that IRQs and `notify` grants deliver.
+//!
+//! The rule behind each is single ownership: an MMIO page, a PCI function,
+//! VT-d unit 0's registers and a service's notification bit each belong to
+//! one grant, so no two services (or two grants of one service) can act on
+//! the same hardware or mean two things by the same bit.
+
+use super::schema::Service;
+use super::validate::Errors;
+use std::collections::BTreeMap;
+use std::ops::Range;
+
+/// VT-d unit 0's register page on QEMU's q35 (`Q35_HOST_BRIDGE_IOMMU_ADDR`);
+/// only `vtd = true` grants it.
+pub const VTD_REGS: Range<u64> = 0xfed9_0000..0xfed9_1000;
+/// Highest notification bit a deployment may assign (30 and 31 are the
+/// kernel's: timer and task fault).
+pub const MAX_BIT: u64 = 29;
+/// Physical addresses are at most 52 bits wide.
+const PHYS_LIMIT: u64 = 1 << 52;
+
+/// Parses `"vvvv:dddd"` (hex).
+pub fn parse_pci_id(s: &str) -> Option<(u16, u16)> {
+    let (v, d) = s.split_once(':')?;
+    let hex = |x: &str| {
+        (x.len() == 4 && x.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| u16::from_str_radix(x, 16).ok())
+            .flatten()
+    };
+    Some((hex(v)?, hex(d)?))
+}
+
+type Services<'a> = [(&'a toml::Spanned<String>, &'a Service)];
+
+/// MMIO grants: page-aligned, non-empty, inside the physical address space,
+/// clear of the VT-d registers and of each other (across all services).
+pub(super) fn check_mmio(errs: &mut Errors, services: &Services) {
+    let mut seen: Vec<(Range<u64>, String, Range<usize>)> = Vec::new();
+    for (key, s) in services {
+        let sname = key.get_ref();
+        for g in &s.mmio {
+            let (base, size) = (*g.base.get_ref(), *g.size.get_ref());
+            let what = format!("service {sname}: mmio {}", g.name.get_ref());
+            if size == 0 {
+                errs.push(g.size.span(), format_args!("{what}: size is zero"));
+                continue;
+            }
+            if !base.is_multiple_of(4096) || !size.is_multiple_of(4096) {
+                errs.push(
+                    g.base.span(),
+                    format_args!(
+                        "{what}: base {base:#x} and size {size:#x} must be multiples of 4096"
+                    ),
+                );
+                continue;
+            }
+            let Some(end) = base.checked_add(size).filter(|e| *e <= PHYS_LIMIT) else {
+                errs.push(
+                    g.base.span(),
+                    format_args!("{what}: [{base:#x}, +{size:#x}) lies beyond the 52-bit physical address space"),
+                );
+                continue;
+            };
+            let range = base..end;
+            if range.start < VTD_REGS.end && VTD_REGS.start < range.end {
+                errs.push(
+                    g.base.span(),
+                    format_args!(
+                        "{what}: [{base:#x}, {end:#x}) overlaps VT-d unit 0's registers at {:#x}; only `vtd = true` grants them",
+                        VTD_REGS.start
+                    ),
+                );
+                continue;
+            }
+            if let Some((_, other, at)) = seen
+                .iter()
+                .find(|(r, _, _)| r.start < range.end && range.start < r.end)
+            {
+                errs.push(
+                    g.base.span(),
+                    format_args!(
+                        "{what}: [{base:#x}, {end:#x}) overlaps {other} (line {})",
+                        errs.line(at.clone())
+                    ),
+                );
+                continue;
+            }
+            seen.push((range, what, g.base.span()));
+        }
+    }
+}
+
+/// PCI grants: a well-formed `vendor:device`, and one owner per function.
+pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
+    let mut owners: BTreeMap<(u16, u16, u64), (String, Range<usize>)> = BTreeMap::new();
+    for (key, s) in services {
+        for g in &s.pci {
+            let what = format!("service {}: pci {}", key.get_ref(), g.name.get_ref());
+            let Some((vendor, device)) = parse_pci_id(g.device.get_ref()) else {
+                errs.push(
+                    g.device.span(),
+                    format_args!(
+                        "{what}: device {:?} is not vendor:device in hex, e.g. \"1234:11e8\"",
+                        g.device.get_ref()
+                    ),
+                );
+                continue;
+            };
+            let index = g.index.as_ref().map_or(0, |i| *i.get_ref());
+            if index > 255 {
+                let span = g
+                    .index
+                    .as_ref()
+                    .expect("only a given index exceeds 0")
+                    .span();
+                errs.push(
+                    span,
+                    format_args!("{what}: index {index} is outside 0..=255"),
+                );
+                continue;
+            }
+            if let Some((other, at)) = owners.get(&(vendor, device, index)) {
+                errs.push(
+                    g.device.span(),
+                    format_args!(
+                        "{what}: PCI device {vendor:04x}:{device:04x} index {index} is already granted to {other} (line {})",
+                        errs.line(at.clone())
+                    ),
+                );
+            } else {
+                owners.insert((vendor, device, index), (what, g.device.span()));
+            }
+        }
+    }
+}
+
+/// Notification bits: in range, and each bit a service receives comes from
+/// one source (one of its IRQs, or one notify grant aimed at it).
+pub(super) fn check_bits(errs: &mut Errors, services: &Services) {
+    let mut used: BTreeMap<(String, u64), (String, Range<usize>)> = BTreeMap::new();
+    let mut claim = |errs: &mut Errors, target: &str, bit: &toml::Spanned<u64>, what: String| {
+        let b = *bit.get_ref();
+        if b > MAX_BIT {
+            errs.push(
+                bit.span(),
+                format_args!("{what}: bit {b} is outside 0..={MAX_BIT}"),
+            );
+        } else if let Some((other, at)) = used.get(&(target.to_string(), b)) {
+            errs.push(
+                bit.span(),
+                format_args!(
+                    "{what}: bit {b} of service {target} is already taken by {other} (line {})",
+                    errs.line(at.clone())
+                ),
+            );
+        } else {
+            used.insert((target.to_string(), b), (what, bit.span()));
+        }
+    };
+    for (key, s) in services {
+        let sname = key.get_ref().as_str();
+        for g in &s.irqs {
+            let what = format!("service {sname}: irq {}", g.name.get_ref());
+            claim(errs, sname, &g.bit, what);
+        }
+    }
+    for (key, s) in services {
+        let sname = key.get_ref().as_str();
+        for g in &s.notify {
+            let what = format!("service {sname}: notify {}", g.name.get_ref());
+            claim(errs, g.service.get_ref(), &g.bit, what);
+        }
+    }
+}

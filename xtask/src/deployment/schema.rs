@@ -1,0 +1,267 @@
+//! The manifest's shape: what `services/deployments/<name>.toml` may say.
+//!
+//! These types mirror the TOML one to one and are parsed strictly (every
+//! table denies unknown keys). Values that are checked afterwards keep their
+//! [`Spanned`] position so an error can name the line; nothing here decides
+//! whether a value is acceptable beyond its type (that is `validate`).
+//!
+//! ```toml
+//! [services.pong]
+//! crate = "faultline-pong"
+//! priority = 1
+//! memory-kib = 128
+//! restart = { backoff-ms = 20, max-restarts = 3 }   # or "hold" (default)
+//!
+//! [[channels]]
+//! name = "pong"
+//! client = "ping"
+//! server = "pong"
+//! ```
+
+use faultline_ipc::harness::ExitCode;
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Manifest {
+    /// One line saying what the deployment is for.
+    pub description: String,
+    pub machine: Machine,
+    #[serde(default)]
+    pub expect: Expect,
+    /// Services by name. The map's order is meaningless: manifest order is
+    /// recovered from the keys' spans (see [`Manifest::services_in_order`]).
+    #[serde(default)]
+    pub services: BTreeMap<Spanned<String>, Service>,
+    /// Channels, in manifest order (which is channel index order).
+    #[serde(default)]
+    pub channels: Vec<Channel>,
+}
+
+impl Manifest {
+    /// The services in the order the manifest lists them.
+    pub fn services_in_order(&self) -> Vec<(&Spanned<String>, &Service)> {
+        let mut v: Vec<_> = self.services.iter().collect();
+        v.sort_by_key(|(k, _)| k.span().start);
+        v
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Machine {
+    /// Guest RAM in MiB.
+    #[serde(default = "default_memory")]
+    pub memory_mib: Spanned<u64>,
+    /// The Intel VT-d IOMMU; absent means the machine has none.
+    pub iommu: Option<Iommu>,
+    /// `-device` arguments for PCI devices, e.g. `"edu"`.
+    #[serde(default)]
+    pub devices: Vec<Spanned<String>>,
+    /// The kernel command line.
+    #[serde(default)]
+    pub kernel_args: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Iommu {
+    /// `intel-iommu` properties as `key=value`.
+    #[serde(default = "no_options")]
+    pub options: Spanned<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Expect {
+    /// How the run must end (default: success).
+    #[serde(default)]
+    pub exit: ExpectedExit,
+    /// Text that must appear on the console, in this order.
+    #[serde(default)]
+    pub output: Vec<String>,
+    /// Text that must not appear on the console.
+    #[serde(default)]
+    pub absent: Vec<String>,
+    /// Seconds before the run counts as hung (default 60).
+    pub timeout_secs: Option<u64>,
+}
+
+/// The expected `isa-debug-exit` code, by name.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExpectedExit {
+    #[default]
+    Success,
+    Failure,
+    Panic,
+    Exception,
+    BootFailure,
+    NoIommu,
+}
+
+impl ExpectedExit {
+    pub fn code(self) -> ExitCode {
+        match self {
+            Self::Success => ExitCode::Success,
+            Self::Failure => ExitCode::Failure,
+            Self::Panic => ExitCode::Panic,
+            Self::Exception => ExitCode::Exception,
+            Self::BootFailure => ExitCode::BootFailure,
+            Self::NoIommu => ExitCode::NoIommu,
+        }
+    }
+}
+
+/// One service: a separate ring-3 program and what it may touch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Service {
+    /// The package under `services/` whose binary of the same name this is.
+    #[serde(rename = "crate")]
+    pub krate: Spanned<String>,
+    /// 0 (most important) to 15.
+    pub priority: Spanned<u64>,
+    /// Budget for ELF segments, stack and page tables, in KiB.
+    pub memory_kib: Spanned<u64>,
+    /// Stack size in KiB (default 16).
+    pub stack_kib: Option<Spanned<u64>>,
+    /// What happens when it faults (default: hold).
+    pub restart: Option<Spanned<Restart>>,
+    /// Holds the Supervisor capability and starts first.
+    pub supervisor: Option<Spanned<bool>>,
+    /// Owns VT-d unit 0's registers.
+    pub vtd: Option<Spanned<bool>>,
+    #[serde(default)]
+    pub mmio: Vec<MmioGrant>,
+    #[serde(default)]
+    pub pci: Vec<PciGrant>,
+    #[serde(default)]
+    pub irqs: Vec<IrqGrant>,
+    /// DMA budget in KiB (a capability named "dma").
+    pub dma_kib: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub notify: Vec<NotifyGrant>,
+}
+
+/// Default stack size in KiB.
+pub const DEFAULT_STACK_KIB: u64 = 16;
+
+impl Service {
+    pub fn is_supervisor(&self) -> bool {
+        self.supervisor.as_ref().is_some_and(|s| *s.get_ref())
+    }
+
+    pub fn stack_kib(&self) -> u64 {
+        self.stack_kib
+            .as_ref()
+            .map_or(DEFAULT_STACK_KIB, |s| *s.get_ref())
+    }
+
+    pub fn restart(&self) -> Restart {
+        self.restart
+            .as_ref()
+            .map_or(Restart::Hold, |r| *r.get_ref())
+    }
+}
+
+/// `restart = "hold"` or `restart = { backoff-ms = N, max-restarts = N }`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Restart {
+    Hold,
+    Backoff { backoff_ms: u64, max_restarts: u64 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct BackoffTable {
+    backoff_ms: u64,
+    max_restarts: u64,
+}
+
+impl<'de> Deserialize<'de> for Restart {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Restart;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("\"hold\" or { backoff-ms = N, max-restarts = N }")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Restart, E> {
+                match s {
+                    "hold" => Ok(Restart::Hold),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(s), &self)),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Restart, A::Error> {
+                let t =
+                    BackoffTable::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Restart::Backoff {
+                    backoff_ms: t.backoff_ms,
+                    max_restarts: t.max_restarts,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Physical MMIO `[base, base + size)`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct MmioGrant {
+    pub name: Spanned<String>,
+    pub base: Spanned<u64>,
+    pub size: Spanned<u64>,
+}
+
+/// The `index`-th PCI function with `device` = `"vvvv:dddd"` (hex).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PciGrant {
+    pub name: Spanned<String>,
+    pub device: Spanned<String>,
+    pub index: Option<Spanned<u64>>,
+}
+
+/// An MSI delivered to the holder as notification bit `bit`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IrqGrant {
+    pub name: Spanned<String>,
+    pub bit: Spanned<u64>,
+}
+
+/// The right to post notification bit `bit` to `service`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct NotifyGrant {
+    pub name: Spanned<String>,
+    pub service: Spanned<String>,
+    pub bit: Spanned<u64>,
+}
+
+/// A channel between one client and one server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Channel {
+    pub name: Spanned<String>,
+    pub client: Spanned<String>,
+    pub server: Spanned<String>,
+    /// Reported to the server with every message (default: index + 1).
+    pub badge: Option<Spanned<u64>>,
+    /// The capability's name in the client (default: the channel's name).
+    pub client_cap: Option<Spanned<String>>,
+    /// The capability's name in the server (default: the channel's name).
+    pub server_cap: Option<Spanned<String>>,
+}
+
+fn no_options() -> Spanned<Vec<String>> {
+    Spanned::new(0..0, Vec::new())
+}
+
+fn default_memory() -> Spanned<u64> {
+    Spanned::new(0..0, 256)
+}
