@@ -78,18 +78,24 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>>
     accels.push(Accel::Tcg);
     let qemu = Qemu::locate_or_install()?;
     let mut results = Vec::new();
+    let mut deployments = Vec::new();
     for name in deployment::all_names()? {
         if filter.is_some_and(|f| !name.contains(f)) {
             continue;
         }
-        let dep = match deployment::load(&name) {
-            Ok(dep) => dep,
+        match deployment::load(&name) {
+            Ok(dep) => deployments.push(dep),
             Err(e) => {
                 eprintln!("xtask: scenario {name}: {e:#}");
                 results.push((format!("scenario {name}"), Verdict::Fail, format!("{e:#}")));
-                continue;
             }
-        };
+        }
+    }
+    // Deployments without services share one kernel build: run them first,
+    // so the kernel is rebuilt only for each deployment that embeds services.
+    deployments.sort_by_key(|d| d.system.is_some());
+    for dep in deployments {
+        let name = dep.name.clone();
         if let Some(first) = dep.missing_crates.first() {
             let why = format!("service crates not written yet: {first}");
             eprintln!("xtask: scenario {name}: SKIP ({why})");
