@@ -318,3 +318,9 @@ fn all_errors_are_reported_in_line_order() {
          t.toml:15: channel c: server \"ghost\" is not a service of this deployment"
     );
 }
+
+#[test]
+fn required_service_keys() {
+    let text = with_sup("[services.ping]\ncrate = \"faultline-ping\"\npriority = 1\n");
+    assert_eq!(err(&text), "t.toml:8: missing field `memory-kib`");
+}
