@@ -157,16 +157,63 @@ impl KernelConfig {
     /// Decodes and checks a config: exact length, version, every index in
     /// range, every channel end held by the service the channel names.
     pub fn decode(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let (config, rest): (Self, _) =
-            postcard::take_from_bytes(bytes).map_err(|_| ConfigError::Decode)?;
+        let mut config = KernelConfig {
+            version: 0,
+            deployment: Name::new(),
+            services: Vec::new(),
+            channels: Vec::new(),
+        };
+        config.decode_into(bytes)?;
+        Ok(config)
+    }
+
+    /// [`KernelConfig::decode`] into `self`, one service at a time, so a
+    /// kernel can decode into a static without holding several copies of
+    /// the whole config on its stack. On error `self` is left partly
+    /// filled and must not be used.
+    pub fn decode_into(&mut self, bytes: &[u8]) -> Result<(), ConfigError> {
+        fn take<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(T, &[u8]), ConfigError> {
+            postcard::take_from_bytes(bytes).map_err(|_| ConfigError::Decode)
+        }
+        // The layout postcard gives the struct: fields in order, each Vec as
+        // a varint length and its elements.
+        let (version, rest): (u32, _) = take(bytes)?;
+        if version != CONFIG_VERSION {
+            return Err(ConfigError::Version { found: version });
+        }
+        let (deployment, mut rest): (Name, _) = take(rest)?;
+        self.version = version;
+        self.deployment = deployment;
+        let (count, r): (usize, _) = take(rest)?;
+        rest = r;
+        self.services.clear();
+        for _ in 0..count {
+            let (service, r): (ServiceConfig, _) = take(rest)?;
+            self.services
+                .push(service)
+                .map_err(|_| ConfigError::Decode)?;
+            rest = r;
+        }
+        let (count, r): (usize, _) = take(rest)?;
+        rest = r;
+        self.channels.clear();
+        for _ in 0..count {
+            let (channel, r): (ChannelConfig, _) = take(rest)?;
+            self.channels
+                .push(channel)
+                .map_err(|_| ConfigError::Decode)?;
+            rest = r;
+        }
         if !rest.is_empty() {
             return Err(ConfigError::TrailingBytes { extra: rest.len() });
         }
-        if config.version != CONFIG_VERSION {
-            return Err(ConfigError::Version {
-                found: config.version,
-            });
-        }
+        self.check()
+    }
+
+    /// Every index in range, every channel end held by the service the
+    /// channel names, no channel from a service to itself.
+    fn check(&self) -> Result<(), ConfigError> {
+        let config = self;
         let services = config.services.len();
         for (i, s) in config.services.iter().enumerate() {
             let service = i as u8;
@@ -192,14 +239,17 @@ impl KernelConfig {
             }
         }
         for c in &config.channels {
-            if usize::from(c.client) >= services || usize::from(c.server) >= services {
+            if usize::from(c.client) >= services
+                || usize::from(c.server) >= services
+                || c.client == c.server
+            {
                 return Err(ConfigError::BadIndex {
                     service: c.client,
                     what: "channel",
                 });
             }
         }
-        Ok(config)
+        Ok(())
     }
 }
 

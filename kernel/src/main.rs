@@ -16,6 +16,7 @@
 use faultline_boot::entry::IdentityMapped;
 use faultline_boot::{BootInfo, pvh};
 use faultline_ipc::harness::ExitCode;
+use faultline_ipc::kconfig::KernelConfig;
 use hermit_sync::OnceCell;
 use kernel::arch::{cpu, exit::exit, gdt, idt, pit};
 use kernel::{cmdline, console, memory, platform, report};
@@ -29,6 +30,8 @@ mod deployment {
 
 static BOOT_INFO: OnceCell<BootInfo> = OnceCell::new();
 static OPTIONS: OnceCell<cmdline::Options> = OnceCell::new();
+/// The embedded deployment, decoded.
+static CONFIG: OnceCell<KernelConfig> = OnceCell::new();
 
 fn boot(start_info_paddr: u64, entry_tsc: u64) -> ! {
     let info = match pvh::read_start_info(&IdentityMapped, start_info_paddr, entry_tsc) {
@@ -85,13 +88,19 @@ extern "C" fn stage2() -> ! {
         exit(ExitCode::Failure);
     }
     if !deployment::CONFIG.is_empty() {
-        let config = match faultline_ipc::kconfig::KernelConfig::decode(deployment::CONFIG) {
-            Ok(c) => c,
-            Err(e) => {
+        let config = CONFIG.get_or_init(|| {
+            let mut config = KernelConfig {
+                version: 0,
+                deployment: Default::default(),
+                services: Default::default(),
+                channels: Default::default(),
+            };
+            if let Err(e) = config.decode_into(deployment::CONFIG) {
                 log::error!("deployment: {e}");
                 exit(ExitCode::BootFailure);
             }
-        };
+            config
+        });
         if let Err(why) = machine.iommu_verdict() {
             log::warn!("{why}; services that need the IOMMU will find their grants unresolved");
         }

@@ -58,8 +58,10 @@ pub const PHYS_MAP_SIZE: u64 = 1 << 46;
 pub const KERNEL_STACKS_BASE: u64 = 0xffff_ff00_0000_0000;
 /// Bytes of the kernel stack area: one PML4 slot.
 pub const KERNEL_STACKS_SIZE: u64 = 1 << 39;
-/// Usable bytes of one kernel stack.
-pub const KERNEL_STACK_SIZE: u64 = 64 * 1024;
+/// Usable bytes of one kernel stack. Generous because bring-up builds the
+/// deployment (tens of KiB of fixed-capacity tables) before moving it into
+/// statics, and debug builds keep several temporaries on the stack.
+pub const KERNEL_STACK_SIZE: u64 = 512 * 1024;
 /// Distance between consecutive kernel stacks: the stack plus its guard.
 pub const KERNEL_STACK_STRIDE: u64 = KERNEL_STACK_SIZE + PAGE_SIZE as u64;
 /// Where the kernel image's virtual window starts (physical address 0).

@@ -68,10 +68,14 @@ impl Resolver for BootResolver<'_> {
 }
 
 /// Starts the deployment in `config` and never returns.
-pub fn run(config: KernelConfig, images: &'static [&'static [u8]], kernel_stack_top: u64) -> ! {
+pub fn run(
+    config: &'static KernelConfig,
+    images: &'static [&'static [u8]],
+    kernel_stack_top: u64,
+) -> ! {
     syscall::init(kernel_stack_top);
     let mut irqs = heapless::Vec::new();
-    let mut kernel = match Kernel::new(&config, &mut BootResolver { irqs: &mut irqs }) {
+    let mut kernel = match Kernel::new(config, &mut BootResolver { irqs: &mut irqs }) {
         Ok(k) => k,
         Err(e) => {
             log::error!("services: cannot create the deployment: {e}");

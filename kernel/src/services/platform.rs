@@ -26,7 +26,7 @@ pub struct IrqLine {
 }
 
 pub struct MachinePlatform {
-    pub config: KernelConfig,
+    pub config: &'static KernelConfig,
     pub images: &'static [&'static [u8]],
     pub spaces: heapless::Vec<Option<UserSpace>, MAX_SERVICES>,
     pub irqs: heapless::Vec<IrqLine, MAX_IRQS>,

@@ -1,9 +1,12 @@
 //! A service's address space: its own PML4 (sharing the kernel half), the
 //! frames it owns, and its budget.
 //!
-//! Every frame a service occupies, page tables included, is recorded here
-//! and counted against the deployment's memory budget, so a restart can
-//! return all of it and a greedy service cannot take more than it was given.
+//! Every frame a service occupies, page tables included, is counted against
+//! the deployment's memory budget, so a greedy service cannot take more than
+//! it was given. The page tables themselves are the record of what it owns:
+//! [`UserSpace::release`] walks the lower half and returns every RAM frame
+//! and every table to the allocator (MMIO pages, which the allocator does not
+//! manage, are only forgotten), so a restart starts from nothing.
 
 use crate::arch::paging::{PhysWindow, zero_frame};
 use crate::memory;
@@ -22,33 +25,34 @@ pub const USER_DMA_BASE: u64 = 0x0000_5000_0000_0000;
 pub const USER_IMAGE_LIMIT: u64 = 0x0000_4000_0000_0000;
 
 const PAGE: u64 = PAGE_SIZE as u64;
+const PRESENT: u64 = 1;
+const HUGE: u64 = 1 << 7;
+const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// One service's address space.
 pub struct UserSpace {
     pub space: AddressSpace,
-    frames: heapless::Vec<u64, MAX_TASK_FRAMES>,
+    used: usize,
     budget: usize,
     mmio_next: u64,
     dma_next: u64,
 }
 
-/// Frames for page tables, recorded and budgeted like any other.
+/// Frames for a service (pages and tables alike), counted against its
+/// budget, zeroed.
 struct Budgeted<'a> {
-    frames: &'a mut heapless::Vec<u64, MAX_TASK_FRAMES>,
+    used: &'a mut usize,
     budget: usize,
 }
 
 impl Budgeted<'_> {
     fn take(&mut self) -> Option<u64> {
-        if self.frames.len() >= self.budget {
+        if *self.used >= self.budget {
             return None;
         }
         let frame = memory::with(|m| m.frames.allocate())?.start();
         zero_frame(frame);
-        if self.frames.push(frame).is_err() {
-            let _ = memory::with(|m| m.frames.deallocate(PhysFrame::containing(frame)));
-            return None;
-        }
+        *self.used += 1;
         Some(frame)
     }
 }
@@ -63,9 +67,9 @@ impl UserSpace {
     /// An empty address space sharing the kernel half, within `budget_pages`.
     pub fn new(budget_pages: u32) -> Result<UserSpace, Error> {
         let budget = (budget_pages as usize).min(MAX_TASK_FRAMES);
-        let mut frames = heapless::Vec::new();
+        let mut used = 0;
         let root = Budgeted {
-            frames: &mut frames,
+            used: &mut used,
             budget,
         }
         .take()
@@ -79,7 +83,7 @@ impl UserSpace {
         dst[mm::KERNEL_PML4_FIRST_SLOT..].copy_from_slice(&src[mm::KERNEL_PML4_FIRST_SLOT..]);
         Ok(UserSpace {
             space: AddressSpace::new(root),
-            frames,
+            used,
             budget,
             mmio_next: USER_MMIO_BASE,
             dma_next: USER_DMA_BASE,
@@ -91,8 +95,15 @@ impl UserSpace {
         self.space.root_paddr()
     }
 
-    /// Maps `pages` fresh zeroed pages at `virt`; returns their frames'
-    /// physical addresses through `each` (page index, paddr).
+    fn source(&mut self) -> Budgeted<'_> {
+        Budgeted {
+            used: &mut self.used,
+            budget: self.budget,
+        }
+    }
+
+    /// Maps `pages` fresh zeroed pages at `virt`, calling `each(page index,
+    /// frame)` for each.
     pub fn map_fresh(
         &mut self,
         virt: u64,
@@ -101,21 +112,21 @@ impl UserSpace {
         mut each: impl FnMut(u64, u64),
     ) -> Result<(), Error> {
         for i in 0..pages {
-            let mut src = Budgeted {
-                frames: &mut self.frames,
-                budget: self.budget,
-            };
-            let frame = src.take().ok_or(Error::OutOfMemory)?;
-            self.space
-                .map(
-                    &mut PhysWindow,
-                    &mut src,
-                    virt + i * PAGE,
-                    frame,
-                    PAGE,
-                    attrs,
-                )
-                .map_err(|_| Error::BadArgument)?;
+            let frame = self.source().take().ok_or(Error::OutOfMemory)?;
+            let mut space = self.space;
+            let result = space.map(
+                &mut PhysWindow,
+                &mut self.source(),
+                virt + i * PAGE,
+                frame,
+                PAGE,
+                attrs,
+            );
+            self.space = space;
+            if result.is_err() {
+                memory::with(|m| m.frames.deallocate(PhysFrame::containing(frame))).ok();
+                return Err(Error::BadArgument);
+            }
             each(i, frame);
         }
         Ok(())
@@ -130,18 +141,15 @@ impl UserSpace {
             global: false,
             ..MapAttrs::KERNEL_MMIO
         };
-        let mut src = Budgeted {
-            frames: &mut self.frames,
-            budget: self.budget,
-        };
-        self.space
-            .map(&mut PhysWindow, &mut src, virt, base, len, attrs)
-            .map_err(|_| Error::OutOfMemory)?;
+        let mut space = self.space;
+        let result = space.map(&mut PhysWindow, &mut self.source(), virt, base, len, attrs);
+        self.space = space;
+        result.map_err(|_| Error::OutOfMemory)?;
         self.mmio_next += len + PAGE; // a hole between grants
         Ok(virt)
     }
 
-    /// Allocates `bytes` (page multiple) of contiguous, zeroed memory below
+    /// Allocates `bytes` (a page multiple) of contiguous, zeroed memory below
     /// 4 GiB, maps it, and returns `(vaddr, paddr)`. It counts against the
     /// DMA budget (checked by the caller), not the memory budget.
     pub fn alloc_dma(&mut self, bytes: u64) -> Result<(u64, u64), Error> {
@@ -151,25 +159,26 @@ impl UserSpace {
             .start();
         for i in 0..pages {
             zero_frame(first + i * PAGE);
-            if self.frames.push(first + i * PAGE).is_err() {
-                return Err(Error::OutOfMemory);
-            }
         }
         let virt = self.dma_next;
-        let mut src = Budgeted {
-            frames: &mut self.frames,
-            budget: self.budget,
-        };
-        self.space
-            .map(
-                &mut PhysWindow,
-                &mut src,
-                virt,
-                first,
-                bytes,
-                MapAttrs::USER_DATA,
-            )
-            .map_err(|_| Error::OutOfMemory)?;
+        let mut space = self.space;
+        let result = space.map(
+            &mut PhysWindow,
+            &mut self.source(),
+            virt,
+            first,
+            bytes,
+            MapAttrs::USER_DATA,
+        );
+        self.space = space;
+        if result.is_err() {
+            memory::with(|m| {
+                m.frames
+                    .deallocate_contiguous(PhysFrame::containing(first), pages)
+            })
+            .ok();
+            return Err(Error::OutOfMemory);
+        }
         self.dma_next += bytes + PAGE;
         Ok((virt, first))
     }
@@ -181,9 +190,9 @@ impl UserSpace {
         (t.attrs.user && (!write || t.attrs.writable)).then_some(t.phys)
     }
 
-    /// Copies between `buf` and user memory at `virt`, page by page, through
-    /// the direct map. Fails (copying nothing further) on the first page not
-    /// mapped as required.
+    /// Walks user memory `[virt, virt + len)` page by page, calling
+    /// `chunk(offset, direct-map pointer, bytes)` for each piece. Fails on
+    /// the first page not mapped as required.
     pub fn copy(
         &self,
         virt: u64,
@@ -206,16 +215,38 @@ impl UserSpace {
     }
 
     /// Frees every frame the service owns (its tables included).
-    pub fn release(mut self) {
+    pub fn release(self) {
+        let root = self.root();
         memory::with(|m| {
-            for f in self.frames.drain(..) {
-                let _ = m.frames.deallocate(PhysFrame::containing(f));
-            }
+            release_table(&mut m.frames, root, 4, mm::KERNEL_PML4_FIRST_SLOT);
+            let _ = m.frames.deallocate(PhysFrame::containing(root));
         });
     }
 
-    /// Frames owned, for reports.
+    /// Frames counted against the budget, for reports.
     pub fn frames_used(&self) -> usize {
-        self.frames.len()
+        self.used
+    }
+}
+
+/// Frees what the `level` table at `table` maps in its first `entries`
+/// entries, and the tables below it (not `table` itself).
+fn release_table(frames: &mut mm::FrameAllocator<'static>, table: u64, level: u32, entries: usize) {
+    let copy = *mm::TableMemory::table(&mut PhysWindow, table);
+    for &entry in &copy[..entries] {
+        if entry & PRESENT == 0 {
+            continue;
+        }
+        let target = entry & ADDR;
+        if level == 1 || entry & HUGE != 0 {
+            // A page: give it back if it is RAM the allocator handed out
+            // (MMIO is not the allocator's). Service spaces have no large pages.
+            if level == 1 && frames.is_free(PhysFrame::containing(target)) == Some(false) {
+                let _ = frames.deallocate(PhysFrame::containing(target));
+            }
+            continue;
+        }
+        release_table(frames, target, level - 1, 512);
+        let _ = frames.deallocate(PhysFrame::containing(target));
     }
 }
