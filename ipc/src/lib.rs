@@ -9,10 +9,26 @@
 //!   IPC rules);
 //! - [`kconfig`]: the deployment as the kernel receives it (postcard);
 //! - [`harness`]: how a run reports its outcome to the host (the
-//!   `isa-debug-exit` status codes and the serial markers `xtask` reads).
-#![cfg_attr(not(test), no_std)]
+//!   `isa-debug-exit` status codes and the serial markers `xtask` reads);
+//! - [`wire`]: the message envelope (protocol id, version, postcard body)
+//!   and strict decoding into typed [`wire::WireError`]s;
+//! - [`protocol`]: the protocols, each a pair of request/response enums;
+//! - [`channel`]: typed clients and servers over a [`channel::Transport`]
+//!   (the kernel in a service, `memory` in host tests);
+//! - [`publisher`]: a server that publishes events to pulling clients
+//!   without ever waiting for one;
+//! - `memory` (feature `memory`, host only): an in-memory model of the
+//!   kernel's channel semantics.
+#![cfg_attr(not(any(test, feature = "memory")), no_std)]
 #![forbid(unsafe_code)]
 
 pub mod abi;
+pub mod channel;
 pub mod harness;
 pub mod kconfig;
+#[cfg(feature = "memory")]
+pub mod memory;
+pub mod protocol;
+pub mod publisher;
+mod strict;
+pub mod wire;

@@ -1,0 +1,452 @@
+//! Precise decode errors on top of postcard.
+//!
+//! postcard turns every error that a *type* raises while decoding (serde's
+//! `invalid_value`, `invalid_length`, `custom`, ...) into the one code
+//! `SerdeDeCustom`, so on its own it cannot tell an unknown enum variant
+//! from a `heapless::Vec` longer than its capacity. [`decode`] runs the
+//! target type against a thin adapter around postcard's deserializer: the
+//! adapter gives the type's visitors an error type of our own
+//! ([`StrictError`]) that remembers *which* serde error was raised, and
+//! whether it was raised while reading an enum discriminant.
+//!
+//! Where postcard's own code needs one of its own errors back (the visitor
+//! interfaces are generic over the deserializer's error type), the adapter
+//! parks the precise [`Fault`] in a `Cell` on the caller's stack and hands
+//! postcard a placeholder, then recovers the fault on the way out. No
+//! statics, no allocation; the wire format is untouched (postcard still
+//! does all the reading).
+
+use core::cell::Cell;
+use core::fmt;
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+
+/// What a type's own decoding code refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// An enum discriminant names no variant.
+    UnknownVariant,
+    /// A bounded container got more elements than it holds; `len` is the
+    /// length seen (at least capacity + 1).
+    TooLong { len: usize },
+    /// Any other value the type refused.
+    BadValue,
+}
+
+/// The error the adapter reports: a precise [`Fault`], or the inner
+/// deserializer's own error.
+#[derive(Debug)]
+pub(crate) enum StrictError<E> {
+    Fault(Fault),
+    Inner(E),
+}
+
+impl<E: fmt::Display> fmt::Display for StrictError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fault(fault) => write!(f, "{fault:?}"),
+            Self::Inner(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> core::error::Error for StrictError<E> {}
+
+impl<E: de::Error> de::Error for StrictError<E> {
+    fn custom<T: fmt::Display>(_msg: T) -> Self {
+        Self::Fault(Fault::BadValue)
+    }
+
+    fn invalid_length(len: usize, _exp: &dyn de::Expected) -> Self {
+        Self::Fault(Fault::TooLong { len })
+    }
+
+    fn unknown_variant(_variant: &str, _expected: &'static [&'static str]) -> Self {
+        Self::Fault(Fault::UnknownVariant)
+    }
+}
+
+/// Decodes one `T` from the front of `bytes`, returning it and the rest.
+pub(crate) fn decode<'de, T: de::Deserialize<'de>>(
+    bytes: &'de [u8],
+) -> Result<(T, &'de [u8]), StrictError<postcard::Error>> {
+    let cell = Cell::new(None);
+    let mut inner = postcard::Deserializer::from_bytes(bytes);
+    let value = T::deserialize(Strict {
+        inner: &mut inner,
+        cell: &cell,
+    })?;
+    let rest = inner.finalize().map_err(StrictError::Inner)?;
+    Ok((value, rest))
+}
+
+type Parked<'c> = &'c Cell<Option<Fault>>;
+
+/// An error came up from the inner deserializer: if it is the placeholder
+/// for a parked fault, take the fault back.
+fn lift<E>(cell: Parked<'_>, e: E) -> StrictError<E> {
+    cell.take()
+        .map_or(StrictError::Inner(e), StrictError::Fault)
+}
+
+/// An error goes down into the inner deserializer: park a fault and hand
+/// over a placeholder.
+fn lower<E: de::Error>(cell: Parked<'_>, e: StrictError<E>) -> E {
+    match e {
+        StrictError::Fault(fault) => {
+            cell.set(Some(fault));
+            E::custom("strict decoding fault")
+        }
+        StrictError::Inner(e) => e,
+    }
+}
+
+struct Strict<'c, D> {
+    inner: D,
+    cell: Parked<'c>,
+}
+
+macro_rules! forward_deserialize {
+    ($($method:ident)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+            let cell = self.cell;
+            self.inner.$method(Wrap { inner: visitor, cell }).map_err(|e| lift(cell, e))
+        }
+    )*};
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Strict<'_, D> {
+    type Error = StrictError<D::Error>;
+
+    forward_deserialize!(
+        deserialize_any deserialize_bool deserialize_i8 deserialize_i16 deserialize_i32
+        deserialize_i64 deserialize_i128 deserialize_u8 deserialize_u16 deserialize_u32
+        deserialize_u64 deserialize_u128 deserialize_f32 deserialize_f64 deserialize_char
+        deserialize_str deserialize_string deserialize_bytes deserialize_byte_buf
+        deserialize_option deserialize_unit deserialize_seq deserialize_map
+        deserialize_identifier deserialize_ignored_any
+    );
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_unit_struct(name, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_newtype_struct(name, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn deserialize_tuple<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_tuple(len, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn deserialize_tuple_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_tuple_struct(name, len, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_struct(name, fields, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .deserialize_enum(name, variants, v)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn is_human_readable(&self) -> bool {
+        self.inner.is_human_readable()
+    }
+}
+
+/// A type's visitor, seen through the adapter.
+struct Wrap<'c, V> {
+    inner: V,
+    cell: Parked<'c>,
+}
+
+macro_rules! forward_visit {
+    ($($method:ident($ty:ty))*) => {$(
+        fn $method<E: de::Error>(self, v: $ty) -> Result<Self::Value, E> {
+            let cell = self.cell;
+            self.inner.$method(v).map_err(|e| lower(cell, e))
+        }
+    )*};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Wrap<'_, V> {
+    type Value = V::Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+
+    forward_visit!(
+        visit_bool(bool) visit_i8(i8) visit_i16(i16) visit_i32(i32) visit_i64(i64)
+        visit_i128(i128) visit_u8(u8) visit_u16(u16) visit_u32(u32) visit_u64(u64)
+        visit_u128(u128) visit_f32(f32) visit_f64(f64) visit_char(char) visit_str(&str)
+        visit_borrowed_str(&'de str) visit_bytes(&[u8]) visit_borrowed_bytes(&'de [u8])
+    );
+
+    fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+        let cell = self.cell;
+        self.inner.visit_none().map_err(|e| lower(cell, e))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        let cell = self.cell;
+        self.inner.visit_unit().map_err(|e| lower(cell, e))
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let cell = self.cell;
+        let d = Strict { inner: d, cell };
+        self.inner.visit_some(d).map_err(|e| lower(cell, e))
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let cell = self.cell;
+        let d = Strict { inner: d, cell };
+        self.inner
+            .visit_newtype_struct(d)
+            .map_err(|e| lower(cell, e))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+        let cell = self.cell;
+        let seq = Wrap { inner: seq, cell };
+        self.inner.visit_seq(seq).map_err(|e| lower(cell, e))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        let cell = self.cell;
+        let map = Wrap { inner: map, cell };
+        self.inner.visit_map(map).map_err(|e| lower(cell, e))
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<Self::Value, A::Error> {
+        let cell = self.cell;
+        let data = Wrap { inner: data, cell };
+        self.inner.visit_enum(data).map_err(|e| lower(cell, e))
+    }
+}
+
+impl<'de, A: SeqAccess<'de>> SeqAccess<'de> for Wrap<'_, A> {
+    type Error = StrictError<A::Error>;
+
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
+        let cell = self.cell;
+        let seed = Seed { inner: seed, cell };
+        self.inner
+            .next_element_seed(seed)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Wrap<'_, A> {
+    type Error = StrictError<A::Error>;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
+        let cell = self.cell;
+        let seed = Seed { inner: seed, cell };
+        self.inner.next_key_seed(seed).map_err(|e| lift(cell, e))
+    }
+
+    fn next_value_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
+        let cell = self.cell;
+        let seed = Seed { inner: seed, cell };
+        self.inner.next_value_seed(seed).map_err(|e| lift(cell, e))
+    }
+
+    fn size_hint(&self) -> Option<usize> {
+        self.inner.size_hint()
+    }
+}
+
+impl<'de, 'c, A: EnumAccess<'de>> EnumAccess<'de> for Wrap<'c, A> {
+    type Error = StrictError<A::Error>;
+    type Variant = Wrap<'c, A::Variant>;
+
+    fn variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<(T::Value, Self::Variant), Self::Error> {
+        let cell = self.cell;
+        let seed = VariantSeed { inner: seed, cell };
+        match self.inner.variant_seed(seed) {
+            Ok((value, variant)) => Ok((
+                value,
+                Wrap {
+                    inner: variant,
+                    cell,
+                },
+            )),
+            Err(e) => Err(lift(cell, e)),
+        }
+    }
+}
+
+impl<'de, A: VariantAccess<'de>> VariantAccess<'de> for Wrap<'_, A> {
+    type Error = StrictError<A::Error>;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        let cell = self.cell;
+        self.inner.unit_variant().map_err(|e| lift(cell, e))
+    }
+
+    fn newtype_variant_seed<T: DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
+        let cell = self.cell;
+        let seed = Seed { inner: seed, cell };
+        self.inner
+            .newtype_variant_seed(seed)
+            .map_err(|e| lift(cell, e))
+    }
+
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner.tuple_variant(len, v).map_err(|e| lift(cell, e))
+    }
+
+    fn struct_variant<V: Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        let cell = self.cell;
+        let v = Wrap {
+            inner: visitor,
+            cell,
+        };
+        self.inner
+            .struct_variant(fields, v)
+            .map_err(|e| lift(cell, e))
+    }
+}
+
+/// A nested value (element, key, field of a variant), decoded through the
+/// adapter.
+struct Seed<'c, S> {
+    inner: S,
+    cell: Parked<'c>,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Seed<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let cell = self.cell;
+        let d = Strict { inner: d, cell };
+        self.inner.deserialize(d).map_err(|e| lower(cell, e))
+    }
+}
+
+/// An enum's discriminant: whatever the type refuses here is an unknown
+/// variant.
+struct VariantSeed<'c, S> {
+    inner: S,
+    cell: Parked<'c>,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for VariantSeed<'_, S> {
+    type Value = S::Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        let cell = self.cell;
+        let d = Strict { inner: d, cell };
+        self.inner.deserialize(d).map_err(|e| match e {
+            StrictError::Fault(_) => lower(cell, StrictError::Fault(Fault::UnknownVariant)),
+            StrictError::Inner(e) => e,
+        })
+    }
+}
