@@ -172,7 +172,14 @@ pub fn decode<'de, T: Deserialize<'de>>(
             found: found.version,
         });
     }
-    let (value, rest) = strict::decode(&bytes[HEADER_LEN..]).map_err(WireError::from_strict)?;
+    decode_body(&bytes[HEADER_LEN..])
+}
+
+/// Decodes a bare postcard value, without an envelope, as strictly as
+/// [`decode`] does a body: all of `bytes`, with the same errors. (The
+/// kernel's [`crate::kconfig::TaskStatus`] comes this way.)
+pub fn decode_body<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
+    let (value, rest) = strict::decode(bytes).map_err(WireError::from_strict)?;
     if !rest.is_empty() {
         return Err(WireError::TrailingBytes { extra: rest.len() });
     }
