@@ -224,10 +224,19 @@ impl core::fmt::Display for ChannelError {
 
 /// Decodes a server's answer: a response of `P`, or a [`Refusal`].
 pub fn decode_reply<P: Protocol>(bytes: &[u8]) -> Result<P::Response, ChannelError> {
-    if wire::header(bytes)? == REFUSAL {
-        return Err(ChannelError::Refused(wire::decode(REFUSAL, bytes)?));
+    // Plain matches rather than `?`/`map_err` keep unoptimised builds from
+    // holding extra copies of the response on the stack.
+    match wire::header(bytes) {
+        Ok(REFUSAL) => Err(match wire::decode(REFUSAL, bytes) {
+            Ok(refusal) => ChannelError::Refused(refusal),
+            Err(e) => ChannelError::Wire(e),
+        }),
+        Ok(_) => match wire::decode(P::PROTOCOL, bytes) {
+            Ok(response) => Ok(response),
+            Err(e) => Err(ChannelError::Wire(e)),
+        },
+        Err(e) => Err(ChannelError::Wire(e)),
     }
-    Ok(wire::decode(P::PROTOCOL, bytes)?)
 }
 
 /// The client end of a channel of protocol `P`.
@@ -338,26 +347,32 @@ impl<P: Protocol, T: Transport> Server<P, T> {
             Some(bytes) => wire::decode::<P::Request>(P::PROTOCOL, bytes),
             None => Err(WireError::Oversize { len }),
         };
-        match (decoded, token) {
-            (Ok(request), Some(token)) => Ok(Incoming::Call {
-                request,
-                badge,
-                token,
-            }),
-            (Ok(request), None) => Ok(Incoming::Send { request, badge }),
-            (Err(error), Some(token)) => Err(RecvError::Malformed {
-                badge,
-                kind: RecvKind::Call,
-                error,
-                refusal: self.refuse(token, Refusal::Malformed(error)),
-            }),
-            (Err(error), None) => Err(RecvError::Malformed {
-                badge,
-                kind: RecvKind::Send,
-                error,
-                refusal: Ok(()),
-            }),
-        }
+        let error = match decoded {
+            Ok(request) => {
+                return Ok(match token {
+                    Some(token) => Incoming::Call {
+                        request,
+                        badge,
+                        token,
+                    },
+                    None => Incoming::Send { request, badge },
+                });
+            }
+            Err(error) => error,
+        };
+        let (kind, refusal) = match token {
+            Some(token) => (
+                RecvKind::Call,
+                self.refuse(token, Refusal::Malformed(error)),
+            ),
+            None => (RecvKind::Send, Ok(())),
+        };
+        Err(RecvError::Malformed {
+            badge,
+            kind,
+            error,
+            refusal,
+        })
     }
 
     /// Answers a call. If the response does not encode (a server bug: it

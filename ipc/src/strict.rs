@@ -18,6 +18,7 @@
 
 mod access;
 
+use crate::wire::WireError;
 use access::Wrap;
 use core::cell::Cell;
 use core::fmt;
@@ -68,18 +69,27 @@ impl<E: de::Error> de::Error for StrictError<E> {
     }
 }
 
-/// Decodes one `T` from the front of `bytes`, returning it and the rest.
-pub(crate) fn decode<'de, T: de::Deserialize<'de>>(
-    bytes: &'de [u8],
-) -> Result<(T, &'de [u8]), StrictError<postcard::Error>> {
+/// Decodes a `T` from all of `bytes`: nothing may be left over.
+///
+/// One function for the whole job (no wrapper returning the value up
+/// another frame): in unoptimised builds every frame that holds a decoded
+/// message costs its size in stack.
+pub(crate) fn decode_exact<'de, T: de::Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
     let cell = Cell::new(None);
     let mut inner = postcard::Deserializer::from_bytes(bytes);
-    let value = T::deserialize(Strict {
+    let strict = Strict {
         inner: &mut inner,
         cell: &cell,
-    })?;
-    let rest = inner.finalize().map_err(StrictError::Inner)?;
-    Ok((value, rest))
+    };
+    let value = match T::deserialize(strict) {
+        Ok(value) => value,
+        Err(e) => return Err(WireError::from_strict(e)),
+    };
+    match inner.finalize() {
+        Ok([]) => Ok(value),
+        Ok(rest) => Err(WireError::TrailingBytes { extra: rest.len() }),
+        Err(e) => Err(WireError::from_postcard(&e)),
+    }
 }
 
 /// Where a precise fault waits while postcard carries a placeholder.

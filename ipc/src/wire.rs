@@ -111,7 +111,7 @@ impl WireError {
         }
     }
 
-    fn from_strict(e: StrictError<postcard::Error>) -> Self {
+    pub(crate) fn from_strict(e: StrictError<postcard::Error>) -> Self {
         match e {
             StrictError::Fault(Fault::UnknownVariant) => Self::UnknownVariant,
             StrictError::Fault(Fault::TooLong { len }) => Self::FieldTooLong { len },
@@ -172,18 +172,14 @@ pub fn decode<'de, T: Deserialize<'de>>(
             found: found.version,
         });
     }
-    decode_body(&bytes[HEADER_LEN..])
+    strict::decode_exact(&bytes[HEADER_LEN..])
 }
 
 /// Decodes a bare postcard value, without an envelope, as strictly as
 /// [`decode`] does a body: all of `bytes`, with the same errors. (The
 /// kernel's [`crate::kconfig::TaskStatus`] comes this way.)
 pub fn decode_body<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, WireError> {
-    let (value, rest) = strict::decode(bytes).map_err(WireError::from_strict)?;
-    if !rest.is_empty() {
-        return Err(WireError::TrailingBytes { extra: rest.len() });
-    }
-    Ok(value)
+    strict::decode_exact(bytes)
 }
 
 #[cfg(test)]

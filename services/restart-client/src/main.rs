@@ -27,15 +27,37 @@ userlib::service_entry!(main);
 /// Attempts (10 ms apart) before giving up on the server coming back.
 const ATTEMPTS: u32 = 500;
 
-fn ping(seq: u32, payload: &[u8]) -> PingRequest {
-    PingRequest::Ping {
-        seq,
-        payload: heapless::Vec::from_slice(payload).unwrap_or_default(),
-    }
+/// What a call came to, small enough to keep on the stack cheaply (the
+/// full answer is logged where it is decoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Echo { seq: u32 },
+    Count { calls: u32 },
+    PeerDead,
+    Restarted { generation: u32 },
+    Other,
 }
 
-fn is_echo(answer: &Result<PingResponse, ChannelError>, seq: u32) -> bool {
-    matches!(answer, Ok(PingResponse::Pong { seq: s, .. }) if *s == seq)
+/// Pings (`payload` given) or asks for the count (`None`).
+#[inline(never)]
+fn call(c: &mut Client<Ping, KernelTransport>, seq: u32, payload: Option<&[u8]>) -> Outcome {
+    let request = match payload {
+        Some(p) => PingRequest::Ping {
+            seq,
+            payload: heapless::Vec::from_slice(p).unwrap_or_default(),
+        },
+        None => PingRequest::Count,
+    };
+    match c.call(&request) {
+        Ok(PingResponse::Pong { seq, .. }) => Outcome::Echo { seq },
+        Ok(PingResponse::Count { calls }) => Outcome::Count { calls },
+        Err(ChannelError::PeerDead) => Outcome::PeerDead,
+        Err(ChannelError::PeerRestarted { generation }) => Outcome::Restarted { generation },
+        Err(e) => {
+            log!("restart: call failed: {e}");
+            Outcome::Other
+        }
+    }
 }
 
 fn main() {
@@ -47,16 +69,14 @@ fn main() {
         }
     };
     let mut c = Client::<Ping, _>::new(KernelTransport, handle);
-    let first = c.call(&ping(1, b"hello"));
-    if !is_echo(&first, 1) {
+    let first = call(&mut c, 1, Some(b"hello"));
+    if first != (Outcome::Echo { seq: 1 }) {
         log!("restart: first ping failed: {first:?}");
         exit(1)
     }
     log!("restart: crasher answers; asking it to crash");
-    match c.call(&ping(2, CRASH)) {
-        Err(ChannelError::PeerDead) => {
-            log!("restart: crasher died mid-call; we were told (peer dead)")
-        }
+    match call(&mut c, 2, Some(CRASH)) {
+        Outcome::PeerDead => log!("restart: crasher died mid-call; we were told (peer dead)"),
         other => {
             log!("restart: expected PeerDead, got {other:?}");
             exit(1)
@@ -66,23 +86,22 @@ fn main() {
     for attempt in 0..ATTEMPTS {
         let _ = sleep_ms(10);
         let seq = 3 + attempt;
-        match c.call(&ping(seq, b"again")) {
-            Err(ChannelError::PeerDead) => {}
-            Err(ChannelError::PeerRestarted { generation: g }) if generation.is_none() => {
+        match (call(&mut c, seq, Some(b"again")), generation) {
+            (Outcome::PeerDead, _) => {}
+            (Outcome::Restarted { generation: g }, None) => {
                 log!("restart: crasher restarted (generation {g}); calling again");
                 generation = Some(g);
             }
-            answer if is_echo(&answer, seq) && generation.is_some() => {
-                let g = generation.unwrap_or(0);
-                let count = c.call(&PingRequest::Count);
-                if count != Ok(PingResponse::Count { calls: 1 }) {
+            (Outcome::Echo { seq: s }, Some(g)) if s == seq => {
+                let count = call(&mut c, 0, None);
+                if count != (Outcome::Count { calls: 1 }) {
                     log!("restart: the restarted crasher is not fresh: {count:?}");
                     exit(1)
                 }
                 log!("restart: client recovered (crasher generation {g}, fresh state)");
                 exit(0)
             }
-            other => {
+            (other, _) => {
                 log!("restart: unexpected answer on attempt {attempt}: {other:?}");
                 exit(1)
             }
