@@ -18,8 +18,16 @@ use hermit_sync::{InterruptSpinMutex, OnceCell};
 
 /// Most VT-d units the kernel keeps track of.
 pub const MAX_VTD_UNITS: usize = 8;
-/// The LAPIC timer's period.
+/// The LAPIC timer's rate while the boot report checks it.
 pub const TIMER_HZ: u32 = 1000;
+/// LAPIC timer counts per millisecond, once calibrated.
+static TIMER_COUNTS_PER_MS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
+/// Reprograms the periodic timer to fire every `ms` milliseconds.
+pub fn set_timer_period_ms(ms: u32) {
+    let per_ms = TIMER_COUNTS_PER_MS.load(core::sync::atomic::Ordering::Relaxed);
+    apic::start_periodic(per_ms.saturating_mul(ms));
+}
 /// Timer ticks counted to check the timer against the TSC.
 const TIMER_CHECK_TICKS: u64 = 10;
 
@@ -224,6 +232,7 @@ fn calibrate_time(features: &cpu::Features, tables: &AcpiTables) -> Result<Timin
         tsc::TscDelay.delay_ns(window_ns);
     });
     let per_ms = (counts / 10).max(1);
+    TIMER_COUNTS_PER_MS.store(per_ms, core::sync::atomic::Ordering::Relaxed);
     log::debug!("time: LAPIC timer {counts} counts in 10 ms");
     apic::start_periodic(per_ms * 1000 / TIMER_HZ);
 

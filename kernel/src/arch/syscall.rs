@@ -80,6 +80,30 @@ pub fn init(kernel_stack_top: u64) {
     }
 }
 
+/// Whether `frame` is a page fault that a `syscall` left behind in ring 3.
+///
+/// Some hypervisors (seen with a nested KVM that emulates SYSCALL) move RIP
+/// to LSTAR and apply FMASK but leave CS at the user selector, so the CPU
+/// fetches the kernel's entry stub in ring 3 and page-faults there with
+/// `rcx`/`r11` already holding the return RIP and RFLAGS. Such a fault can
+/// only come from a `syscall` instruction, so the kernel treats it as one
+/// (see [`recover_broken_syscall`]); on correct hardware it never happens.
+pub fn is_broken_syscall(frame: &TrapFrame) -> bool {
+    frame.vector == 14
+        && frame.cs & 3 == 3
+        && frame.rip == syscall_entry as *const () as u64
+        && frame.error_code & 0x10 != 0
+}
+
+/// Rewrites a frame that [`is_broken_syscall`] recognised into the frame
+/// the entry stub would have built.
+pub fn recover_broken_syscall(frame: &mut TrapFrame) {
+    frame.rip = frame.rcx;
+    frame.rflags = frame.r11;
+    frame.vector = SYSCALL_VECTOR;
+    frame.error_code = 0;
+}
+
 /// Enters ring 3 with the registers in `frame` (which must carry the user
 /// code and stack selectors). The kernel stack is reset: everything on it
 /// is abandoned.

@@ -67,6 +67,12 @@ impl Resolver for BootResolver<'_> {
     }
 }
 
+/// The scheduling quantum: a runnable service keeps the CPU this long
+/// before another of the same priority gets it; service timers have this
+/// resolution. Each tick is a kernel entry, which is costly under
+/// hypervisors that shadow page tables, so it is no finer than needed.
+pub const QUANTUM_MS: u32 = 10;
+
 /// Starts the deployment in `config` and never returns.
 pub fn run(
     config: &'static KernelConfig,
@@ -74,6 +80,7 @@ pub fn run(
     kernel_stack_top: u64,
 ) -> ! {
     syscall::init(kernel_stack_top);
+    crate::platform::set_timer_period_ms(QUANTUM_MS);
     let mut irqs = heapless::Vec::new();
     let mut kernel = match Kernel::new(config, &mut BootResolver { irqs: &mut irqs }) {
         Ok(k) => k,
@@ -177,6 +184,15 @@ pub fn is_irq_vector(vector: u8) -> bool {
 
 /// The entry from ring 3: a syscall, an interrupt or a fault.
 pub fn user_entry(frame: &mut TrapFrame) {
+    if syscall::is_broken_syscall(frame) {
+        static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "kernel: SYSCALL left the CPU in ring 3 (a hypervisor quirk); handling syscalls from the resulting page faults"
+            );
+        }
+        syscall::recover_broken_syscall(frame);
+    }
     let vector = frame.vector;
     let mut rotate = false;
     {
@@ -233,11 +249,13 @@ fn service_fault(sys: &mut System, cur: usize, frame: &TrapFrame) {
     let (task_name, generation) = (t.name.clone(), t.generation);
     let report = sys.kernel.fault(cur, fault);
     crate::kprintln!(
-        "service {task_name} (generation {generation}) faulted: {mnemonic} {name}, error code {:#x}, address {:#x}, RIP {:#x}, RSP {:#x}; stopped, other services unaffected",
+        "service {task_name} (generation {generation}) faulted: {mnemonic} {name}, error code {:#x}, address {:#x}, RIP {:#x}, RSP {:#x}, CS {:#x}, RFLAGS {:#x}; stopped, other services unaffected",
         fault.error_code,
         fault.address,
         fault.rip,
-        frame.rsp
+        frame.rsp,
+        frame.cs,
+        frame.rflags
     );
     log_woken(report.woken_clients);
 }
