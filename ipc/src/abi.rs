@@ -42,10 +42,27 @@
 //!   client. Replying with an unknown, used or stale token, or to a client
 //!   that has died, is an error to the server, never a hang.
 //!
+//! Refusals specific to IPC: replying to a client that has died (or was
+//! restarted since it called) is [`Error::PeerDead`]; an unknown, used,
+//! forged or foreign token is [`Error::StaleToken`]; notifying a stopped
+//! service is [`Error::PeerDead`]. When a message does not fit the
+//! receiver's buffer it is delivered truncated with status
+//! [`Error::Truncated`] and the *normal* results (for `recv`: kind, full
+//! length, badge, token — so a truncated call can still be answered; for
+//! `call`: the full reply length).
+//!
 //! A peer's death is visible: calls to a dead server fail with
 //! [`Error::PeerDead`] (queued callers are woken with it), and the first call
 //! after the server was restarted fails with [`Error::PeerRestarted`] so the
 //! client knows the server's state is new.
+
+//! # Entry
+//!
+//! A service starts at its ELF entry point in ring 3 with `rsp` at the top
+//! of its stack (16-byte aligned, a guard page below the stack), every other
+//! register zero, interrupts enabled, its `.bss` zeroed and nothing mapped
+//! below its image. It learns its handles only through
+//! [`Sysnum::CapLookup`], by the names its deployment gives them.
 
 /// Largest message (request or reply) in bytes.
 pub const MAX_MESSAGE: usize = 256;
@@ -104,7 +121,8 @@ pub enum Sysnum {
     /// capability with that name.
     CapLookup = 16,
     /// `(handle, task, buf, cap)`: supervisor only; writes a postcard
-    /// [`crate::kconfig::TaskStatus`] into `buf`, returns `(len)`.
+    /// [`crate::kconfig::TaskStatus`] into `buf`, returns `(len)`. A buffer
+    /// too small is [`Error::BadLength`] with the length needed in `rdi`.
     TaskStatus = 17,
     /// `(handle, task)`: supervisor only; restart a stopped service.
     TaskRestart = 18,

@@ -70,8 +70,8 @@ pub enum RestartPolicy {
     /// Leave it stopped.
     Hold,
     /// Restart it after `backoff_ms`, doubling the back-off on each restart
-    /// that follows within `reset_ms` of the last, up to `max_restarts`
-    /// restarts (then hold).
+    /// that follows closely on the last (the supervisor decides what
+    /// "closely" is), up to `max_restarts` restarts (then hold).
     Restart { backoff_ms: u32, max_restarts: u32 },
 }
 
@@ -263,7 +263,9 @@ pub enum TaskState {
     Exited {
         code: u32,
     },
-    /// Held: stopped, and not to be restarted.
+    /// Held: stopped, and not to be restarted. (Reserved: today the
+    /// kernel reports a held service as `Faulted`; the supervisor records
+    /// its own decision to hold.)
     Held,
 }
 

@@ -96,6 +96,12 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>>
     deployments.sort_by_key(|d| d.system.is_some());
     for dep in deployments {
         let name = dep.name.clone();
+        if !dep.manifest.expect.scenario {
+            let why = "benchmark deployment: run by `cargo xtask bench`".to_string();
+            eprintln!("xtask: scenario {name}: SKIP ({why})");
+            results.push((format!("scenario {name}"), Verdict::Skip, why));
+            continue;
+        }
         if let Some(first) = dep.missing_crates.first() {
             let why = format!("service crates not written yet: {first}");
             eprintln!("xtask: scenario {name}: SKIP ({why})");

@@ -73,7 +73,7 @@ pub struct Iommu {
     pub options: Spanned<Vec<String>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Expect {
     /// How the run must end (default: success).
@@ -87,6 +87,28 @@ pub struct Expect {
     pub absent: Vec<String>,
     /// Seconds before the run counts as hung (default 60).
     pub timeout_secs: Option<u64>,
+    /// Whether `cargo xtask test` runs this deployment (default true). The
+    /// benchmark deployment sets it false: its figures need 100,000s of
+    /// round trips, which take minutes under slow virtualisation; `cargo
+    /// xtask bench` runs it.
+    #[serde(default = "yes")]
+    pub scenario: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            exit: ExpectedExit::default(),
+            output: Vec::new(),
+            absent: Vec::new(),
+            timeout_secs: None,
+            scenario: true,
+        }
+    }
 }
 
 /// The expected `isa-debug-exit` code, by name.
