@@ -1,0 +1,260 @@
+//! Host tests of the kernel core: IPC rules, refusals, faults, restarts and
+//! scheduling, over a [`Platform`] made of plain buffers. This module holds
+//! the fake platform and a small deployment; the tests are in [`ipc`] and
+//! [`rules`].
+
+mod ipc;
+mod rules;
+
+use super::task::{ReplyToken, State};
+use super::*;
+use faultline_ipc::abi::{CapKind, MAX_MESSAGE, RecvKind, Sysnum};
+use faultline_ipc::kconfig::{
+    CONFIG_VERSION, CapConfig, ChannelConfig, KernelConfig, RestartPolicy, ServiceConfig, TaskFault,
+};
+use proptest::prelude::*;
+use std::vec::Vec;
+
+/// Each service's memory: `[USER_BASE, USER_BASE + USER_SIZE)`, all writable.
+const USER_BASE: u64 = 0x40_0000;
+const USER_SIZE: usize = 0x4000;
+
+struct FakePlatform {
+    mem: Vec<Vec<u8>>,
+    logs: Vec<(String, String)>,
+    loads: Vec<usize>,
+    now: u64,
+}
+
+impl FakePlatform {
+    fn new(n: usize) -> Self {
+        FakePlatform {
+            mem: vec![vec![0; USER_SIZE]; n],
+            logs: Vec::new(),
+            loads: Vec::new(),
+            now: 0,
+        }
+    }
+
+    fn range(&self, task: usize, ptr: u64, len: usize) -> Result<std::ops::Range<usize>, Error> {
+        let start = ptr.checked_sub(USER_BASE).ok_or(Error::BadPointer)? as usize;
+        let end = start.checked_add(len).ok_or(Error::BadPointer)?;
+        if end > self.mem[task].len() {
+            return Err(Error::BadPointer);
+        }
+        Ok(start..end)
+    }
+
+    fn put(&mut self, task: usize, ptr: u64, data: &[u8]) {
+        let r = self.range(task, ptr, data.len()).unwrap();
+        self.mem[task][r].copy_from_slice(data);
+    }
+
+    fn get(&self, task: usize, ptr: u64, len: usize) -> Vec<u8> {
+        self.mem[task][self.range(task, ptr, len).unwrap()].to_vec()
+    }
+}
+
+impl Platform for FakePlatform {
+    fn read_user(&mut self, task: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let r = self.range(task, ptr, buf.len())?;
+        buf.copy_from_slice(&self.mem[task][r]);
+        Ok(())
+    }
+    fn write_user(&mut self, task: usize, ptr: u64, data: &[u8]) -> Result<(), Error> {
+        let r = self.range(task, ptr, data.len())?;
+        self.mem[task][r].copy_from_slice(data);
+        Ok(())
+    }
+    fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error> {
+        self.range(task, ptr, len as usize).map(|_| ())
+    }
+    fn now_ns(&self) -> u64 {
+        self.now
+    }
+    fn tsc(&self) -> (u64, u64) {
+        (self.now, 1_000_000_000)
+    }
+    fn log(&mut self, name: &str, line: &[u8]) {
+        self.logs
+            .push((name.into(), String::from_utf8_lossy(line).into()));
+    }
+    fn map_mmio(&mut self, _: usize, base: u64, _: u64) -> Result<u64, Error> {
+        Ok(0x7000_0000_0000 | base)
+    }
+    fn alloc_dma(&mut self, _: usize, _: u64) -> Result<(u64, u64), Error> {
+        Ok((0x6000_0000_0000, 0x1234_5000))
+    }
+    fn pci_read(&mut self, _: (u8, u8, u8), offset: u16, _: u8) -> u32 {
+        u32::from(offset)
+    }
+    fn pci_write(&mut self, _: (u8, u8, u8), _: u16, _: u8, _: u32) {}
+    fn irq_msi(&self, irq: u8) -> (u64, u32) {
+        (0xfee0_0000, u32::from(irq))
+    }
+    fn irq_unmask(&mut self, _: u8) {}
+    fn load(&mut self, task: usize) -> Result<Regs, Error> {
+        self.loads.push(task);
+        self.mem[task].fill(0);
+        Ok(Regs::entry(USER_BASE, USER_BASE + USER_SIZE as u64))
+    }
+}
+
+struct NoDevices;
+impl Resolver for NoDevices {
+    fn pci(&mut self, _: u16, _: u16, _: u8) -> Option<(u8, u8, u8)> {
+        None
+    }
+    fn vtd_unit(&mut self, _: u8) -> Option<(u64, u64)> {
+        Some((0xfed9_0000, 0x1000))
+    }
+    fn irq(&mut self, _: u8, _: u32) -> Option<u8> {
+        Some(0x50)
+    }
+}
+
+fn cap(name: &str, kind: CapSpec) -> CapConfig {
+    CapConfig {
+        name: name.try_into().unwrap(),
+        kind,
+    }
+}
+
+fn service(name: &str, priority: u8, caps: &[CapConfig]) -> ServiceConfig {
+    ServiceConfig {
+        name: name.try_into().unwrap(),
+        image: 0,
+        priority,
+        memory_pages: 16,
+        stack_pages: 1,
+        restart: RestartPolicy::Restart {
+            backoff_ms: 1,
+            max_restarts: 3,
+        },
+        caps: caps.iter().cloned().collect(),
+    }
+}
+
+const SUP: usize = 0;
+const SERVER: usize = 1;
+const CLIENT: usize = 2;
+const CLIENT2: usize = 3;
+
+/// supervisor, a server, two clients (channels 0 and 1), plus a notification
+/// from the client to the server.
+fn world() -> (Kernel, FakePlatform) {
+    let config = KernelConfig {
+        version: CONFIG_VERSION,
+        deployment: "t".try_into().unwrap(),
+        services: [
+            service("sup", 0, &[cap("supervisor", CapSpec::Supervisor)]),
+            service(
+                "server",
+                1,
+                &[
+                    cap(
+                        "c1",
+                        CapSpec::Server {
+                            channel: 0,
+                            badge: 11,
+                        },
+                    ),
+                    cap(
+                        "c2",
+                        CapSpec::Server {
+                            channel: 1,
+                            badge: 22,
+                        },
+                    ),
+                    cap(
+                        "edu",
+                        CapSpec::Pci {
+                            vendor: 0x1234,
+                            device: 0x11e8,
+                            index: 0,
+                        },
+                    ),
+                    cap("vtd", CapSpec::VtdMmio { unit: 0 }),
+                ],
+            ),
+            service(
+                "client",
+                2,
+                &[
+                    cap("server", CapSpec::Client { channel: 0 }),
+                    cap("poke", CapSpec::Notification { target: 1, bits: 4 }),
+                    cap("dma", CapSpec::Dma { bytes: 8192 }),
+                ],
+            ),
+            service(
+                "client2",
+                2,
+                &[cap("server", CapSpec::Client { channel: 1 })],
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        channels: [
+            ChannelConfig {
+                name: "c1".try_into().unwrap(),
+                client: 2,
+                server: 1,
+            },
+            ChannelConfig {
+                name: "c2".try_into().unwrap(),
+                client: 3,
+                server: 1,
+            },
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let mut k = Kernel::new(&config, &mut NoDevices).unwrap();
+    let mut p = FakePlatform::new(4);
+    k.start_all(&mut p).unwrap();
+    (k, p)
+}
+
+fn sys(k: &mut Kernel, p: &mut FakePlatform, task: usize, nr: Sysnum, args: [u64; 6]) -> After {
+    k.tasks[task].regs.rax = nr as u64;
+    [
+        k.tasks[task].regs.rdi,
+        k.tasks[task].regs.rsi,
+        k.tasks[task].regs.rdx,
+        k.tasks[task].regs.r10,
+        k.tasks[task].regs.r8,
+        k.tasks[task].regs.r9,
+    ] = args;
+    k.syscall(p, task)
+}
+
+/// Status and the four result registers of `task`.
+fn result(k: &Kernel, task: usize) -> (u64, [u64; 4]) {
+    let r = &k.tasks[task].regs;
+    (r.rax, [r.rdi, r.rsi, r.rdx, r.r10])
+}
+
+const BUF: u64 = USER_BASE + 0x1000;
+const REQ: u64 = USER_BASE + 0x2000;
+const REPLY: u64 = USER_BASE + 0x3000;
+
+fn recv(k: &mut Kernel, p: &mut FakePlatform, mask: u64) -> After {
+    sys(
+        k,
+        p,
+        SERVER,
+        Sysnum::Recv,
+        [BUF, MAX_MESSAGE as u64, mask, 0, 0, 0],
+    )
+}
+
+fn call(k: &mut Kernel, p: &mut FakePlatform, client: usize, msg: &[u8]) -> After {
+    p.put(client, REQ, msg);
+    sys(
+        k,
+        p,
+        client,
+        Sysnum::Call,
+        [0, REQ, msg.len() as u64, REPLY, MAX_MESSAGE as u64, 0],
+    )
+}
