@@ -64,8 +64,10 @@ unsafe extern "C" {
 pub fn init(kernel_stack_top: u64) {
     SYSCALL_KERNEL_RSP.store(kernel_stack_top, Ordering::Relaxed);
     gdt::set_kernel_stack(kernel_stack_top);
-    // SYSRET takes SS from base + 8 and CS from base + 16.
-    let sysret_base = u64::from(gdt::USER_SS.bits() & !3) - 8;
+    // SYSRET takes SS from base + 8 and CS from base + 16; the base carries
+    // RPL 3 so both come out as ring-3 selectors whether or not the CPU ORs
+    // the RPL in itself.
+    let sysret_base = (u64::from(gdt::USER_SS.bits() & !3) - 8) | 3;
     let star = (u64::from(gdt::KERNEL_CS.bits()) << 32) | (sysret_base << 48);
     // SAFETY: these MSRs configure the syscall instruction: STAR holds the
     // kernel selectors (0x08) and the base (0x10) from which SYSRET derives
@@ -102,6 +104,20 @@ pub fn recover_broken_syscall(frame: &mut TrapFrame) {
     frame.rflags = frame.r11;
     frame.vector = SYSCALL_VECTOR;
     frame.error_code = 0;
+}
+
+/// Marks `frame` to return with `sysretq` instead of `iretq` when that is
+/// safe: the service entered with a syscall (so `rcx` and `r11` are
+/// clobbered by contract and may carry RIP and RFLAGS) and RIP is a
+/// canonical lower-half address (SYSRET to a non-canonical RIP faults in
+/// ring 0 on Intel CPUs).
+pub fn mark_sysret(frame: &mut TrapFrame, entered_by_syscall: bool) {
+    let canonical_user = frame.rip < 0x0000_7fff_ffff_f000;
+    frame.vector = if entered_by_syscall && canonical_user {
+        SYSCALL_VECTOR
+    } else {
+        0
+    };
 }
 
 /// Enters ring 3 with the registers in `frame` (which must carry the user

@@ -27,6 +27,10 @@ use platform::{IRQ_VECTOR_BASE, IrqLine, MAX_IRQS, MachinePlatform};
 struct System {
     kernel: Kernel,
     platform: MachinePlatform,
+    /// For each service, the generation whose last kernel entry was a
+    /// syscall (0 if it was anything else): such a service may be resumed
+    /// with `sysretq`, since `rcx` and `r11` are clobbered by the ABI.
+    entered_by_syscall: [u32; faultline_ipc::kconfig::MAX_SERVICES],
 }
 
 static SYSTEM: InterruptSpinMutex<Option<System>> = InterruptSpinMutex::new(None);
@@ -111,7 +115,11 @@ pub fn run(
         log::error!("services: cannot start {}: {e}", kernel.tasks[task].name);
         exit::exit(ExitCode::BootFailure);
     }
-    *SYSTEM.lock() = Some(System { kernel, platform });
+    *SYSTEM.lock() = Some(System {
+        kernel,
+        platform,
+        entered_by_syscall: [0; faultline_ipc::kconfig::MAX_SERVICES],
+    });
     let mut frame = user_frame(&Regs::default());
     resume_next(&mut frame, false);
     syscall::enter_user(&frame)
@@ -204,6 +212,11 @@ pub fn user_entry(frame: &mut TrapFrame) {
             return;
         };
         sys.kernel.tasks[cur].regs = save(frame);
+        sys.entered_by_syscall[cur] = if vector == syscall::SYSCALL_VECTOR {
+            sys.kernel.tasks[cur].generation
+        } else {
+            0
+        };
         match vector {
             syscall::SYSCALL_VECTOR => match sys.kernel.syscall(&mut sys.platform, cur) {
                 After::Continue => {}
@@ -299,7 +312,9 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             let sys = guard.as_mut().expect("services are running");
             deliver_events(sys);
             if let Some(next) = sys.kernel.schedule(rotate) {
-                *frame = user_frame(&sys.kernel.tasks[next].regs);
+                let task = &sys.kernel.tasks[next];
+                *frame = user_frame(&task.regs);
+                syscall::mark_sysret(frame, sys.entered_by_syscall[next] == task.generation);
                 let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
                 if paging::active_root() != root {
                     // SAFETY: every service space shares the kernel half,
