@@ -95,11 +95,10 @@ pub fn init(info: &BootInfo, features: &Features) -> Result<u64, MemoryError> {
     if plan.paddr + plan.bytes > BOOT_WINDOW {
         return Err(MemoryError::BitmapAboveBootWindow { paddr: plan.paddr });
     }
-    // SAFETY: `plan_bitmap` reserved [paddr, paddr + bytes) in usable RAM
-    // below 4 GiB (checked above), which the boot tables map read-write at
-    // its direct-map address and the kernel tables built below map there
-    // too; the range is excluded from the allocator, so nothing else will
-    // ever use it, and `words * 8 <= bytes`.
+    // The bitmap range is usable RAM below 4 GiB (checked above), mapped
+    // read-write in the direct map by the boot and the kernel tables alike.
+    // SAFETY: excluded from the allocator, so only this slice ever uses it;
+    // and `words * 8 <= bytes`.
     let storage: &'static mut [u64] = unsafe {
         core::slice::from_raw_parts_mut(phys_to_virt(plan.paddr) as *mut u64, plan.words)
     };
@@ -190,10 +189,9 @@ pub fn init(info: &BootInfo, features: &Features) -> Result<u64, MemoryError> {
         MAIN_STACK_TOP.store(stack.top, Ordering::Relaxed);
     }
 
-    // SAFETY: the new tables map the kernel image at the addresses it is
-    // linked for (text, rodata, data and bss, which holds the boot stack we
-    // are on and every static), and the direct map at the same addresses as
-    // the boot tables, which is how the frame bitmap and tables are reached.
+    // SAFETY: the new tables map the image where it is linked (text, rodata,
+    // data, bss with the boot stack and statics) and the direct map where the
+    // boot tables had it (the frame bitmap and tables are reached there).
     unsafe { hw::activate(space.root_paddr()) };
     hw::set_kernel_root(space.root_paddr());
     let (g, smep, smap) =

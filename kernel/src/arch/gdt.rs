@@ -113,10 +113,9 @@ pub fn init() {
         limit: (size_of::<Gdt>() - 1) as u16,
         base: &*gdt as *const Gdt,
     };
-    // SAFETY: the GDT lives in a static, so it outlives its use by the CPU;
-    // its selectors match the constants above, which is what the segment
-    // loads and the later `ltr` refer to. The TSS descriptor is "available"
-    // because nothing has loaded it yet.
+    // SAFETY: the GDT is a static (outlives the CPU's use), its selectors are
+    // the constants the loads and `ltr` use, and the TSS descriptor is
+    // "available" because nothing has loaded it yet.
     unsafe {
         lgdt(&pointer);
         x86::bits64::segmentation::load_cs(KERNEL_CS);

@@ -18,11 +18,9 @@ pub struct PhysWindow;
 impl TableMemory for PhysWindow {
     fn table(&mut self, paddr: u64) -> &mut [u64; 512] {
         debug_assert_eq!(paddr % PAGE_SIZE as u64, 0);
-        // SAFETY: table frames come from the frame allocator, are page-aligned
-        // and lie in RAM below 4 GiB, which the physical-memory window maps
-        // read-write in both the boot and the kernel tables. Each frame is
-        // used only as a page table, and callers hold the address-space lock,
-        // so no other reference to it exists while this one lives.
+        // SAFETY: table frames are page-aligned allocator frames in RAM the
+        // direct map covers read-write; each is only ever a page table, and
+        // callers hold the address-space lock, so this reference is unique.
         unsafe { &mut *(phys_to_virt(paddr) as *mut [u64; 512]) }
     }
 }

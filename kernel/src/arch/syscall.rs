@@ -69,11 +69,9 @@ pub fn init(kernel_stack_top: u64) {
     // the RPL in itself.
     let sysret_base = (u64::from(gdt::USER_SS.bits() & !3) - 8) | 3;
     let star = (u64::from(gdt::KERNEL_CS.bits()) << 32) | (sysret_base << 48);
-    // SAFETY: these MSRs configure the syscall instruction: STAR holds the
-    // kernel selectors (0x08) and the base (0x10) from which SYSRET derives
-    // the user selectors, which the GDT lays out as required; LSTAR points
-    // at the entry stub above; FMASK clears IF, DF, TF and AC on entry so the
-    // kernel runs with interrupts off; EFER.SCE turns the instruction on.
+    // STAR: kernel selectors, and the SYSRET base the GDT is laid out for;
+    // LSTAR: the entry stub; FMASK: IF, DF, TF, AC cleared on entry.
+    // SAFETY: these values configure `syscall` as the kernel expects.
     unsafe {
         wrmsr(IA32_STAR, star);
         wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
@@ -126,10 +124,9 @@ pub fn mark_sysret(frame: &mut TrapFrame, entered_by_syscall: bool) {
 pub fn enter_user(frame: &TrapFrame) -> ! {
     let top = SYSCALL_KERNEL_RSP.load(Ordering::Relaxed);
     let slot = (top - size_of::<TrapFrame>() as u64) as *mut TrapFrame;
-    // SAFETY: the slot is the topmost frame-sized area of the kernel stack,
-    // which nothing live uses once we leave (this function never returns),
-    // and `return_to_user` restores exactly a `TrapFrame` from it. The frame
-    // holds ring-3 selectors, so iretq drops to user mode.
+    // SAFETY: the slot is the top of the kernel stack, unused once we leave
+    // (this never returns); `return_to_user` restores exactly a TrapFrame
+    // from it, whose ring-3 selectors make iretq drop to user mode.
     unsafe {
         slot.write(*frame);
         return_to_user(slot)

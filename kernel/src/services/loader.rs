@@ -98,10 +98,8 @@ pub fn load(image: &[u8], space: &mut UserSpace, stack_pages: u32) -> Result<Reg
                 if from < to {
                     let src = &data[(from - vaddr) as usize..(to - vaddr) as usize];
                     let dst = phys_to_virt(frame) + (from - page_start);
-                    // SAFETY: `frame` was just allocated, zeroed and mapped
-                    // for this service only; the destination range lies in
-                    // it (from..to is within one page), reached through the
-                    // kernel's direct map.
+                    // SAFETY: `frame` is fresh and this service's alone; the
+                    // range (within one page) is reached via the direct map.
                     unsafe {
                         core::ptr::copy_nonoverlapping(src.as_ptr(), dst as *mut u8, src.len())
                     };

@@ -80,10 +80,9 @@ pub fn report_panic(info: &core::panic::PanicInfo<'_>) {
 /// 0x400000 and page 0 is never mapped).
 #[cfg(target_os = "none")]
 pub fn fault_by_write(addr: u64) -> ! {
-    // SAFETY: the store targets an address that is not mapped writable in
-    // this service, so it faults before changing any memory; the kernel
-    // then stops this service and never resumes it (a restart starts the
-    // image afresh), so no Rust state is observed after the fault.
+    // SAFETY: the address is not mapped writable here, so the store faults
+    // before changing memory; the kernel stops this service and never
+    // resumes it (a restart starts afresh), so no state is observed after.
     unsafe {
         core::arch::asm!("mov byte ptr [{0}], 0x42", in(reg) addr, options(nostack));
     }

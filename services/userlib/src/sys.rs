@@ -28,11 +28,10 @@ pub type RawResult = [u64; 5];
 #[cfg(target_os = "none")]
 pub unsafe fn syscall6(nr: u64, args: [u64; 6]) -> RawResult {
     let (rax, rdi, rsi, rdx, r10);
-    // SAFETY: `syscall` enters the kernel, which preserves every register
-    // but the five outputs and rcx/r11 (declared clobbered), never touches
-    // our stack (`nostack`), and writes our memory only through pointer
-    // arguments, which the caller guarantees are refused or exclusively
-    // ours (this function's contract).
+    // The kernel preserves all but the five outputs and rcx/r11 (declared
+    // clobbered) and never touches our stack.
+    // SAFETY: it writes our memory only through pointer arguments, which the
+    // caller guarantees are refused or exclusively ours (the contract above).
     unsafe {
         core::arch::asm!(
             "syscall",
