@@ -23,6 +23,7 @@ mod deployment;
 mod elf;
 mod image;
 mod qemu;
+mod symbolize;
 mod test;
 
 use anyhow::Result;
@@ -147,6 +148,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             let outcome = qemu.run(&dep, &image, &opts)?;
             println!("xtask: {}", outcome.summary());
+            for line in symbolize::annotate(&image, &outcome.console) {
+                println!("xtask: {line}");
+            }
             std::process::exit(if outcome.is_success() { 0 } else { 1 });
         }
         Command::Test {

@@ -136,6 +136,9 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>>
                     outcome.console
                 );
                 eprintln!("xtask: {label}: {why}");
+                for line in crate::symbolize::annotate(&image, &outcome.console) {
+                    eprintln!("xtask: {label}: {line}");
+                }
             }
             let detail = match &verdict {
                 Ok(()) => format!("({:.2}s)", outcome.elapsed.as_secs_f64()),
