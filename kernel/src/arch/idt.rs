@@ -81,9 +81,6 @@ isr_common:
     mov %rsp, %rdi
     cld
     call {dispatch}
-    /* A frame marked with the syscall vector returns with sysretq. */
-    cmpq ${sysret_mark}, 15*8(%rsp)
-    je sysret_restore
     .global isr_restore
 isr_restore:
     pop %rax
@@ -101,26 +98,13 @@ isr_restore:
     pop %r13
     pop %r14
     pop %r15
+    /* A frame marked with the syscall vector returns with sysretq (the
+       flags this compare sets are replaced by the return either way). */
+    cmpq ${sysret_mark}, (%rsp)
+    je 1f
     add $16, %rsp
     iretq
-
-sysret_restore:
-    pop %rax
-    pop %rbx
-    pop %rcx
-    pop %rdx
-    pop %rsi
-    pop %rdi
-    pop %rbp
-    pop %r8
-    pop %r9
-    pop %r10
-    pop %r11
-    pop %r12
-    pop %r13
-    pop %r14
-    pop %r15
-    mov 16(%rsp), %rcx      /* RIP */
+1:  mov 16(%rsp), %rcx      /* RIP */
     mov 32(%rsp), %r11      /* RFLAGS */
     mov 40(%rsp), %rsp      /* user RSP; NMI and #MC run on IST stacks */
     sysretq

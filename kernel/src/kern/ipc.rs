@@ -243,12 +243,7 @@ impl Kernel {
         if usize::from(ch) != channel || seq != token.seq {
             return Err((Error::StaleToken, 0));
         }
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= MAX_MESSAGE)
-            .ok_or((Error::BadLength, 0))?;
-        let mut msg = [0u8; MAX_MESSAGE];
-        p.read_user(caller, ptr, &mut msg[..len])
+        let (msg, len) = super::syscalls::read_bounded::<MAX_MESSAGE>(p, caller, ptr, len)
             .map_err(|e| (e, 0))?;
         let n = len.min(reply_cap as usize);
         let status = match p.write_user(client, reply_buf, &msg[..n]) {

@@ -55,22 +55,14 @@ impl Kernel {
             Sysnum::Reply => self.reply(p, caller, args),
             Sysnum::Notify => self.notify(caller, args[0]),
             Sysnum::Wait => Ok(self.wait(caller, args[0])),
-            Sysnum::IrqAck => match self.tasks[caller].caps.get(args[0]) {
-                Ok(Cap::Irq { irq, .. }) => {
-                    p.irq_unmask(*irq);
-                    Ok(Outcome::Done([0; 4]))
-                }
-                Ok(_) => Err((Error::WrongKind, 0)),
-                Err(e) => Err((e, 0)),
-            },
-            Sysnum::IrqInfo => match self.tasks[caller].caps.get(args[0]) {
-                Ok(Cap::Irq { irq, .. }) => {
-                    let (addr, data) = p.irq_msi(*irq);
-                    Ok(Outcome::Done([addr, u64::from(data), 0, 0]))
-                }
-                Ok(_) => Err((Error::WrongKind, 0)),
-                Err(e) => Err((e, 0)),
-            },
+            Sysnum::IrqAck => self.irq(caller, args[0]).map(|irq| {
+                p.irq_unmask(irq);
+                Outcome::Done([0; 4])
+            }),
+            Sysnum::IrqInfo => self.irq(caller, args[0]).map(|irq| {
+                let (addr, data) = p.irq_msi(irq);
+                Outcome::Done([addr, u64::from(data), 0, 0])
+            }),
             Sysnum::MmioMap => self.mmio_map(p, caller, args[0]),
             Sysnum::DmaAlloc => self.dma_alloc(p, caller, args[0], args[1]),
             Sysnum::PciConfigRead | Sysnum::PciConfigWrite => self.pci_config(p, caller, nr, args),
@@ -119,6 +111,15 @@ impl Kernel {
         }
     }
 
+    /// The interrupt behind IRQ capability `handle`.
+    fn irq(&self, caller: usize, handle: u64) -> Result<u8, (Error, u64)> {
+        match self.tasks[caller].caps.get(handle) {
+            Ok(Cap::Irq { irq, .. }) => Ok(*irq),
+            Ok(_) => Err((Error::WrongKind, 0)),
+            Err(e) => Err((e, 0)),
+        }
+    }
+
     fn log(
         &mut self,
         p: &mut impl Platform,
@@ -126,13 +127,7 @@ impl Kernel {
         ptr: u64,
         len: u64,
     ) -> Result<Outcome, (Error, u64)> {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= MAX_LOG)
-            .ok_or((Error::BadLength, 0))?;
-        let mut buf = [0u8; MAX_LOG];
-        p.read_user(caller, ptr, &mut buf[..len])
-            .map_err(|e| (e, 0))?;
+        let (buf, len) = read_bounded::<MAX_LOG>(p, caller, ptr, len).map_err(|e| (e, 0))?;
         let name = self.tasks[caller].name.clone();
         p.log(&name, &buf[..len]);
         Ok(Outcome::Done([0; 4]))
@@ -263,13 +258,7 @@ impl Kernel {
         ptr: u64,
         len: u64,
     ) -> Result<Outcome, (Error, u64)> {
-        let len = usize::try_from(len)
-            .ok()
-            .filter(|&l| l <= MAX_CAP_NAME)
-            .ok_or((Error::BadLength, 0))?;
-        let mut name = [0u8; MAX_CAP_NAME];
-        p.read_user(caller, ptr, &mut name[..len])
-            .map_err(|e| (e, 0))?;
+        let (name, len) = read_bounded::<MAX_CAP_NAME>(p, caller, ptr, len).map_err(|e| (e, 0))?;
         let (handle, kind) = self.tasks[caller]
             .caps
             .lookup(&name[..len])
@@ -314,4 +303,21 @@ impl Kernel {
             .map_err(|e| (e, 0))?;
         Ok(Outcome::Done([used as u64, 0, 0, 0]))
     }
+}
+
+/// Copies `len` (at most `N`) bytes of the caller's memory at `ptr` into a
+/// kernel buffer: `BadLength` past `N`, `BadPointer` if not mapped for it.
+pub(super) fn read_bounded<const N: usize>(
+    p: &mut impl Platform,
+    caller: usize,
+    ptr: u64,
+    len: u64,
+) -> Result<([u8; N], usize), Error> {
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= N)
+        .ok_or(Error::BadLength)?;
+    let mut buf = [0u8; N];
+    p.read_user(caller, ptr, &mut buf[..len])?;
+    Ok((buf, len))
 }
