@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever these types change shape; a kernel refuses a config of
 /// another version.
-pub const CONFIG_VERSION: u32 = 1;
+pub const CONFIG_VERSION: u32 = 2;
 /// Most services in one deployment.
 pub const MAX_SERVICES: usize = 16;
 /// Most channels in one deployment.
@@ -92,10 +92,17 @@ pub enum CapSpec {
     Server { channel: u8, badge: u64 },
     /// Post `bits` to service `target`.
     Notification { target: u8, bits: u32 },
-    /// An MSI interrupt delivered as `bits` to the holder.
-    Irq { bits: u32 },
-    /// Physical MMIO `[base, base + len)`, page-aligned.
+    /// The MSI of the PCI function this service holds as handle `pci`,
+    /// delivered to the holder as `bits`. The kernel programs the device's
+    /// MSI address and data itself; the service only enables and handles it.
+    Irq { bits: u32, pci: u8 },
+    /// Physical MMIO `[base, base + len)`, page-aligned, for registers that
+    /// are not a PCI BAR. The kernel checks it against the machine at boot
+    /// (never RAM, never the LAPIC, IOAPIC, HPET, ECAM or a VT-d unit).
     Mmio { base: u64, len: u64 },
+    /// Memory BAR `bar` (0..=5) of the PCI function this service holds as
+    /// handle `pci`, resolved at boot from the BAR itself.
+    PciBar { pci: u8, bar: u8 },
     /// The register set of VT-d unit `unit`, resolved from the DMAR at boot.
     VtdMmio { unit: u8 },
     /// Allocate up to `bytes` of DMA memory.
@@ -126,6 +133,10 @@ pub enum ConfigError {
     Version { found: u32 },
     /// An index points past its list.
     BadIndex { service: u8, what: &'static str },
+    /// The supervisor does not have the strictly highest priority (the
+    /// lowest number), or more than one service holds the supervisor
+    /// capability.
+    SupervisorPriority { service: u8 },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -144,6 +155,10 @@ impl core::fmt::Display for ConfigError {
             Self::BadIndex { service, what } => {
                 write!(f, "service {service}: {what} index out of range")
             }
+            Self::SupervisorPriority { service } => write!(
+                f,
+                "service {service}: the supervisor must be the only one and strictly outrank every other service"
+            ),
         }
     }
 }
@@ -228,6 +243,8 @@ impl KernelConfig {
                         .get(usize::from(channel))
                         .is_some_and(|c| c.server == service),
                     CapSpec::Notification { target, .. } => usize::from(target) < services,
+                    CapSpec::Irq { pci, .. } => is_pci(s, pci),
+                    CapSpec::PciBar { pci, bar } => bar <= 5 && is_pci(s, pci),
                     _ => true,
                 };
                 if !ok {
@@ -238,6 +255,7 @@ impl KernelConfig {
                 }
             }
         }
+        check_supervisor(config)?;
         for c in &config.channels {
             if usize::from(c.client) >= services
                 || usize::from(c.server) >= services
@@ -251,6 +269,38 @@ impl KernelConfig {
         }
         Ok(())
     }
+}
+
+/// Whether handle `pci` of service `s` is a PCI function grant.
+fn is_pci(s: &ServiceConfig, pci: u8) -> bool {
+    s.caps
+        .get(usize::from(pci))
+        .is_some_and(|c| matches!(c.kind, CapSpec::Pci { .. }))
+}
+
+/// Hubris' rule: the supervisor outranks everyone, so no service it
+/// supervises can starve it. At most one service holds the supervisor
+/// capability, and its priority is strictly lower (more important) than
+/// every other service's.
+fn check_supervisor(config: &KernelConfig) -> Result<(), ConfigError> {
+    let holds = |s: &ServiceConfig| s.caps.iter().any(|c| c.kind == CapSpec::Supervisor);
+    let mut supervisors = config.services.iter().enumerate().filter(|(_, s)| holds(s));
+    let Some((index, sup)) = supervisors.next() else {
+        return Ok(());
+    };
+    let service = index as u8;
+    if supervisors.next().is_some() {
+        return Err(ConfigError::SupervisorPriority { service });
+    }
+    let outranked = config
+        .services
+        .iter()
+        .enumerate()
+        .any(|(i, s)| i != index && s.priority <= sup.priority);
+    if outranked {
+        return Err(ConfigError::SupervisorPriority { service });
+    }
+    Ok(())
 }
 
 /// A service's state, as the supervisor sees it.

@@ -8,9 +8,10 @@
 //! - Images: one per distinct crate, numbered in service order.
 //! - Channels: in manifest order; the default badge is index + 1.
 //! - A service's capabilities, in handle order: `supervisor`, `vtd`, its
-//!   `mmio` grants, `pci` grants, `irqs`, `dma`, `notify` grants (each in
-//!   manifest order), then one end per channel it is on, in channel order
-//!   (its client end or its server end).
+//!   `mmio` grants, `pci` grants (each followed by its `bars`, named
+//!   `<pci name>-bar<N>`), `irqs`, `dma`, `notify` grants (each in manifest
+//!   order), then one end per channel it is on, in channel order (its
+//!   client end or its server end).
 //!
 //! Capability names must be unique within a service and at most
 //! [`MAX_CAP_NAME`] bytes; a service holds at most [`MAX_CAPS`].
@@ -106,8 +107,11 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
                 },
             });
         }
+        let mut pci_handles: BTreeMap<&str, u8> = BTreeMap::new();
         for g in &s.pci {
             let (vendor, device) = parse_pci_id(g.device.get_ref()).expect("validated");
+            pci_handles.insert(g.name.get_ref().as_str(), caps.len() as u8);
+            let pci = caps.len() as u8;
             caps.push(Cap {
                 name: g.name.get_ref().clone(),
                 span: g.name.span(),
@@ -117,13 +121,35 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
                     index: g.index.as_ref().map_or(0, |i| *i.get_ref() as u8),
                 },
             });
+            for bar in &g.bars {
+                caps.push(Cap {
+                    name: format!("{}-bar{}", g.name.get_ref(), bar.get_ref()),
+                    span: bar.span(),
+                    kind: CapSpec::PciBar {
+                        pci,
+                        bar: *bar.get_ref() as u8,
+                    },
+                });
+            }
         }
         for g in &s.irqs {
+            let Some(&pci) = pci_handles.get(g.pci.get_ref().as_str()) else {
+                errs.push(
+                    g.pci.span(),
+                    format_args!(
+                        "service {sname}: irq {}: pci {:?} names none of this service's pci grants",
+                        g.name.get_ref(),
+                        g.pci.get_ref()
+                    ),
+                );
+                continue;
+            };
             caps.push(Cap {
                 name: g.name.get_ref().clone(),
                 span: g.name.span(),
                 kind: CapSpec::Irq {
                     bits: bits(*g.bit.get_ref()),
+                    pci,
                 },
             });
         }

@@ -239,21 +239,27 @@ pub struct MmioGrant {
     pub size: Spanned<u64>,
 }
 
-/// The `index`-th PCI function with `device` = `"vvvv:dddd"` (hex).
+/// The `index`-th PCI function with `device` = `"vvvv:dddd"` (hex), and
+/// the memory BARs of it the service may map (each a capability named
+/// `<name>-bar<N>`, resolved from the BAR at boot).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct PciGrant {
     pub name: Spanned<String>,
     pub device: Spanned<String>,
     pub index: Option<Spanned<u64>>,
+    #[serde(default)]
+    pub bars: Vec<Spanned<u64>>,
 }
 
-/// An MSI delivered to the holder as notification bit `bit`.
+/// The MSI of the service's PCI grant named `pci`, delivered to the holder
+/// as notification bit `bit`. The kernel programs the device's MSI.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct IrqGrant {
     pub name: Spanned<String>,
     pub bit: Spanned<u64>,
+    pub pci: Spanned<String>,
 }
 
 /// The right to post notification bit `bit` to `service`.
