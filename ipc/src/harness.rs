@@ -15,6 +15,12 @@ pub const DEBUG_EXIT_PORT: u16 = 0xf4;
 /// so the host can tell a clean shutdown from a hang or a crash.
 pub const SHUTDOWN_MARKER: &str = "faultline: shutdown";
 
+/// Where the kernel's `syscall` entry stub is (IA32_LSTAR): the first byte
+/// of kernel text, at a fixed address (`kernel/link.ld`). The kernel checks
+/// it at boot; the hostile-service scenario jumps there to show that a jump
+/// to the entry stub is a fault, not a system call.
+pub const SYSCALL_ENTRY: u64 = 0xffff_ffff_8011_0000;
+
 /// Why a run ended, as written to the `isa-debug-exit` port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u32)]

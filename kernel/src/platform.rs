@@ -307,6 +307,24 @@ impl ConfigSpace for Ecam {
     }
 }
 
+impl Ecam {
+    /// A 1- or 2-byte write at its own width (ECAM allows it), so that
+    /// neighbouring write-1-to-clear bits are never written back.
+    fn write_narrow(&self, bdf: Bdf, offset: u16, width: u8, value: u32) {
+        let Some(a) = self.address(bdf, offset & !3) else {
+            return;
+        };
+        let a = a + u64::from(offset & 3);
+        match width {
+            // SAFETY: inside the mapped window as for `read32`, naturally
+            // aligned (the caller checked `offset % width == 0`).
+            1 => unsafe { core::ptr::write_volatile(a as *mut u8, value as u8) },
+            // SAFETY: as above.
+            _ => unsafe { core::ptr::write_volatile(a as *mut u16, value as u16) },
+        }
+    }
+}
+
 /// Runs `f` over the PCI functions found at boot.
 pub fn with_pci<R>(f: impl FnOnce(&PciList) -> R) -> R {
     f(&PCI_FUNCTIONS.lock())
@@ -359,27 +377,24 @@ pub fn pci_config_read(bdf: Bdf, offset: u16, width: u8) -> u32 {
     }
 }
 
-/// Writes `width` bytes of a function's config space (read-modify-write of
-/// the containing dword for narrower widths).
+/// Writes `width` (1, 2 or 4) bytes of a function's config space at that
+/// width; `offset` must be a multiple of `width`.
 pub fn pci_config_write(bdf: Bdf, offset: u16, width: u8, value: u32) {
     let Some(ecam) = ECAM.get() else {
         return;
     };
-    let mut ecam = Ecam {
-        virt: ecam.virt,
-        start_bus: ecam.start_bus,
-        end_bus: ecam.end_bus,
-    };
-    let aligned = offset & !3;
-    let shift = u32::from(offset & 3) * 8;
-    let merged = match width {
-        1 | 2 => {
-            let mask = (if width == 1 { 0xff } else { 0xffff }) << shift;
-            (ecam.read32(bdf, aligned) & !mask) | ((value << shift) & mask)
+    if !offset.is_multiple_of(u16::from(width.max(1))) {
+        return;
+    }
+    match width {
+        1 | 2 => ecam.write_narrow(bdf, offset, width, value),
+        _ => Ecam {
+            virt: ecam.virt,
+            start_bus: ecam.start_bus,
+            end_bus: ecam.end_bus,
         }
-        _ => value,
-    };
-    ecam.write32(bdf, aligned, merged);
+        .write32(bdf, offset, value),
+    }
 }
 
 /// The VT-d units found at boot: `(register base, register bytes)`.
@@ -451,4 +466,55 @@ fn dump_one(sig: &str, paddr: u64, len: usize) {
         }
         let _ = writeln!(out);
     });
+}
+
+/// The physical ranges no MMIO grant may touch, as the firmware describes
+/// the machine: RAM from the memory map (which holds the kernel image), the
+/// local APIC's 1 MiB interrupt window, the I/O APICs (MADT), the HPET, the
+/// ECAM windows (MCFG) and every VT-d unit (DMAR).
+pub fn machine_map() -> crate::kern::grants::MachineMap {
+    use crate::kern::grants::{MachineMap, Reserved};
+    use faultline_boot::MemoryKind;
+    let mut map = MachineMap::default();
+    memory::with(|m| {
+        for r in m.map.regions() {
+            if !matches!(r.kind, MemoryKind::Reserved | MemoryKind::Disabled) {
+                map.reserve(r.base, r.end(), Reserved::Ram);
+            }
+        }
+    });
+    let Some(tables) = ACPI.get() else {
+        return map;
+    };
+    let lapic = tables
+        .madt
+        .as_ref()
+        .map_or(apic::xapic_phys_base(), |m| m.local_apic_address);
+    let window = lapic & !0xf_ffff;
+    map.reserve(window, window + 0x10_0000, Reserved::LocalApic);
+    for io in tables.madt.iter().flat_map(|m| m.io_apics.iter()) {
+        let base = u64::from(io.address) & !0xfff;
+        map.reserve(base, base + 0x1000, Reserved::IoApic);
+    }
+    for r in tables.mcfg.iter().flat_map(|m| m.regions.iter()) {
+        let start = r.base + (u64::from(r.start_bus) << 20);
+        let end = r.base + ((u64::from(r.end_bus) + 1) << 20);
+        map.reserve(start, end, Reserved::Ecam);
+    }
+    for d in tables.dmar.iter().flat_map(|d| d.drhds.iter()) {
+        let pages = 1u64 << d.size.min(4);
+        map.reserve(
+            d.register_base,
+            d.register_base + pages * 4096,
+            Reserved::VtdUnit,
+        );
+    }
+    if let Some(hpet) = tables.find(acpi::Signature(*b"HPET"))
+        && let Ok(bytes) = Firmware.read(hpet.paddr, hpet.length as usize)
+        && let Some(base) = acpi::hpet_base(bytes)
+    {
+        let base = base & !0xfff;
+        map.reserve(base, base + 0x1000, Reserved::Hpet);
+    }
+    map
 }

@@ -21,6 +21,7 @@
 
 mod dmar;
 mod error;
+mod hpet;
 mod madt;
 mod mcfg;
 mod reader;
@@ -52,6 +53,7 @@ pub use madt::{
     ApicKind, InterruptOverride, IoApic, LocalApic, LocalApicFlags, MAX_INTERRUPT_OVERRIDES,
     MAX_IO_APICS, MAX_LOCAL_APICS, Madt, MadtFlags, Polarity, Trigger,
 };
+pub use hpet::hpet_base;
 pub use mcfg::{EcamRegion, MAX_ECAM_REGIONS, Mcfg};
 pub use rsdp::{RootTable, Rsdp};
 pub use scope::{

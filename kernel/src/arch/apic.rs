@@ -145,3 +145,21 @@ pub fn start_periodic(counts: u32) {
     write(REG_LVT_TIMER, LVT_PERIODIC | u32::from(TIMER_VECTOR));
     write(REG_TIMER_INIT, counts.max(1));
 }
+
+/// Sends an NMI to this CPU (the interrupt command register, NMI delivery,
+/// addressed by this CPU's APIC ID), for the boot self-test of the NMI path.
+pub fn send_nmi_to_self() {
+    const REG_ICR_LOW: u32 = 0x300;
+    const REG_ICR_HIGH: u32 = 0x310;
+    const DELIVERY_NMI: u32 = 0b100 << 8;
+    let me = id();
+    match MODE.load(Ordering::Relaxed) {
+        // SAFETY: x2APIC mode is on, so the ICR is MSR 0x830, written as
+        // one 64-bit value (destination in the upper half).
+        MODE_X2APIC => unsafe { wrmsr(0x830, (u64::from(me) << 32) | u64::from(DELIVERY_NMI)) },
+        _ => {
+            write(REG_ICR_HIGH, (me & 0xff) << 24);
+            write(REG_ICR_LOW, DELIVERY_NMI);
+        }
+    }
+}

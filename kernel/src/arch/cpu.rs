@@ -74,3 +74,39 @@ pub unsafe fn switch_stack(top: u64, next: extern "C" fn() -> !) -> ! {
         )
     }
 }
+
+/// Makes every x87, MMX, SSE and AVX instruction fault, in ring 0 and in
+/// ring 3: CR0.EM (x87 and MMX raise #NM or #UD), CR0.MP, CR0.TS cleared,
+/// and CR4.OSFXSR, OSXMMEXCPT and OSXSAVE cleared (SSE and AVX raise #UD).
+///
+/// Faultline saves no floating-point state on a switch: the kernel and
+/// every service are built soft-float (`x86_64-unknown-none`), and with
+/// these bits no service can use the registers at all, so they can never
+/// carry data from one service to another. A service that tries stops with
+/// a fault, as the ABI says.
+pub fn forbid_floating_point() {
+    use x86::controlregs::{Cr0, Cr4, cr0, cr0_write, cr4, cr4_write};
+    // SAFETY: these bits only make floating-point instructions fault; the
+    // kernel is built without them, so nothing it runs is affected.
+    unsafe {
+        cr0_write(
+            (cr0() | Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_MONITOR_COPROCESSOR)
+                & !Cr0::CR0_TASK_SWITCHED,
+        );
+        cr4_write(
+            cr4()
+                & !(Cr4::CR4_ENABLE_SSE
+                    | Cr4::CR4_UNMASKED_SSE
+                    | Cr4::CR4_ENABLE_OS_XSAVE),
+        );
+    }
+}
+
+/// Whether the CPU is set up as [`forbid_floating_point`] leaves it.
+pub fn floating_point_forbidden() -> bool {
+    use x86::controlregs::{Cr0, Cr4, cr0, cr4};
+    // SAFETY: reading control registers has no side effects.
+    let (c0, c4) = unsafe { (cr0(), cr4()) };
+    c0.contains(Cr0::CR0_EMULATE_COPROCESSOR)
+        && !c4.intersects(Cr4::CR4_ENABLE_SSE | Cr4::CR4_ENABLE_OS_XSAVE)
+}

@@ -14,8 +14,26 @@
 
 use super::gdt;
 use super::idt::TrapFrame;
-use core::sync::atomic::{AtomicU64, Ordering};
+use crate::kern::entry::{self, EntryFrame};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86::msr::{IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, rdmsr, wrmsr};
+
+/// RFLAGS bits cleared on every `syscall` (IA32_FMASK): TF (8), IF (9),
+/// DF (10), IOPL (12-13), NT (14), RF (16), AC (18), ID (21).
+///
+/// NT matters most: with NT set, the kernel's next `iretq` (to any
+/// service) would be a task return, which raises #GP in long mode. DF and
+/// AC would change how the kernel's string copies and user accesses behave.
+/// Interrupt and exception entries clear TF, NT and RF in hardware; the
+/// common stub clears DF and AC itself (`cld`, and `clac` where SMAP is on).
+pub const ENTRY_FLAGS_CLEARED: u64 = (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (3 << 12)
+    | (1 << 14)
+    | (1 << 16)
+    | (1 << 18)
+    | (1 << 21);
 
 /// The pseudo-vector a syscall's frame carries.
 pub const SYSCALL_VECTOR: u64 = 0x100;
@@ -70,33 +88,61 @@ pub fn init(kernel_stack_top: u64) {
     let sysret_base = (u64::from(gdt::USER_SS.bits() & !3) - 8) | 3;
     let star = (u64::from(gdt::KERNEL_CS.bits()) << 32) | (sysret_base << 48);
     // STAR: kernel selectors, and the SYSRET base the GDT is laid out for;
-    // LSTAR: the entry stub; FMASK: IF, DF, TF, AC cleared on entry.
+    // LSTAR: the entry stub; FMASK: every flag a service could set that
+    // would change how kernel code runs (see [`ENTRY_FLAGS_CLEARED`]).
     // SAFETY: these values configure `syscall` as the kernel expects.
     unsafe {
         wrmsr(IA32_STAR, star);
         wrmsr(IA32_LSTAR, syscall_entry as *const () as u64);
-        wrmsr(IA32_FMASK, (1 << 9) | (1 << 10) | (1 << 8) | (1 << 18));
+        wrmsr(IA32_FMASK, ENTRY_FLAGS_CLEARED);
         wrmsr(IA32_EFER, rdmsr(IA32_EFER) | 1);
     }
 }
 
-/// Whether `frame` is a page fault that a `syscall` left behind in ring 3.
-///
-/// Some hypervisors (seen with a nested KVM that emulates SYSCALL) move RIP
-/// to LSTAR and apply FMASK but leave CS at the user selector, so the CPU
-/// fetches the kernel's entry stub in ring 3 and page-faults there with
-/// `rcx`/`r11` already holding the return RIP and RFLAGS. Such a fault can
-/// only come from a `syscall` instruction, so the kernel treats it as one
-/// (see [`recover_broken_syscall`]); on correct hardware it never happens.
+/// Set once the boot probe has seen this machine leave SYSCALL in ring 3.
+static QUIRK_ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Handles SYSCALLs left in ring 3 from now on (the boot probe saw one).
+pub fn arm_ring3_syscall_quirk() {
+    QUIRK_ARMED.store(true, Ordering::Relaxed);
+}
+
+/// Whether the boot probe saw SYSCALL left in ring 3.
+pub fn ring3_syscall_quirk() -> bool {
+    QUIRK_ARMED.load(Ordering::Relaxed)
+}
+
+/// The address `syscall` jumps to (IA32_LSTAR).
+pub fn entry_address() -> u64 {
+    syscall_entry as *const () as u64
+}
+
+fn entry_frame(frame: &TrapFrame) -> EntryFrame {
+    EntryFrame {
+        vector: frame.vector,
+        error_code: frame.error_code,
+        rip: frame.rip,
+        cs: frame.cs,
+        rflags: frame.rflags,
+    }
+}
+
+/// Whether `frame` is a page fault that a `syscall` left behind in ring 3
+/// on a machine the boot probe showed has the quirk (see
+/// [`crate::kern::entry`]); on correct hardware it never is.
 pub fn is_broken_syscall(frame: &TrapFrame) -> bool {
-    frame.vector == 14
-        && frame.cs & 3 == 3
-        && frame.rip == syscall_entry as *const () as u64
-        && frame.error_code & 0x10 != 0
+    entry::classify(&entry_frame(frame), entry_address(), ring3_syscall_quirk())
+        == entry::EntryFault::BrokenSyscall
+}
+
+/// Whether the boot probe's entry `frame` shows the quirk.
+pub fn probe_shows_quirk(frame: &TrapFrame) -> bool {
+    entry::probe_shows_quirk(&entry_frame(frame), entry_address())
 }
 
 /// Rewrites a frame that [`is_broken_syscall`] recognised into the frame
-/// the entry stub would have built.
+/// the entry stub would have built. The return RIP is the service's `rcx`,
+/// unchecked here: every return to ring 3 checks it.
 pub fn recover_broken_syscall(frame: &mut TrapFrame) {
     frame.rip = frame.rcx;
     frame.rflags = frame.r11;
@@ -107,11 +153,10 @@ pub fn recover_broken_syscall(frame: &mut TrapFrame) {
 /// Marks `frame` to return with `sysretq` instead of `iretq` when that is
 /// safe: the service entered with a syscall (so `rcx` and `r11` are
 /// clobbered by contract and may carry RIP and RFLAGS) and RIP is a
-/// canonical lower-half address (SYSRET to a non-canonical RIP faults in
-/// ring 0 on Intel CPUs).
+/// canonical lower-half address clear of the canonical hole (SYSRET to a
+/// non-canonical RIP faults in ring 0 on Intel CPUs).
 pub fn mark_sysret(frame: &mut TrapFrame, entered_by_syscall: bool) {
-    let canonical_user = frame.rip < 0x0000_7fff_ffff_f000;
-    frame.vector = if entered_by_syscall && canonical_user {
+    frame.vector = if entered_by_syscall && entry::sysret_safe(frame.rip) {
         SYSCALL_VECTOR
     } else {
         0

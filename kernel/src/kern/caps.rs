@@ -27,14 +27,18 @@ pub enum Cap {
         target: u8,
         bits: u32,
     },
+    /// An MSI of a granted PCI function, programmed by the kernel.
     Irq {
         irq: u8,
         bits: u32,
     },
-    /// Physical MMIO; `mapped_at` once mapped into the holder.
+    /// Physical MMIO; `mapped_at` once mapped into the holder. `hole`
+    /// (offset, length) is left unmapped: a BAR's MSI-X table and pending
+    /// bits, which only the kernel writes.
     Mmio {
         base: u64,
         len: u64,
+        hole: Option<(u64, u64)>,
         mapped_at: Option<u64>,
     },
     Dma {

@@ -22,17 +22,29 @@ pub struct StopReport {
 
 impl Kernel {
     /// Stops `task` after a CPU fault.
-    pub fn fault(&mut self, task: usize, fault: TaskFault) -> StopReport {
+    pub fn fault(&mut self, p: &mut impl Platform, task: usize, fault: TaskFault) -> StopReport {
         self.tasks[task].fault = Some(fault);
-        self.stop(task, State::Faulted)
+        self.stop(p, task, State::Faulted)
     }
 
     /// Stops `task` at its own request.
-    pub fn exit(&mut self, task: usize, code: u32) -> StopReport {
-        self.stop(task, State::Exited { code })
+    pub fn exit(&mut self, p: &mut impl Platform, task: usize, code: u32) -> StopReport {
+        self.stop(p, task, State::Exited { code })
     }
 
-    fn stop(&mut self, task: usize, state: State) -> StopReport {
+    fn stop(&mut self, p: &mut impl Platform, task: usize, state: State) -> StopReport {
+        // A driver's devices stop with it: nothing it programmed keeps
+        // mastering the bus or raising interrupts once it is gone.
+        for slot in self.tasks[task].caps.slots() {
+            if let super::caps::Cap::Pci {
+                bus,
+                device,
+                function,
+            } = slot.cap
+            {
+                p.quiesce(task, (bus, device, function));
+            }
+        }
         let t = &mut self.tasks[task];
         t.state = state;
         t.timer = None;
@@ -68,11 +80,17 @@ impl Kernel {
     /// generation.
     pub fn restart(&mut self, p: &mut impl Platform, task: usize) -> Result<(), Error> {
         let t = self.tasks.get(task).ok_or(Error::NotFound)?;
-        if !t.state.is_stopped() {
+        if !t.state.is_stopped() || t.refused.is_some() {
             return Err(Error::NotPermitted);
         }
         let regs = p.load(task)?;
         let mut caps = self.initial_caps[task].clone();
+        // Its interrupts come back as the deployment granted them.
+        for slot in caps.slots() {
+            if let super::caps::Cap::Irq { irq, .. } = slot.cap {
+                p.irq_rearm(irq);
+            }
+        }
         // A fresh client starts out knowing its servers as they are now.
         for h in 0..caps.len() as u64 {
             if let Ok(super::caps::Cap::Client {

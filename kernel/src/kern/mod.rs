@@ -15,8 +15,12 @@
 //! the kernel.
 
 pub mod caps;
+pub mod entry;
+pub mod grants;
 mod ipc;
+pub mod logline;
 mod lifecycle;
+pub mod pci_policy;
 mod sched;
 mod syscalls;
 pub mod task;
@@ -25,6 +29,7 @@ pub mod task;
 mod tests;
 
 use caps::{Cap, CapTable};
+use grants::GrantError;
 use faultline_ipc::abi::{Error, NOTIFY_TASK_FAULT};
 use faultline_ipc::kconfig::{CapSpec, KernelConfig, MAX_CHANNELS, MAX_SERVICES};
 use task::{Regs, Task};
@@ -46,10 +51,19 @@ pub trait Platform {
     fn now_ns(&self) -> u64;
     /// The TSC and its frequency.
     fn tsc(&self) -> (u64, u64);
-    /// Prints a line from service `name`.
-    fn log(&mut self, name: &str, line: &[u8]);
-    /// Maps physical MMIO into `task` (uncached, user, no-execute).
-    fn map_mmio(&mut self, task: usize, base: u64, len: u64) -> Result<u64, Error>;
+    /// Prints a line from service `task` (named `name`), within its
+    /// console budget, escaped and attributed; `None` for a line the kernel
+    /// composed.
+    fn log(&mut self, task: Option<usize>, name: &str, line: &[u8]);
+    /// Maps physical MMIO into `task` (uncached, user, no-execute), leaving
+    /// `hole` (offset, length within the region) unmapped.
+    fn map_mmio(
+        &mut self,
+        task: usize,
+        base: u64,
+        len: u64,
+        hole: Option<(u64, u64)>,
+    ) -> Result<u64, Error>;
     /// Allocates zeroed contiguous DMA memory for `task`: `(vaddr, paddr)`.
     fn alloc_dma(&mut self, task: usize, bytes: u64) -> Result<(u64, u64), Error>;
     /// A PCI config read of `width` (1, 2, 4) bytes.
@@ -60,6 +74,14 @@ pub trait Platform {
     fn irq_msi(&self, irq: u8) -> (u64, u32);
     /// Re-enables interrupt `irq`.
     fn irq_unmask(&mut self, irq: u8);
+    /// Programs the MSI of the device behind `irq` again (after its driver
+    /// restarted: stopping the driver disabled it).
+    fn irq_rearm(&mut self, irq: u8);
+    /// Stops PCI function `bdf` from doing anything on its own: decoders
+    /// and bus mastering off, interrupts masked, a function-level reset
+    /// where it has one. Called when the service holding it stops; the
+    /// stopped service's memory is not reused until the device is quiet.
+    fn quiesce(&mut self, task: usize, bdf: (u8, u8, u8));
     /// (Re)creates `task`'s address space from its image and returns its
     /// entry registers.
     fn load(&mut self, task: usize) -> Result<Regs, Error>;
@@ -86,13 +108,38 @@ pub struct Kernel {
     last_run: usize,
 }
 
-/// How one grant resolves on this machine: the glue looks up PCI devices
-/// and VT-d units; `None` means "not present".
+/// How one grant resolves on this machine, checked against it (see
+/// [`grants`]): [`GrantError::Absent`] leaves the grant unusable; any other
+/// error keeps the service from starting.
 pub trait Resolver {
-    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Option<(u8, u8, u8)>;
+    /// The PCI function, refused if it is a bridge or chipset function.
+    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Result<(u8, u8, u8), GrantError>;
+    /// Memory BAR `bar` of `bdf`: `(base, len, hole)`, where `hole` is the
+    /// part holding the function's MSI-X table and pending bits.
+    fn pci_bar(&mut self, bdf: (u8, u8, u8), bar: u8) -> Result<MmioRegion, GrantError>;
+    /// Checks a raw MMIO grant against the machine.
+    fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError>;
     fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)>;
-    /// Allocates an interrupt vector for an IRQ grant of `task`.
-    fn irq(&mut self, task: u8, bits: u32) -> Option<u8>;
+    /// Allocates an interrupt vector for an IRQ grant of `task` and
+    /// programs `bdf`'s MSI with it.
+    fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError>;
+}
+
+/// An MMIO region a grant resolved to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MmioRegion {
+    pub base: u64,
+    pub len: u64,
+    /// `(offset, len)` left unmapped.
+    pub hole: Option<(u64, u64)>,
+}
+
+/// A grant the kernel refused at boot: the service it belongs to never
+/// starts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    pub grant: faultline_ipc::kconfig::CapName,
+    pub error: GrantError,
 }
 
 impl Kernel {
@@ -117,22 +164,42 @@ impl Kernel {
         }
         for (i, s) in config.services.iter().enumerate() {
             let mut caps = CapTable::default();
+            let mut refused = None;
             for grant in &s.caps {
-                caps.push(grant.name.clone(), resolve(&grant.kind, i as u8, resolver))?;
+                let cap = match resolve(&grant.kind, i as u8, &caps, resolver) {
+                    Ok(cap) => cap,
+                    Err(error) => {
+                        if error.refuses_start() && refused.is_none() {
+                            refused = Some(Refusal {
+                                grant: grant.name.clone(),
+                                error,
+                            });
+                        }
+                        Cap::Unresolved {
+                            kind: grant_kind(&grant.kind),
+                        }
+                    }
+                };
+                caps.push(grant.name.clone(), cap)?;
             }
             k.initial_caps
                 .push(caps.clone())
                 .map_err(|_| Error::OutOfMemory)?;
-            k.tasks
-                .push(Task::new(s.name.clone(), s.priority, s.restart, caps))
-                .map_err(|_| Error::OutOfMemory)?;
+            let mut task = Task::new(s.name.clone(), s.priority, s.restart, caps);
+            task.refused = refused;
+            k.tasks.push(task).map_err(|_| Error::OutOfMemory)?;
         }
         Ok(k)
     }
 
-    /// Loads and starts every service.
+    /// Loads and starts every service, except those a refused grant keeps
+    /// stopped (they stay `Faulted`, with [`Task::refused`] saying why, and
+    /// cannot be restarted).
     pub fn start_all(&mut self, p: &mut impl Platform) -> Result<(), (usize, Error)> {
         for i in 0..self.tasks.len() {
+            if self.tasks[i].refused.is_some() {
+                continue;
+            }
             let regs = p.load(i).map_err(|e| (i, e))?;
             let t = &mut self.tasks[i];
             t.regs = regs;
@@ -199,34 +266,81 @@ impl Kernel {
     }
 }
 
-fn resolve(spec: &CapSpec, task: u8, r: &mut impl Resolver) -> Cap {
+/// The kind a grant would have, for an unresolved placeholder.
+fn grant_kind(spec: &CapSpec) -> faultline_ipc::abi::CapKind {
     use faultline_ipc::abi::CapKind;
-    match *spec {
+    match spec {
+        CapSpec::Client { .. } => CapKind::Client,
+        CapSpec::Server { .. } => CapKind::Server,
+        CapSpec::Notification { .. } => CapKind::Notification,
+        CapSpec::Irq { .. } => CapKind::Irq,
+        CapSpec::Mmio { .. } | CapSpec::PciBar { .. } | CapSpec::VtdMmio { .. } => CapKind::Mmio,
+        CapSpec::Dma { .. } => CapKind::Dma,
+        CapSpec::Pci { .. } => CapKind::Pci,
+        CapSpec::Supervisor => CapKind::Supervisor,
+    }
+}
+
+/// The PCI function held as handle `pci` in `caps` (granted earlier in the
+/// same table); absent if that grant did not resolve.
+fn pci_of(caps: &CapTable, pci: u8) -> Result<(u8, u8, u8), GrantError> {
+    match caps.slots().get(usize::from(pci)).map(|s| &s.cap) {
+        Some(&Cap::Pci {
+            bus,
+            device,
+            function,
+        }) => Ok((bus, device, function)),
+        _ => Err(GrantError::Absent),
+    }
+}
+
+fn resolve(
+    spec: &CapSpec,
+    task: u8,
+    caps: &CapTable,
+    r: &mut impl Resolver,
+) -> Result<Cap, GrantError> {
+    Ok(match *spec {
         CapSpec::Client { channel } => Cap::Client {
             channel,
             peer_generation: 1,
         },
         CapSpec::Server { channel, badge } => Cap::Server { channel, badge },
         CapSpec::Notification { target, bits } => Cap::Notification { target, bits },
-        CapSpec::Irq { bits } => match r.irq(task, bits) {
-            Some(irq) => Cap::Irq { irq, bits },
-            None => Cap::Unresolved { kind: CapKind::Irq },
-        },
-        CapSpec::Mmio { base, len } => Cap::Mmio {
-            base,
-            len,
-            mapped_at: None,
-        },
-        CapSpec::VtdMmio { unit } => match r.vtd_unit(unit) {
-            Some((base, len)) => Cap::Mmio {
+        CapSpec::Irq { bits, pci } => {
+            let bdf = pci_of(caps, pci)?;
+            Cap::Irq {
+                irq: r.irq(task, bits, bdf)?,
+                bits,
+            }
+        }
+        CapSpec::Mmio { base, len } => {
+            r.mmio(base, len)?;
+            Cap::Mmio {
                 base,
                 len,
+                hole: None,
                 mapped_at: None,
-            },
-            None => Cap::Unresolved {
-                kind: CapKind::Mmio,
-            },
-        },
+            }
+        }
+        CapSpec::PciBar { pci, bar } => {
+            let region = r.pci_bar(pci_of(caps, pci)?, bar)?;
+            Cap::Mmio {
+                base: region.base,
+                len: region.len,
+                hole: region.hole,
+                mapped_at: None,
+            }
+        }
+        CapSpec::VtdMmio { unit } => {
+            let (base, len) = r.vtd_unit(unit).ok_or(GrantError::Absent)?;
+            Cap::Mmio {
+                base,
+                len,
+                hole: None,
+                mapped_at: None,
+            }
+        }
         CapSpec::Dma { bytes } => Cap::Dma {
             budget: bytes,
             used: 0,
@@ -235,14 +349,14 @@ fn resolve(spec: &CapSpec, task: u8, r: &mut impl Resolver) -> Cap {
             vendor,
             device,
             index,
-        } => match r.pci(vendor, device, index) {
-            Some((bus, device, function)) => Cap::Pci {
+        } => {
+            let (bus, device, function) = r.pci(vendor, device, index)?;
+            Cap::Pci {
                 bus,
                 device,
                 function,
-            },
-            None => Cap::Unresolved { kind: CapKind::Pci },
-        },
+            }
+        }
         CapSpec::Supervisor => Cap::Supervisor,
-    }
+    })
 }

@@ -35,7 +35,7 @@ impl Kernel {
             return After::Continue;
         };
         let result = match nr {
-            Sysnum::Exit => return After::Exited(self.exit(caller, args[0] as u32)),
+            Sysnum::Exit => return After::Exited(self.exit(p, caller, args[0] as u32)),
             Sysnum::Yield => {
                 self.tasks[caller].regs.set_result(0, [0; 4]);
                 return After::Yield;
@@ -107,7 +107,7 @@ impl Kernel {
             if t.refusals == REFUSALS_LOGGED {
                 let _ = line.push_str(" (further refusals not logged)");
             }
-            p.log("kernel", line.as_bytes());
+            p.log(None, "kernel", line.as_bytes());
         }
     }
 
@@ -129,7 +129,7 @@ impl Kernel {
     ) -> Result<Outcome, (Error, u64)> {
         let (buf, len) = read_bounded::<MAX_LOG>(p, caller, ptr, len).map_err(|e| (e, 0))?;
         let name = self.tasks[caller].name.clone();
-        p.log(&name, &buf[..len]);
+        p.log(Some(caller), &name, &buf[..len]);
         Ok(Outcome::Done([0; 4]))
     }
 
@@ -161,16 +161,17 @@ impl Kernel {
         let Cap::Mmio {
             base,
             len,
+            hole,
             mapped_at,
         } = cap
         else {
             return Err((Error::WrongKind, 0));
         };
-        let (base, len) = (*base, *len);
+        let (base, len, hole) = (*base, *len, *hole);
         let virt = match *mapped_at {
             Some(v) => v,
             None => {
-                let v = p.map_mmio(caller, base, len).map_err(|e| (e, 0))?;
+                let v = p.map_mmio(caller, base, len, hole).map_err(|e| (e, 0))?;
                 if let Ok(Cap::Mmio { mapped_at, .. }) = self.tasks[caller].caps.get_mut(handle) {
                     *mapped_at = Some(v);
                 }
@@ -233,21 +234,23 @@ impl Kernel {
         if !matches!(width, 1 | 2 | 4) || offset >= 4096 || offset % width != 0 {
             return Err((Error::BadArgument, 0));
         }
-        let offset = offset as u16;
+        let (offset, width) = (offset as u16, width as u8);
         if nr == Sysnum::PciConfigRead {
             return Ok(Outcome::Done([
-                u64::from(p.pci_read(bdf, offset, width as u8)),
+                u64::from(p.pci_read(bdf, offset, width)),
                 0,
                 0,
                 0,
             ]));
         }
-        // BARs (0x10..0x28) and the bridge bus numbers (0x18..0x1c) decide
-        // where the device and its grants live; the kernel keeps them.
-        if (0x10..0x28).contains(&offset) || (0x30..0x34).contains(&offset) {
-            return Err((Error::NotPermitted, 0));
-        }
-        p.pci_write(bdf, offset, width as u8, args[3] as u32);
+        // Only what the allow-list names; the refused byte's offset is
+        // returned so a driver can tell what it may not touch.
+        let current = p.pci_read(bdf, offset, width);
+        let value = args[3] as u32;
+        let mut cfg = |o: u16, w: u8| p.pci_read(bdf, o, w);
+        let merged = super::pci_policy::merge_write(&mut cfg, offset, width, value, current)
+            .map_err(|r| (Error::NotPermitted, u64::from(r.offset)))?;
+        p.pci_write(bdf, offset, width, merged);
         Ok(Outcome::Done([0; 4]))
     }
 

@@ -124,6 +124,8 @@ pub struct Task {
     pub call_seq: u32,
     /// Refused syscalls, for rate-limited logging.
     pub refusals: u32,
+    /// A grant the kernel refused at boot: the service never runs.
+    pub refused: Option<super::Refusal>,
 }
 
 impl Task {
@@ -144,6 +146,7 @@ impl Task {
             outbox_len: 0,
             call_seq: 0,
             refusals: 0,
+            refused: None,
         }
     }
 }

@@ -85,6 +85,7 @@ pub fn load(image: &[u8], space: &mut UserSpace, stack_pages: u32) -> Result<Reg
             user: true,
             cache: Cache::WriteBack,
             global: false,
+            owned: true,
             largest_page: PageSize::Size4K,
         };
         let first = vaddr & !(PAGE - 1);

@@ -9,7 +9,10 @@
 //! can run, the kernel idles with interrupts on; when nothing can *ever* run
 //! again, it reports how every service ended and stops the machine.
 
+mod devices;
 mod loader;
+mod probe;
+mod logging;
 mod platform;
 mod space;
 
@@ -17,7 +20,8 @@ use crate::arch::idt::TrapFrame;
 use crate::arch::interrupts::{TIMER_VECTOR, exception_name};
 use crate::arch::{apic, exit, gdt, paging, syscall, tsc};
 use crate::kern::task::{Blocked, Regs, State};
-use crate::kern::{After, Kernel, Platform, Resolver};
+use crate::kern::grants::GrantError;
+use crate::kern::{After, Kernel, MmioRegion, Platform, Resolver};
 use core::sync::atomic::{AtomicU32, Ordering};
 use faultline_ipc::harness::{ExitCode, SHUTDOWN_MARKER};
 use faultline_ipc::kconfig::{KernelConfig, TaskFault};
@@ -37,37 +41,47 @@ static SYSTEM: InterruptSpinMutex<Option<System>> = InterruptSpinMutex::new(None
 /// IRQ lines that fired and are not yet handed to their service.
 static IRQ_FIRED: AtomicU32 = AtomicU32::new(0);
 
-/// Resolves PCI and VT-d grants against what the boot scan found, and
-/// hands out interrupt vectors.
+/// Resolves grants against what the boot scan and the firmware found, and
+/// hands out interrupt vectors (programming each device's MSI with its
+/// own).
 struct BootResolver<'a> {
     irqs: &'a mut heapless::Vec<IrqLine, MAX_IRQS>,
+    machine: crate::kern::grants::MachineMap,
 }
 
 impl Resolver for BootResolver<'_> {
-    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Option<(u8, u8, u8)> {
-        crate::platform::with_pci(|fs| {
-            fs.iter()
-                .filter(|f| f.vendor_id == vendor && f.device_id == device)
-                .nth(usize::from(index))
-                .map(|f| (f.bdf.bus, f.bdf.device, f.bdf.function))
-        })
+    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Result<(u8, u8, u8), GrantError> {
+        devices::resolve_pci(vendor, device, index)
+    }
+
+    fn pci_bar(&mut self, bdf: (u8, u8, u8), bar: u8) -> Result<MmioRegion, GrantError> {
+        devices::resolve_bar(&self.machine, bdf, bar)
+    }
+
+    fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError> {
+        self.machine.check_mmio(base, len)
     }
 
     fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)> {
         crate::platform::vtd_unit(unit)
     }
 
-    fn irq(&mut self, task: u8, bits: u32) -> Option<u8> {
+    fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError> {
         let irq = self.irqs.len() as u8;
+        if usize::from(irq) >= MAX_IRQS {
+            return Err(GrantError::NoVector);
+        }
+        devices::program_msi(bdf, IRQ_VECTOR_BASE + irq)?;
         self.irqs
             .push(IrqLine {
                 task,
                 bits,
+                bdf,
                 masked: false,
                 pending: false,
             })
-            .ok()?;
-        Some(irq)
+            .map_err(|_| GrantError::NoVector)?;
+        Ok(irq)
     }
 }
 
@@ -84,9 +98,65 @@ pub fn run(
     kernel_stack_top: u64,
 ) -> ! {
     syscall::init(kernel_stack_top);
+    if syscall::entry_address() != faultline_ipc::harness::SYSCALL_ENTRY {
+        log::warn!(
+            "kernel: the syscall entry is at {:#x}, not at the documented {:#x}",
+            syscall::entry_address(),
+            faultline_ipc::harness::SYSCALL_ENTRY
+        );
+    }
+    crate::arch::cpu::forbid_floating_point();
+    nmi_self_test();
+    let _ = BOOT.set((config, images));
+    probe::start()
+}
+
+/// What [`run`] hands to [`start`] across the syscall probe.
+static BOOT: hermit_sync::OnceCell<(&'static KernelConfig, &'static [&'static [u8]])> =
+    hermit_sync::OnceCell::new();
+/// NMIs reported so far.
+static NMIS_REPORTED: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+
+/// Sends this CPU an NMI and checks it was taken and counted, not fatal.
+fn nmi_self_test() {
+    let before = crate::arch::interrupts::nmis();
+    apic::send_nmi_to_self();
+    let deadline = tsc::read() + tsc::hz() / 1000;
+    while crate::arch::interrupts::nmis() == before && tsc::read() < deadline {
+        core::hint::spin_loop();
+    }
+    let taken = crate::arch::interrupts::nmis() - before;
+    NMIS_REPORTED.store(crate::arch::interrupts::nmis(), Ordering::Relaxed);
+    if taken > 0 {
+        crate::kprintln!("kernel: NMI self-test: an NMI in ring 0 was taken and logged, not fatal");
+    } else {
+        log::warn!("kernel: NMI self-test: no NMI arrived within 1 ms");
+    }
+}
+
+/// Reports NMIs taken since the last report (one line however many).
+fn report_nmis() {
+    let now = crate::arch::interrupts::nmis();
+    let seen = NMIS_REPORTED.swap(now, Ordering::Relaxed);
+    if now > seen {
+        crate::kprintln!(
+            "kernel: {} NMI(s) taken ({} since boot); logged, not charged to any service",
+            now - seen,
+            now
+        );
+    }
+}
+
+/// Starts the deployment once the probe has run; never returns.
+fn start() -> ! {
+    let (config, images) = *BOOT.get().expect("run stored the deployment");
     crate::platform::set_timer_period_ms(QUANTUM_MS);
     let mut irqs = heapless::Vec::new();
-    let mut kernel = match Kernel::new(config, &mut BootResolver { irqs: &mut irqs }) {
+    let mut resolver = BootResolver {
+        irqs: &mut irqs,
+        machine: crate::platform::machine_map(),
+    };
+    let mut kernel = match Kernel::new(config, &mut resolver) {
         Ok(k) => k,
         Err(e) => {
             log::error!("services: cannot create the deployment: {e}");
@@ -104,12 +174,26 @@ pub fn run(
             log::debug!("  {}[{h}] {} = {:?}", i, slot.name, slot.cap);
         }
     }
+    for t in &kernel.tasks {
+        if let Some(r) = &t.refused {
+            crate::kprintln!(
+                "kernel: service {} not started: grant {}: {}",
+                t.name,
+                r.grant,
+                r.error
+            );
+        }
+    }
     let mut platform = MachinePlatform {
         config,
         images,
         spaces: heapless::Vec::new(),
         irqs,
         boot_tsc: tsc::read(),
+        quiet_at: [0; faultline_ipc::kconfig::MAX_SERVICES],
+        resetting: heapless::Vec::new(),
+        retiring: heapless::Vec::new(),
+        logs: Default::default(),
     };
     if let Err((task, e)) = kernel.start_all(&mut platform) {
         log::error!("services: cannot start {}: {e}", kernel.tasks[task].name);
@@ -192,13 +276,10 @@ pub fn is_irq_vector(vector: u8) -> bool {
 
 /// The entry from ring 3: a syscall, an interrupt or a fault.
 pub fn user_entry(frame: &mut TrapFrame) {
+    if probe::probing() {
+        return probe::entry(frame);
+    }
     if syscall::is_broken_syscall(frame) {
-        static WARNED: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
-        if !WARNED.swap(true, Ordering::Relaxed) {
-            log::warn!(
-                "kernel: SYSCALL left the CPU in ring 3 (a hypervisor quirk); handling syscalls from the resulting page faults"
-            );
-        }
         syscall::recover_broken_syscall(frame);
     }
     let vector = frame.vector;
@@ -260,7 +341,7 @@ fn service_fault(sys: &mut System, cur: usize, frame: &TrapFrame) {
     let (mnemonic, name) = exception_name(vector);
     let t = &sys.kernel.tasks[cur];
     let (task_name, generation) = (t.name.clone(), t.generation);
-    let report = sys.kernel.fault(cur, fault);
+    let report = sys.kernel.fault(&mut sys.platform, cur, fault);
     crate::kprintln!(
         "service {task_name} (generation {generation}) faulted: {mnemonic} {name}, error code {:#x}, address {:#x}, RIP {:#x}, RSP {:#x}, CS {:#x}, RFLAGS {:#x}; stopped, other services unaffected",
         fault.error_code,
@@ -301,6 +382,7 @@ fn deliver_events(sys: &mut System) {
     }
     let now = sys.platform.now_ns();
     sys.kernel.tick(now);
+    sys.platform.reap();
 }
 
 /// Picks the next service and loads its registers into `frame` and its
@@ -311,7 +393,13 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             let mut guard = SYSTEM.lock();
             let sys = guard.as_mut().expect("services are running");
             deliver_events(sys);
+            report_nmis();
             if let Some(next) = sys.kernel.schedule(rotate) {
+                let rip = sys.kernel.tasks[next].regs.rip;
+                if !crate::kern::entry::resumable(rip) {
+                    stop_unresumable(sys, next, rip);
+                    continue;
+                }
                 let task = &sys.kernel.tasks[next];
                 *frame = user_frame(&task.regs);
                 syscall::mark_sysret(frame, sys.entered_by_syscall[next] == task.generation);
@@ -338,6 +426,24 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
     }
 }
 
+/// Stops a service whose saved RIP is not a lower-half canonical address
+/// (a forged return address): resuming it would fault in ring 0.
+fn stop_unresumable(sys: &mut System, task: usize, rip: u64) {
+    let fault = TaskFault {
+        vector: 13,
+        error_code: 0,
+        address: rip,
+        rip,
+    };
+    let t = &sys.kernel.tasks[task];
+    let (name, generation) = (t.name.clone(), t.generation);
+    let report = sys.kernel.fault(&mut sys.platform, task, fault);
+    crate::kprintln!(
+        "service {name} (generation {generation}) faulted: #GP, return address {rip:#x} is not a canonical user address; stopped, other services unaffected"
+    );
+    log_woken(report.woken_clients);
+}
+
 /// Reports how every service ended and stops the machine: success unless a
 /// client is stuck waiting on a server (a deadlock) or a service exited with
 /// a failure code.
@@ -349,6 +455,9 @@ fn finish(sys: &mut System) -> ! {
             State::Exited { code } => {
                 ok &= code == 0;
                 fmt64(format_args!("exited with code {code}"))
+            }
+            State::Faulted if t.refused.is_some() => {
+                fmt64(format_args!("never started (a grant was refused)"))
             }
             State::Faulted => fmt64(format_args!(
                 "stopped after a fault (generation {})",

@@ -1,8 +1,9 @@
 //! The kernel core's [`Platform`] on the real machine.
 
+use super::devices;
 use super::loader;
 use super::space::UserSpace;
-use crate::arch::{apic, paging, tsc};
+use crate::arch::{paging, tsc};
 use crate::kern::Platform;
 use crate::kern::task::Regs;
 use crate::pci::Bdf;
@@ -14,11 +15,13 @@ pub const IRQ_VECTOR_BASE: u8 = 0x50;
 /// Most IRQ capabilities in a deployment.
 pub const MAX_IRQS: usize = 16;
 
-/// One interrupt granted to a service.
+/// One interrupt granted to a service: the MSI of one PCI function.
 #[derive(Clone, Copy, Debug)]
 pub struct IrqLine {
     pub task: u8,
     pub bits: u32,
+    /// The function whose MSI the kernel programmed with this line's vector.
+    pub bdf: (u8, u8, u8),
     /// Delivered and not yet acknowledged.
     pub masked: bool,
     /// Fired again while masked.
@@ -31,9 +34,71 @@ pub struct MachinePlatform {
     pub spaces: heapless::Vec<Option<UserSpace>, MAX_SERVICES>,
     pub irqs: heapless::Vec<IrqLine, MAX_IRQS>,
     pub boot_tsc: u64,
+    /// Per service: when (ns since boot) the devices it drove are quiet,
+    /// so its memory may be reused.
+    pub quiet_at: [u64; MAX_SERVICES],
+    /// Functions in a function-level reset, and when it completes.
+    pub resetting: heapless::Vec<((u8, u8, u8), u64), MAX_SERVICES>,
+    /// Address spaces of stopped drivers whose devices are not quiet yet:
+    /// freed once the time passes.
+    pub retiring: heapless::Vec<(UserSpace, u64), MAX_SERVICES>,
+    /// Per-service console budgets.
+    pub logs: [crate::kern::logline::LogBudget; MAX_SERVICES],
 }
 
 impl MachinePlatform {
+    /// Frees `space` now, or once `quiet_at` has passed if a device its
+    /// service drove may still be writing into its memory.
+    fn retire(&mut self, space: UserSpace, quiet_at: u64) {
+        if self.now_ns() >= quiet_at {
+            return space.release();
+        }
+        if let Err((space, at)) = self.retiring.push((space, quiet_at)) {
+            // No room to wait in: wait here (bounded by FLR_NS).
+            while self.now_ns() < at {
+                core::hint::spin_loop();
+            }
+            space.release();
+        }
+    }
+
+    /// Frees retired spaces whose devices are quiet now, and restores the
+    /// BARs of functions whose reset has completed.
+    pub fn reap(&mut self) {
+        let now = self.now_ns();
+        let mut i = 0;
+        while i < self.retiring.len() {
+            if self.retiring[i].1 <= now {
+                let (space, _) = self.retiring.swap_remove(i);
+                space.release();
+            } else {
+                i += 1;
+            }
+        }
+        let done: heapless::Vec<(u8, u8, u8), MAX_SERVICES> = self
+            .resetting
+            .iter()
+            .filter(|(_, at)| *at <= now)
+            .map(|(bdf, _)| *bdf)
+            .collect();
+        for bdf in done {
+            self.finish_reset(bdf);
+        }
+    }
+
+    /// Completes a function-level reset of `bdf` (waiting out the rest of
+    /// it if needed): its BARs are restored.
+    fn finish_reset(&mut self, bdf: (u8, u8, u8)) {
+        let Some(i) = self.resetting.iter().position(|(b, _)| *b == bdf) else {
+            return;
+        };
+        let (_, at) = self.resetting.swap_remove(i);
+        while self.now_ns() < at {
+            core::hint::spin_loop();
+        }
+        devices::restore_after_reset(bdf);
+    }
+
     fn space(&self, task: usize) -> Result<&UserSpace, Error> {
         self.spaces
             .get(task)
@@ -85,19 +150,22 @@ impl Platform for MachinePlatform {
         (tsc::read(), tsc::hz())
     }
 
-    fn log(&mut self, name: &str, line: &[u8]) {
-        let text = core::str::from_utf8(line).unwrap_or("<not UTF-8>");
-        let us = crate::console::uptime_us();
-        crate::kprintln!(
-            "[{:>5}.{:03} {name}] {}",
-            us / 1000,
-            us % 1000,
-            text.trim_end()
-        );
+    fn log(&mut self, task: Option<usize>, name: &str, line: &[u8]) {
+        let now = self.now_ns();
+        match task.and_then(|t| self.logs.get_mut(t)) {
+            Some(budget) => super::logging::service_line(budget, now, name, line),
+            None => super::logging::kernel_line(line),
+        }
     }
 
-    fn map_mmio(&mut self, task: usize, base: u64, len: u64) -> Result<u64, Error> {
-        self.space_mut(task)?.map_mmio(base, len)
+    fn map_mmio(
+        &mut self,
+        task: usize,
+        base: u64,
+        len: u64,
+        hole: Option<(u64, u64)>,
+    ) -> Result<u64, Error> {
+        self.space_mut(task)?.map_mmio(base, len, hole)
     }
 
     fn alloc_dma(&mut self, task: usize, bytes: u64) -> Result<(u64, u64), Error> {
@@ -136,16 +204,49 @@ impl Platform for MachinePlatform {
     }
 
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
-        (
-            0xfee0_0000 | (u64::from(apic::id() & 0xff) << 12),
-            u32::from(IRQ_VECTOR_BASE + irq),
-        )
+        (devices::msi_address(), u32::from(IRQ_VECTOR_BASE + irq))
     }
 
     fn irq_unmask(&mut self, irq: u8) {
         if let Some(line) = self.irqs.get_mut(usize::from(irq)) {
             line.masked = false;
         }
+    }
+
+    fn irq_rearm(&mut self, irq: u8) {
+        if let Some(line) = self.irqs.get_mut(usize::from(irq)) {
+            line.masked = false;
+            line.pending = false;
+            let bdf = line.bdf;
+            self.finish_reset(bdf);
+            if let Err(e) = devices::program_msi(bdf, IRQ_VECTOR_BASE + irq) {
+                log::error!("kernel: cannot program MSI again for IRQ {irq}: {e}");
+            }
+        }
+    }
+
+    fn quiesce(&mut self, task: usize, bdf: (u8, u8, u8)) {
+        let q = devices::quiesce(bdf);
+        let quiet = self.now_ns() + q.quiet_in_ns;
+        if let Some(at) = self.quiet_at.get_mut(task) {
+            *at = (*at).max(quiet);
+        }
+        if q.reset {
+            let _ = self.resetting.push((bdf, quiet));
+        }
+        for line in self.irqs.iter_mut().filter(|l| l.bdf == bdf) {
+            line.masked = true;
+            line.pending = false;
+        }
+        let (b, d, f) = bdf;
+        crate::kprintln!(
+            "kernel: quiesced {b:02x}:{d:02x}.{f} after its driver stopped: bus master, decoders and MSI off{}",
+            if q.reset {
+                ", function-level reset"
+            } else {
+                ""
+            }
+        );
     }
 
     fn load(&mut self, task: usize) -> Result<Regs, Error> {
@@ -160,7 +261,7 @@ impl Platform for MachinePlatform {
                 // uses; the old space is about to be freed.
                 unsafe { paging::activate(paging::active_root_of_kernel()) };
             }
-            old.release();
+            self.retire(old, self.quiet_at[task]);
         }
         let mut space = UserSpace::new(s.memory_pages)?;
         let regs = match loader::load(image, &mut space, s.stack_pages) {

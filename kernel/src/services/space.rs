@@ -27,6 +27,7 @@ pub const USER_IMAGE_LIMIT: u64 = 0x0000_4000_0000_0000;
 const PAGE: u64 = PAGE_SIZE as u64;
 const PRESENT: u64 = 1;
 const HUGE: u64 = 1 << 7;
+const OWNED: u64 = mm::paging::bits::OWNED;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// One service's address space.
@@ -132,17 +133,41 @@ impl UserSpace {
         Ok(())
     }
 
-    /// Maps physical MMIO uncached, user, no-execute; returns the address.
-    pub fn map_mmio(&mut self, base: u64, len: u64) -> Result<u64, Error> {
+    /// Maps physical MMIO uncached, user, no-execute, except the pages of
+    /// `hole` (offset, length), which stay unmapped; returns the address.
+    /// The pages are not [`MapAttrs::owned`]: the kernel never copies
+    /// through them and never frees them.
+    pub fn map_mmio(
+        &mut self,
+        base: u64,
+        len: u64,
+        hole: Option<(u64, u64)>,
+    ) -> Result<u64, Error> {
         let len = len.div_ceil(PAGE) * PAGE;
         let virt = self.mmio_next;
         let attrs = MapAttrs {
             user: true,
             global: false,
+            owned: false,
             ..MapAttrs::KERNEL_MMIO
         };
+        let (hole_start, hole_end) = hole.map_or((len, len), |(o, n)| {
+            (o & !(PAGE - 1), o.saturating_add(n).div_ceil(PAGE) * PAGE)
+        });
         let mut space = self.space;
-        let result = space.map(&mut PhysWindow, &mut self.source(), virt, base, len, attrs);
+        let mut result = Ok(());
+        for (from, to) in [(0, hole_start.min(len)), (hole_end.min(len), len)] {
+            if from < to && result.is_ok() {
+                result = space.map(
+                    &mut PhysWindow,
+                    &mut self.source(),
+                    virt + from,
+                    base + from,
+                    to - from,
+                    attrs,
+                );
+            }
+        }
         self.space = space;
         result.map_err(|_| Error::OutOfMemory)?;
         self.mmio_next += len + PAGE; // a hole between grants
@@ -183,11 +208,13 @@ impl UserSpace {
         Ok((virt, first))
     }
 
-    /// The physical address behind user address `virt`, if it is mapped
-    /// for user access (and writable, if `write`).
+    /// The physical address behind user address `virt`, if it is RAM the
+    /// service owns, mapped for user access (and writable, if `write`).
+    /// MMIO the service maps is refused: the kernel copies only to and from
+    /// memory, never through a device's registers.
     pub fn user_phys(&self, virt: u64, write: bool) -> Option<u64> {
         let t = self.space.translate(&mut PhysWindow, virt)?;
-        (t.attrs.user && (!write || t.attrs.writable)).then_some(t.phys)
+        copy_allowed(&t.attrs, write).then_some(t.phys)
     }
 
     /// Walks user memory `[virt, virt + len)` page by page, calling
@@ -229,6 +256,13 @@ impl UserSpace {
     }
 }
 
+/// Whether the kernel may copy to or from (`write`) a page mapped with
+/// `attrs` on a service's behalf: user-accessible RAM the service owns, and
+/// writable if the kernel writes.
+pub fn copy_allowed(attrs: &MapAttrs, write: bool) -> bool {
+    attrs.user && attrs.owned && (!write || attrs.writable)
+}
+
 /// Frees what the `level` table at `table` maps in its first `entries`
 /// entries, and the tables below it (not `table` itself).
 fn release_table(frames: &mut mm::FrameAllocator<'static>, table: u64, level: u32, entries: usize) {
@@ -239,9 +273,12 @@ fn release_table(frames: &mut mm::FrameAllocator<'static>, table: u64, level: u3
         }
         let target = entry & ADDR;
         if level == 1 || entry & HUGE != 0 {
-            // A page: give it back if it is RAM the allocator handed out
-            // (MMIO is not the allocator's). Service spaces have no large pages.
-            if level == 1 && frames.is_free(PhysFrame::containing(target)) == Some(false) {
+            // A page: give it back only if the service owned it (its image,
+            // stack, data and DMA memory carry the OWNED bit; MMIO and
+            // anything else does not) and the allocator handed it out.
+            // Service spaces have no large pages.
+            let owned = entry & OWNED != 0;
+            if level == 1 && owned && frames.is_free(PhysFrame::containing(target)) == Some(false) {
                 let _ = frames.deallocate(PhysFrame::containing(target));
             }
             continue;

@@ -24,13 +24,17 @@ pub mod bits {
     pub const HUGE: u64 = 1 << 7;
     /// G: global, survives CR3 loads (leaves only).
     pub const GLOBAL: u64 = 1 << 8;
+    /// Available to software (bit 9): Faultline marks a leaf whose frame
+    /// is RAM owned by the address space (a service's image, stack, data
+    /// and DMA memory). MMIO and anything else lacks it.
+    pub const OWNED: u64 = 1 << 9;
     /// XD/NX: no instruction fetch.
     pub const NO_EXECUTE: u64 = 1 << 63;
     /// Physical address bits of an entry (MAXPHYADDR up to 52).
     pub const ADDR_MASK: u64 = 0x000f_ffff_ffff_f000;
 }
 
-use bits::{GLOBAL, HUGE, NO_EXECUTE, PCD, PRESENT, PWT, USER, WRITABLE};
+use bits::{GLOBAL, HUGE, NO_EXECUTE, OWNED, PCD, PRESENT, PWT, USER, WRITABLE};
 
 /// The size of one mapping: which level holds the leaf.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -98,6 +102,10 @@ pub struct MapAttrs {
     pub cache: Cache,
     /// Kept in the TLB across CR3 loads (G); for kernel mappings.
     pub global: bool,
+    /// The frame is RAM the address space's owner owns ([`bits::OWNED`]):
+    /// the kernel copies to and from a service only through such pages, and
+    /// frees only such frames when the service goes.
+    pub owned: bool,
     /// Largest page [`super::AddressSpace::map`] may use. In a [`Translation`], the
     /// size actually found.
     pub largest_page: PageSize,
@@ -116,7 +124,7 @@ impl MapAttrs {
         largest_page: PageSize::Size4K,
         ..Self::kernel(true, false, Cache::Uncached)
     };
-    /// Service code.
+    /// Service code (all user mappings of RAM are owned).
     pub const USER_TEXT: Self = Self::user(false, true);
     /// Service constants.
     pub const USER_RODATA: Self = Self::user(false, false);
@@ -131,6 +139,7 @@ impl MapAttrs {
             user: false,
             cache,
             global: true,
+            owned: false,
             largest_page,
         }
     }
@@ -143,6 +152,7 @@ impl MapAttrs {
             user: true,
             cache,
             global: false,
+            owned: true,
             largest_page,
         }
     }
@@ -161,6 +171,7 @@ impl MapAttrs {
         entry |= if self.writable { WRITABLE } else { 0 };
         entry |= if self.user { USER } else { 0 };
         entry |= if self.global { GLOBAL } else { 0 };
+        entry |= if self.owned { OWNED } else { 0 };
         entry |= if self.executable { 0 } else { NO_EXECUTE };
         entry |= if size == PageSize::Size4K { 0 } else { HUGE };
         entry
@@ -187,6 +198,7 @@ impl MapAttrs {
             user: entry & USER != 0,
             cache,
             global: entry & GLOBAL != 0,
+            owned: entry & OWNED != 0,
             largest_page: size,
         }
     }

@@ -1,0 +1,160 @@
+//! Checking a deployment's hardware grants against the machine at boot.
+//!
+//! xtask refuses dangerous grants when it builds a deployment, but the
+//! kernel does not trust the build: at boot it checks every grant again
+//! against what the firmware says the machine is. An MMIO grant may not
+//! touch RAM (the E820 map, which holds the kernel image), the local APIC
+//! window, an I/O APIC, the HPET, a PCI ECAM window (config space of every
+//! device), or any VT-d unit's registers (those only through the VT-d
+//! grant); a PCI grant may not name a bridge or a chipset function. A
+//! service with a grant that fails is not started at all.
+//!
+//! Everything here is pure: the glue fills a [`MachineMap`] from ACPI and
+//! the memory map, and the rules are host-tested.
+
+use core::fmt;
+
+/// Most reserved ranges the map holds (RAM regions, APICs, ECAM windows,
+/// VT-d units, HPETs).
+pub const MAX_RESERVED: usize = 64;
+
+/// What a reserved physical range is, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserved {
+    Ram,
+    LocalApic,
+    IoApic,
+    Hpet,
+    Ecam,
+    VtdUnit,
+}
+
+impl Reserved {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Ram => "RAM",
+            Self::LocalApic => "the local APIC",
+            Self::IoApic => "an I/O APIC",
+            Self::Hpet => "the HPET",
+            Self::Ecam => "PCI configuration space (ECAM)",
+            Self::VtdUnit => "a VT-d unit's registers",
+        }
+    }
+}
+
+/// Why a grant was refused at boot, or could not be resolved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GrantError {
+    /// The device or unit is not on this machine (the grant exists but
+    /// every use fails with `NotFound`; the service still starts).
+    Absent,
+    /// `[base, base + len)` is empty, unaligned or wraps.
+    BadRange { base: u64, len: u64 },
+    /// The range overlaps something only the kernel may touch.
+    Overlaps {
+        base: u64,
+        len: u64,
+        what: Reserved,
+        at: u64,
+    },
+    /// PCI bridges and chipset functions (host bridge, ISA/LPC bridge,
+    /// SMBus) are never granted: they decide where everything else lives.
+    Bridge { class: u8, subclass: u8 },
+    /// The BAR is not a memory BAR (absent, I/O space, or the upper half
+    /// of a 64-bit BAR).
+    NotMemoryBar { bar: u8 },
+    /// The device has no MSI capability for an IRQ grant.
+    NoMsi,
+    /// No interrupt vector is left.
+    NoVector,
+}
+
+impl GrantError {
+    /// Whether the service must not start (as opposed to an absent device,
+    /// which only makes the grant unusable).
+    pub fn refuses_start(&self) -> bool {
+        !matches!(self, GrantError::Absent)
+    }
+}
+
+impl fmt::Display for GrantError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Self::Absent => write!(f, "not present on this machine"),
+            Self::BadRange { base, len } => {
+                write!(f, "[{base:#x}, +{len:#x}) is empty, unaligned or wraps")
+            }
+            Self::Overlaps { base, len, what, at } => write!(
+                f,
+                "[{base:#x}, +{len:#x}) overlaps {} at {at:#x}",
+                what.name()
+            ),
+            Self::Bridge { class, subclass } => write!(
+                f,
+                "PCI class {class:02x}:{subclass:02x} is a bridge or chipset function; never granted"
+            ),
+            Self::NotMemoryBar { bar } => write!(f, "BAR {bar} is not a memory BAR"),
+            Self::NoMsi => write!(f, "the device has no MSI capability"),
+            Self::NoVector => write!(f, "no interrupt vector left"),
+        }
+    }
+}
+
+/// The physical ranges no MMIO grant may touch.
+#[derive(Clone, Debug, Default)]
+pub struct MachineMap {
+    reserved: heapless::Vec<(u64, u64, Reserved), MAX_RESERVED>,
+    /// Set when a range did not fit: the map is then incomplete, and every
+    /// MMIO grant is refused rather than checked against part of it.
+    overflowed: bool,
+}
+
+impl MachineMap {
+    /// Records `[start, end)` as `what`.
+    pub fn reserve(&mut self, start: u64, end: u64, what: Reserved) {
+        if start < end && self.reserved.push((start, end, what)).is_err() {
+            self.overflowed = true;
+        }
+    }
+
+    /// Checks an MMIO grant of `[base, base + len)`: page-aligned,
+    /// non-empty, and clear of every reserved range.
+    pub fn check_mmio(&self, base: u64, len: u64) -> Result<(), GrantError> {
+        let end = base
+            .checked_add(len)
+            .filter(|_| len > 0 && base % 4096 == 0 && len % 4096 == 0)
+            .ok_or(GrantError::BadRange { base, len })?;
+        if self.overflowed {
+            return Err(GrantError::Overlaps {
+                base,
+                len,
+                what: Reserved::Ram,
+                at: 0,
+            });
+        }
+        match self
+            .reserved
+            .iter()
+            .find(|&&(s, e, _)| s < end && base < e)
+        {
+            Some(&(s, _, what)) => Err(GrantError::Overlaps {
+                base,
+                len,
+                what,
+                at: s,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// PCI class codes that are never granted: every bridge (class 0x06:
+/// host, ISA/LPC, PCI-to-PCI, ...) and the SMBus controller (0x0c:0x05).
+pub fn check_pci_class(class: u8, subclass: u8, header_type: u8) -> Result<(), GrantError> {
+    let bridge = class == 0x06 || header_type & 0x7f != 0;
+    let chipset = class == 0x0c && subclass == 0x05;
+    if bridge || chipset {
+        return Err(GrantError::Bridge { class, subclass });
+    }
+    Ok(())
+}

@@ -1,0 +1,164 @@
+//! Which bits of a PCI function's configuration space its driver may write.
+//!
+//! An allow-list, not a deny-list: a driver holding a PCI capability may
+//! turn its function's decoders and bus mastering on and off, clear its
+//! error status, and write device-specific registers, and nothing else.
+//! Everything that decides where the device lives or how it behaves toward
+//! the rest of the machine stays with the kernel: BARs and the expansion
+//! ROM, the interrupt pin, power management (a D3 to D0 transition resets
+//! BARs), PCI Express device control (function-level reset, max payload),
+//! MSI and MSI-X (the kernel programs them for the vector the deployment
+//! granted), SR-IOV and every other extended capability, BIST. Bridges
+//! (header type 1) and other header types are not writable at all; the
+//! kernel never grants them either.
+//!
+//! A write is checked byte by byte: a byte with no writable bit refuses the
+//! whole write; otherwise bits outside the mask keep their current value.
+
+/// Command register bits a driver may set: I/O space, memory space, bus
+/// master, parity error response (low byte); SERR# enable, INTx disable
+/// (high byte).
+pub const COMMAND_LOW: u8 = 0x47;
+pub const COMMAND_HIGH: u8 = 0x05;
+/// Status register, high byte: the write-1-to-clear error bits.
+pub const STATUS_HIGH_W1C: u8 = 0xf9;
+
+/// Capability IDs (PCI Local Bus 3.0, PCI Code and ID Assignment).
+pub const CAP_PM: u8 = 0x01;
+pub const CAP_MSI: u8 = 0x05;
+pub const CAP_VENDOR: u8 = 0x09;
+pub const CAP_PCIE: u8 = 0x10;
+pub const CAP_MSIX: u8 = 0x11;
+
+/// Most capabilities followed in one list (a looping list is cut here).
+const MAX_CAPS: usize = 48;
+
+/// Reads `width` bytes at `offset` of the function's config space.
+pub trait ConfigRead {
+    fn read(&mut self, offset: u16, width: u8) -> u32;
+}
+
+impl<F: FnMut(u16, u8) -> u32> ConfigRead for F {
+    fn read(&mut self, offset: u16, width: u8) -> u32 {
+        self(offset, width)
+    }
+}
+
+/// The bits of config byte `offset` a driver may write.
+pub fn writable_bits(cfg: &mut impl ConfigRead, offset: u16) -> u8 {
+    if cfg.read(0x0e, 1) & 0x7f != 0 {
+        return 0; // bridges and anything but a plain endpoint header
+    }
+    match offset {
+        0x04 => COMMAND_LOW,
+        0x05 => COMMAND_HIGH,
+        0x07 => STATUS_HIGH_W1C,
+        0x0c | 0x0d => 0xff, // cache line size, latency timer
+        0x3c => 0xff,        // interrupt line: a scratch byte for software
+        0x40..=0xff => device_specific(cfg, offset),
+        _ => 0,
+    }
+}
+
+/// Whether byte `offset` (0x40..0x100) is outside every standard
+/// capability structure (or in a vendor-specific capability's body).
+fn device_specific(cfg: &mut impl ConfigRead, offset: u16) -> u8 {
+    for cap in capabilities(cfg) {
+        if (cap.start..cap.end).contains(&offset) {
+            return if cap.id == CAP_VENDOR && offset >= cap.start + 3 {
+                0xff
+            } else {
+                0
+            };
+        }
+    }
+    0xff
+}
+
+/// One capability structure in the legacy list: `[start, end)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapRange {
+    pub id: u8,
+    pub start: u16,
+    pub end: u16,
+}
+
+/// The function's legacy capabilities, with the extent of each.
+///
+/// Sizes come from the structure where it says (MSI's control word, the
+/// vendor capability's length byte) and from the specification otherwise;
+/// a capability of unknown size is taken to extend to the next one above
+/// it (or to the end of the legacy space), so nothing inside an unknown
+/// structure is writable.
+pub fn capabilities(cfg: &mut impl ConfigRead) -> heapless::Vec<CapRange, MAX_CAPS> {
+    let mut found: heapless::Vec<(u8, u16), MAX_CAPS> = heapless::Vec::new();
+    if cfg.read(0x06, 2) & (1 << 4) != 0 {
+        let mut at = (cfg.read(0x34, 1) & 0xfc) as u16;
+        while at >= 0x40 && found.len() < MAX_CAPS && !found.iter().any(|&(_, a)| a == at) {
+            let id = cfg.read(at, 1) as u8;
+            let _ = found.push((id, at));
+            at = (cfg.read(at + 1, 1) & 0xfc) as u16;
+        }
+    }
+    let mut out = heapless::Vec::new();
+    for &(id, start) in &found {
+        let next = found
+            .iter()
+            .map(|&(_, a)| a)
+            .filter(|&a| a > start)
+            .min()
+            .unwrap_or(0x100);
+        let len = match id {
+            CAP_PM => 8,
+            CAP_MSI => msi_len(cfg.read(start + 2, 2) as u16),
+            CAP_PCIE => 0x3c,
+            CAP_MSIX => 12,
+            CAP_VENDOR => (cfg.read(start + 2, 1) as u16).max(3),
+            _ => next - start,
+        };
+        let _ = out.push(CapRange {
+            id,
+            start,
+            end: (start + len).min(0x100),
+        });
+    }
+    out
+}
+
+/// Bytes in an MSI capability with message control `control`.
+pub fn msi_len(control: u16) -> u16 {
+    let wide = control & (1 << 7) != 0;
+    let masking = control & (1 << 8) != 0;
+    10 + if wide { 4 } else { 0 } + if masking { 10 } else { 0 }
+}
+
+/// Why a config write was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refused {
+    /// The first byte no bit of which a driver may write.
+    pub offset: u16,
+}
+
+/// The value to write for a driver's write of `value` (`width` bytes at
+/// `offset`), given the current contents `current`: bits outside the
+/// allow-list keep their current value. Refused if any byte is entirely
+/// the kernel's.
+pub fn merge_write(
+    cfg: &mut impl ConfigRead,
+    offset: u16,
+    width: u8,
+    value: u32,
+    current: u32,
+) -> Result<u32, Refused> {
+    let mut merged = 0u32;
+    for i in 0..u16::from(width) {
+        let mask = writable_bits(cfg, offset + i);
+        if mask == 0 {
+            return Err(Refused { offset: offset + i });
+        }
+        let shift = 8 * u32::from(i);
+        let (v, c) = ((value >> shift) as u8, (current >> shift) as u8);
+        merged |= u32::from((c & !mask) | (v & mask)) << shift;
+    }
+    Ok(merged)
+}
