@@ -49,11 +49,11 @@ pub use dmar::{
     Rhsa, Rmrr,
 };
 pub use error::{AcpiError, Structure};
+pub use hpet::hpet_base;
 pub use madt::{
     ApicKind, InterruptOverride, IoApic, LocalApic, LocalApicFlags, MAX_INTERRUPT_OVERRIDES,
     MAX_IO_APICS, MAX_LOCAL_APICS, Madt, MadtFlags, Polarity, Trigger,
 };
-pub use hpet::hpet_base;
 pub use mcfg::{EcamRegion, MAX_ECAM_REGIONS, Mcfg};
 pub use rsdp::{RootTable, Rsdp};
 pub use scope::{

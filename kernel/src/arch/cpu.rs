@@ -94,10 +94,7 @@ pub fn forbid_floating_point() {
                 & !Cr0::CR0_TASK_SWITCHED,
         );
         cr4_write(
-            cr4()
-                & !(Cr4::CR4_ENABLE_SSE
-                    | Cr4::CR4_UNMASKED_SSE
-                    | Cr4::CR4_ENABLE_OS_XSAVE),
+            cr4() & !(Cr4::CR4_ENABLE_SSE | Cr4::CR4_UNMASKED_SSE | Cr4::CR4_ENABLE_OS_XSAVE),
         );
     }
 }

@@ -26,14 +26,8 @@ use x86::msr::{IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, rdmsr, wrmsr};
 /// AC would change how the kernel's string copies and user accesses behave.
 /// Interrupt and exception entries clear TF, NT and RF in hardware; the
 /// common stub clears DF and AC itself (`cld`, and `clac` where SMAP is on).
-pub const ENTRY_FLAGS_CLEARED: u64 = (1 << 8)
-    | (1 << 9)
-    | (1 << 10)
-    | (3 << 12)
-    | (1 << 14)
-    | (1 << 16)
-    | (1 << 18)
-    | (1 << 21);
+pub const ENTRY_FLAGS_CLEARED: u64 =
+    (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 16) | (1 << 18) | (1 << 21);
 
 /// The pseudo-vector a syscall's frame carries.
 pub const SYSCALL_VECTOR: u64 = 0x100;

@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn a_broken_syscall_is_recognised_only_when_armed() {
-        assert_eq!(classify(&quirk_frame(), ENTRY, true), EntryFault::BrokenSyscall);
+        assert_eq!(
+            classify(&quirk_frame(), ENTRY, true),
+            EntryFault::BrokenSyscall
+        );
         assert_eq!(classify(&quirk_frame(), ENTRY, false), EntryFault::Fault);
         assert!(probe_shows_quirk(&quirk_frame(), ENTRY));
     }

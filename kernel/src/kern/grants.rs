@@ -84,7 +84,12 @@ impl fmt::Display for GrantError {
             Self::BadRange { base, len } => {
                 write!(f, "[{base:#x}, +{len:#x}) is empty, unaligned or wraps")
             }
-            Self::Overlaps { base, len, what, at } => write!(
+            Self::Overlaps {
+                base,
+                len,
+                what,
+                at,
+            } => write!(
                 f,
                 "[{base:#x}, +{len:#x}) overlaps {} at {at:#x}",
                 what.name()
@@ -132,11 +137,7 @@ impl MachineMap {
                 at: 0,
             });
         }
-        match self
-            .reserved
-            .iter()
-            .find(|&&(s, e, _)| s < end && base < e)
-        {
+        match self.reserved.iter().find(|&&(s, e, _)| s < end && base < e) {
             Some(&(s, _, what)) => Err(GrantError::Overlaps {
                 base,
                 len,
@@ -157,4 +158,100 @@ pub fn check_pci_class(class: u8, subclass: u8, header_type: u8) -> Result<(), G
         return Err(GrantError::Bridge { class, subclass });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q35() -> MachineMap {
+        let mut m = MachineMap::default();
+        m.reserve(0, 0x9_fc00, Reserved::Ram);
+        m.reserve(0x10_0000, 0x1000_0000, Reserved::Ram);
+        m.reserve(0xb000_0000, 0xc000_0000, Reserved::Ecam);
+        m.reserve(0xfec0_0000, 0xfec0_1000, Reserved::IoApic);
+        m.reserve(0xfed0_0000, 0xfed0_1000, Reserved::Hpet);
+        m.reserve(0xfed9_0000, 0xfed9_1000, Reserved::VtdUnit);
+        m.reserve(0xfee0_0000, 0xfef0_0000, Reserved::LocalApic);
+        m
+    }
+
+    #[test]
+    fn device_registers_clear_of_everything_are_granted() {
+        assert_eq!(q35().check_mmio(0xfea0_0000, 0x10_0000), Ok(()));
+        assert_eq!(q35().check_mmio(0xfed9_1000, 0x1000), Ok(()));
+    }
+
+    #[test]
+    fn every_reserved_range_refuses_an_overlapping_grant() {
+        let m = q35();
+        for (base, len, what) in [
+            (0x20_0000, 0x1000, Reserved::Ram),
+            (0x0fff_f000, 0x2000, Reserved::Ram),
+            (0xbfff_f000, 0x1000, Reserved::Ecam),
+            (0xfec0_0000, 0x1000, Reserved::IoApic),
+            (0xfed0_0000, 0x1000, Reserved::Hpet),
+            (0xfed8_f000, 0x2000, Reserved::VtdUnit),
+            (0xfee0_0000, 0x1000, Reserved::LocalApic),
+            (0xfeef_f000, 0x1000, Reserved::LocalApic),
+        ] {
+            match m.check_mmio(base, len) {
+                Err(GrantError::Overlaps { what: w, .. }) => assert_eq!(w, what, "{base:#x}"),
+                other => panic!("{base:#x}: {other:?}"),
+            }
+        }
+        // Touching a range's end is not an overlap.
+        assert_eq!(m.check_mmio(0xfef0_0000, 0x1000), Ok(()));
+        assert_eq!(m.check_mmio(0xfebf_f000, 0x1000), Ok(()));
+    }
+
+    #[test]
+    fn empty_unaligned_and_wrapping_ranges_are_refused() {
+        let m = q35();
+        for (base, len) in [
+            (0xfea0_0000, 0),
+            (0xfea0_0800, 0x1000),
+            (0xfea0_0000, 0x800),
+            (u64::MAX & !0xfff, 0x2000),
+        ] {
+            assert_eq!(
+                m.check_mmio(base, len),
+                Err(GrantError::BadRange { base, len })
+            );
+        }
+    }
+
+    #[test]
+    fn a_map_that_overflowed_refuses_everything() {
+        let mut m = MachineMap::default();
+        for i in 0..=MAX_RESERVED as u64 {
+            m.reserve(i * 0x1000, i * 0x1000 + 0x1000, Reserved::Ram);
+        }
+        assert!(m.check_mmio(0xfea0_0000, 0x1000).is_err());
+        // An empty range is not recorded (and cannot overflow the map).
+        let mut m = MachineMap::default();
+        m.reserve(5, 5, Reserved::Ram);
+        assert_eq!(m.check_mmio(0, 0x1000), Ok(()));
+    }
+
+    #[test]
+    fn bridges_and_smbus_are_never_granted() {
+        assert!(check_pci_class(0x06, 0x00, 0).is_err()); // host bridge
+        assert!(check_pci_class(0x06, 0x01, 0x80).is_err()); // ISA/LPC
+        assert!(check_pci_class(0x06, 0x04, 0x01).is_err()); // PCI-to-PCI
+        assert!(check_pci_class(0x0c, 0x05, 0).is_err()); // SMBus
+        assert!(check_pci_class(0x00, 0xff, 0x01).is_err()); // type-1 header
+        assert!(check_pci_class(0x00, 0xff, 0x02).is_err()); // CardBus
+        assert_eq!(check_pci_class(0x00, 0xff, 0x00), Ok(())); // edu
+        assert_eq!(check_pci_class(0x0c, 0x03, 0x80), Ok(())); // USB, multi-function
+        assert_eq!(check_pci_class(0x02, 0x00, 0x00), Ok(())); // NIC
+    }
+
+    #[test]
+    fn only_an_absent_device_lets_the_service_start() {
+        assert!(!GrantError::Absent.refuses_start());
+        assert!(GrantError::NoMsi.refuses_start());
+        assert!(GrantError::NoVector.refuses_start());
+        assert!(GrantError::NotMemoryBar { bar: 1 }.refuses_start());
+    }
 }

@@ -87,3 +87,55 @@ pub fn escaped_len(bytes: &[u8]) -> usize {
         })
         .sum()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::String;
+
+    fn escaped(bytes: &[u8]) -> String {
+        let mut s = String::new();
+        write_escaped(&mut s, bytes).unwrap();
+        assert_eq!(s.len(), escaped_len(bytes), "{bytes:?}");
+        s
+    }
+
+    #[test]
+    fn control_characters_cannot_start_a_new_line() {
+        assert_eq!(
+            escaped(b"ok\nfaultline: shutdown\r\x1b[2J\t\\"),
+            "ok\\nfaultline: shutdown\\r\\x1b[2J\\t\\\\"
+        );
+        assert_eq!(escaped(&[0xff, 0x00, 0x7f]), "\\xff\\x00\\x7f");
+        assert_eq!(escaped(b"plain text 123"), "plain text 123");
+    }
+
+    #[test]
+    fn trailing_whitespace_goes() {
+        assert_eq!(trim_end(b"line \n\r\t"), b"line");
+        assert_eq!(trim_end(b" \n"), b"");
+        assert_eq!(trim_end(b"a b"), b"a b");
+    }
+
+    #[test]
+    fn a_burst_fits_then_lines_are_dropped_until_the_budget_refills() {
+        let mut b = LogBudget::default();
+        assert!(b.take(0, LOG_BURST_BYTES), "the first burst fits");
+        assert!(!b.take(0, 1), "nothing left");
+        // 1 ms refills LOG_BYTES_PER_SEC / 1000 bytes.
+        let per_ms = LOG_BYTES_PER_SEC / 1000;
+        assert!(!b.take(1_000_000, per_ms + 1));
+        assert!(b.take(1_000_000, per_ms));
+        assert!(!b.take(1_000_000, 1));
+        // Refills never exceed one burst.
+        assert!(!b.take(u64::MAX / 2, LOG_BURST_BYTES + 1));
+        assert!(b.take(u64::MAX / 2, LOG_BURST_BYTES));
+    }
+
+    #[test]
+    fn a_line_longer_than_the_burst_never_fits() {
+        let mut b = LogBudget::default();
+        assert!(!b.take(0, LOG_BURST_BYTES + 1));
+        assert!(b.take(0, LOG_BURST_BYTES), "a refused line costs nothing");
+    }
+}

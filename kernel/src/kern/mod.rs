@@ -18,8 +18,8 @@ pub mod caps;
 pub mod entry;
 pub mod grants;
 mod ipc;
-pub mod logline;
 mod lifecycle;
+pub mod logline;
 pub mod pci_policy;
 mod sched;
 mod syscalls;
@@ -29,9 +29,9 @@ pub mod task;
 mod tests;
 
 use caps::{Cap, CapTable};
-use grants::GrantError;
 use faultline_ipc::abi::{Error, NOTIFY_TASK_FAULT};
 use faultline_ipc::kconfig::{CapSpec, KernelConfig, MAX_CHANNELS, MAX_SERVICES};
+use grants::GrantError;
 use task::{Regs, Task};
 
 pub use lifecycle::StopReport;

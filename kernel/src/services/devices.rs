@@ -12,9 +12,9 @@
 //! device has one) before any of its memory can be reused.
 
 use crate::arch::apic;
-use crate::kern::grants::{GrantError, MachineMap, check_pci_class};
 use crate::kern::MmioRegion;
-use crate::pci::{Bdf, BarKind, Function};
+use crate::kern::grants::{GrantError, MachineMap, check_pci_class};
+use crate::pci::{BarKind, Bdf, Function};
 use crate::platform::{pci_config_read as read, pci_config_write as write, with_pci};
 
 /// Command register: I/O space, memory space, bus master, INTx disable.

@@ -43,4 +43,3 @@ pub fn kernel_line(line: &[u8]) {
         let _ = out.write_char('\n');
     });
 }
-

@@ -11,16 +11,16 @@
 
 mod devices;
 mod loader;
-mod probe;
 mod logging;
 mod platform;
+mod probe;
 mod space;
 
 use crate::arch::idt::TrapFrame;
 use crate::arch::interrupts::{TIMER_VECTOR, exception_name};
 use crate::arch::{apic, exit, gdt, paging, syscall, tsc};
-use crate::kern::task::{Blocked, Regs, State};
 use crate::kern::grants::GrantError;
+use crate::kern::task::{Blocked, Regs, State};
 use crate::kern::{After, Kernel, MmioRegion, Platform, Resolver};
 use core::sync::atomic::{AtomicU32, Ordering};
 use faultline_ipc::harness::{ExitCode, SHUTDOWN_MARKER};

@@ -49,7 +49,9 @@ pub fn start() -> ! {
     let space = match space {
         Ok(s) => s,
         Err(e) => {
-            log::warn!("kernel: cannot run the syscall probe ({e}); assuming SYSCALL enters ring 0");
+            log::warn!(
+                "kernel: cannot run the syscall probe ({e}); assuming SYSCALL enters ring 0"
+            );
             super::start()
         }
     };

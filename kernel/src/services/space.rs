@@ -214,7 +214,7 @@ impl UserSpace {
     /// memory, never through a device's registers.
     pub fn user_phys(&self, virt: u64, write: bool) -> Option<u64> {
         let t = self.space.translate(&mut PhysWindow, virt)?;
-        copy_allowed(&t.attrs, write).then_some(t.phys)
+        t.attrs.kernel_may_copy(write).then_some(t.phys)
     }
 
     /// Walks user memory `[virt, virt + len)` page by page, calling
@@ -254,13 +254,6 @@ impl UserSpace {
     pub fn frames_used(&self) -> usize {
         self.used
     }
-}
-
-/// Whether the kernel may copy to or from (`write`) a page mapped with
-/// `attrs` on a service's behalf: user-accessible RAM the service owns, and
-/// writable if the kernel writes.
-pub fn copy_allowed(attrs: &MapAttrs, write: bool) -> bool {
-    attrs.user && attrs.owned && (!write || attrs.writable)
 }
 
 /// Frees what the `level` table at `table` maps in its first `entries`

@@ -106,7 +106,7 @@ fn server_death_wakes_clients_and_restart_is_visible_once() {
         address: 0,
         rip: 0x40_1000,
     };
-    let report = k.fault(SERVER, fault);
+    let report = k.fault(&mut p, SERVER, fault);
     assert_eq!(report.woken_clients, 2);
     for c in [CLIENT, CLIENT2] {
         assert_eq!(k.tasks[c].state, State::Runnable);
@@ -163,6 +163,7 @@ fn reply_to_a_dead_client_is_an_error_not_a_hang() {
     recv(&mut k, &mut p, 0);
     let token = result(&k, SERVER).1[3];
     k.fault(
+        &mut p,
         CLIENT,
         TaskFault {
             vector: 13,

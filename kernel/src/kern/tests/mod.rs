@@ -3,9 +3,11 @@
 //! the fake platform and a small deployment; the tests are in [`ipc`] and
 //! [`rules`].
 
+mod hardening;
 mod ipc;
 mod rules;
 
+use super::grants::GrantError;
 use super::task::{ReplyToken, State};
 use super::*;
 use faultline_ipc::abi::{CapKind, MAX_MESSAGE, RecvKind, Sysnum};
@@ -24,6 +26,13 @@ struct FakePlatform {
     logs: Vec<(String, String)>,
     loads: Vec<usize>,
     now: u64,
+    /// Config space of the one fake PCI function (any BDF reads it).
+    pci: [u8; 256],
+    pci_writes: Vec<(u16, u8, u32)>,
+    /// `(task, bdf)` of every quiesce.
+    quiesced: Vec<(usize, (u8, u8, u8))>,
+    rearmed: Vec<u8>,
+    mapped: Vec<(u64, u64, Option<(u64, u64)>)>,
 }
 
 impl FakePlatform {
@@ -33,6 +42,11 @@ impl FakePlatform {
             logs: Vec::new(),
             loads: Vec::new(),
             now: 0,
+            pci: edu_config(),
+            pci_writes: Vec::new(),
+            quiesced: Vec::new(),
+            rearmed: Vec::new(),
+            mapped: Vec::new(),
         }
     }
 
@@ -75,24 +89,47 @@ impl Platform for FakePlatform {
     fn tsc(&self) -> (u64, u64) {
         (self.now, 1_000_000_000)
     }
-    fn log(&mut self, name: &str, line: &[u8]) {
+    fn log(&mut self, _: Option<usize>, name: &str, line: &[u8]) {
         self.logs
             .push((name.into(), String::from_utf8_lossy(line).into()));
     }
-    fn map_mmio(&mut self, _: usize, base: u64, _: u64) -> Result<u64, Error> {
+    fn map_mmio(
+        &mut self,
+        _: usize,
+        base: u64,
+        len: u64,
+        hole: Option<(u64, u64)>,
+    ) -> Result<u64, Error> {
+        self.mapped.push((base, len, hole));
         Ok(0x7000_0000_0000 | base)
     }
     fn alloc_dma(&mut self, _: usize, _: u64) -> Result<(u64, u64), Error> {
         Ok((0x6000_0000_0000, 0x1234_5000))
     }
-    fn pci_read(&mut self, _: (u8, u8, u8), offset: u16, _: u8) -> u32 {
-        u32::from(offset)
+    fn pci_read(&mut self, _: (u8, u8, u8), offset: u16, width: u8) -> u32 {
+        (0..u16::from(width)).fold(0, |v, i| {
+            let b = self.pci.get(usize::from(offset + i)).copied().unwrap_or(0);
+            v | (u32::from(b) << (8 * i))
+        })
     }
-    fn pci_write(&mut self, _: (u8, u8, u8), _: u16, _: u8, _: u32) {}
+    fn pci_write(&mut self, _: (u8, u8, u8), offset: u16, width: u8, value: u32) {
+        self.pci_writes.push((offset, width, value));
+        for i in 0..u16::from(width) {
+            if let Some(b) = self.pci.get_mut(usize::from(offset + i)) {
+                *b = (value >> (8 * i)) as u8;
+            }
+        }
+    }
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
         (0xfee0_0000, u32::from(irq))
     }
     fn irq_unmask(&mut self, _: u8) {}
+    fn irq_rearm(&mut self, irq: u8) {
+        self.rearmed.push(irq);
+    }
+    fn quiesce(&mut self, task: usize, bdf: (u8, u8, u8)) {
+        self.quiesced.push((task, bdf));
+    }
     fn load(&mut self, task: usize) -> Result<Regs, Error> {
         self.loads.push(task);
         self.mem[task].fill(0);
@@ -100,16 +137,78 @@ impl Platform for FakePlatform {
     }
 }
 
+/// An edu-like endpoint: header type 0, a capability list with MSI
+/// (64-bit) at 0x40 and a vendor-specific capability at 0x50, BAR0 at
+/// 0xfea00000, command register 0.
+fn edu_config() -> [u8; 256] {
+    let mut c = [0u8; 256];
+    c[0..4].copy_from_slice(&[0x34, 0x12, 0xe8, 0x11]);
+    c[0x06] = 1 << 4; // capability list
+    c[0x0b] = 0x00; // class: unclassified
+    c[0x10..0x14].copy_from_slice(&0xfea0_0000u32.to_le_bytes());
+    c[0x34] = 0x40;
+    c[0x40..0x44].copy_from_slice(&[0x05, 0x50, 0x80, 0x00]); // MSI, 64-bit
+    c[0x50..0x53].copy_from_slice(&[0x09, 0x00, 0x08]); // vendor, 8 bytes
+    c
+}
+
 struct NoDevices;
 impl Resolver for NoDevices {
-    fn pci(&mut self, _: u16, _: u16, _: u8) -> Option<(u8, u8, u8)> {
-        None
+    fn pci(&mut self, _: u16, _: u16, _: u8) -> Result<(u8, u8, u8), GrantError> {
+        Err(GrantError::Absent)
+    }
+    fn pci_bar(&mut self, _: (u8, u8, u8), _: u8) -> Result<MmioRegion, GrantError> {
+        Err(GrantError::Absent)
+    }
+    fn mmio(&mut self, _: u64, _: u64) -> Result<(), GrantError> {
+        Ok(())
     }
     fn vtd_unit(&mut self, _: u8) -> Option<(u64, u64)> {
         Some((0xfed9_0000, 0x1000))
     }
-    fn irq(&mut self, _: u8, _: u32) -> Option<u8> {
-        Some(0x50)
+    fn irq(&mut self, _: u8, _: u32, _: (u8, u8, u8)) -> Result<u8, GrantError> {
+        Ok(0)
+    }
+}
+
+/// One device at 00:03.0 with a 1 MiB BAR0 whose last page holds an MSI-X
+/// table; raw MMIO grants are checked against `machine`.
+struct OneDevice {
+    machine: grants::MachineMap,
+    irqs: Vec<(u8, u32, (u8, u8, u8))>,
+}
+
+impl Resolver for OneDevice {
+    fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Result<(u8, u8, u8), GrantError> {
+        match (vendor, device, index) {
+            (0x1234, 0x11e8, 0) => Ok((0, 3, 0)),
+            (0x8086, 0x29c0, 0) => Err(GrantError::Bridge {
+                class: 6,
+                subclass: 0,
+            }),
+            _ => Err(GrantError::Absent),
+        }
+    }
+    fn pci_bar(&mut self, bdf: (u8, u8, u8), bar: u8) -> Result<MmioRegion, GrantError> {
+        assert_eq!(bdf, (0, 3, 0));
+        match bar {
+            0 => Ok(MmioRegion {
+                base: 0xfea0_0000,
+                len: 0x10_0000,
+                hole: Some((0xf_f000, 0x1000)),
+            }),
+            _ => Err(GrantError::NotMemoryBar { bar }),
+        }
+    }
+    fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError> {
+        self.machine.check_mmio(base, len)
+    }
+    fn vtd_unit(&mut self, _: u8) -> Option<(u64, u64)> {
+        None
+    }
+    fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError> {
+        self.irqs.push((task, bits, bdf));
+        Ok(self.irqs.len() as u8 - 1)
     }
 }
 

@@ -174,6 +174,7 @@ fn grants_are_exactly_the_config() {
 fn supervisor_reads_status() {
     let (mut k, mut p) = world();
     k.fault(
+        &mut p,
         CLIENT,
         TaskFault {
             vector: 14,

@@ -157,6 +157,15 @@ impl MapAttrs {
         }
     }
 
+    /// Whether the kernel may copy to (`write`) or from a page mapped with
+    /// these attributes on a service's behalf: user-accessible RAM the
+    /// service owns (never MMIO: a device register read or written by the
+    /// kernel's copy loop would have side effects, or fault), and writable
+    /// when the kernel writes.
+    pub const fn kernel_may_copy(&self, write: bool) -> bool {
+        self.user && self.owned && (!write || self.writable)
+    }
+
     /// The same attributes with a different largest page.
     pub const fn with_largest_page(self, largest_page: PageSize) -> Self {
         Self {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use proptest::prelude::*;
 
 use crate::mm::paging::bits::{
-    ADDR_MASK, GLOBAL, HUGE, NO_EXECUTE, PCD, PRESENT, PWT, USER, WRITABLE,
+    ADDR_MASK, GLOBAL, HUGE, NO_EXECUTE, OWNED, PCD, PRESENT, PWT, USER, WRITABLE,
 };
 use crate::mm::{
     AddressSpace, Cache, FrameSource, KERNEL_BASE, MapAttrs, MapError, PHYS_MAP_BASE, PageSize,
@@ -140,7 +140,28 @@ fn text_mmio_and_user_bits() {
     );
     f.map(0x40_0000, 0x90_0000, K4, MapAttrs::USER_TEXT)
         .unwrap();
-    assert_eq!(f.leaf(0x40_0000), 0x90_0000 | PRESENT | USER);
+    // Service memory is marked as owned by the space; MMIO never is.
+    assert_eq!(f.leaf(0x40_0000), 0x90_0000 | PRESENT | USER | OWNED);
+    assert_eq!(f.leaf(mmio) & OWNED, 0);
+    let user_mmio = MapAttrs {
+        user: true,
+        ..MapAttrs::KERNEL_MMIO
+    };
+    assert!(!user_mmio.owned);
+    let t = f.space.translate(&mut f.tables, 0x40_0000).unwrap();
+    assert!(t.attrs.owned, "decoded back from the entry");
+    // The kernel copies through owned user RAM only, writes only where
+    // writable, and never through MMIO or kernel mappings.
+    assert!(MapAttrs::USER_DATA.kernel_may_copy(true));
+    assert!(MapAttrs::USER_RODATA.kernel_may_copy(false));
+    assert!(!MapAttrs::USER_RODATA.kernel_may_copy(true));
+    assert!(!user_mmio.kernel_may_copy(false));
+    assert!(!MapAttrs::KERNEL_DATA.kernel_may_copy(false));
+    let borrowed = MapAttrs {
+        owned: false,
+        ..MapAttrs::USER_DATA
+    };
+    assert!(!borrowed.kernel_may_copy(false));
     assert_eq!(f.top(0x40_0000) & 0xfff, PRESENT | WRITABLE | USER);
     assert_eq!(f.top(mmio) & USER, 0); // kernel intermediates stay supervisor
 }
