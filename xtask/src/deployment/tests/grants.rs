@@ -130,7 +130,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "irqs = [{ name = \"i\", bit = 30 }]\n",
+        "irqs = [{ name = \"i\", bit = 30, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
     ));
     assert_eq!(
         err(&text),
@@ -139,7 +139,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "irqs = [{ name = \"a\", bit = 3 },\n { name = \"b\", bit = 3 }]\n",
+        "irqs = [{ name = \"a\", bit = 3, pci = \"e\" },\n { name = \"b\", bit = 3, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
     ));
     assert_eq!(
         err(&text),
@@ -148,7 +148,11 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     // A notification aimed at a service may not reuse one of its IRQ bits.
     let text = with_sup(&format!(
         "{}{}",
-        svc("ping", "ping", "irqs = [{ name = \"a\", bit = 3 }]\n"),
+        svc(
+            "ping",
+            "ping",
+            "irqs = [{ name = \"a\", bit = 3, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n"
+        ),
         svc(
             "pong",
             "pong",
@@ -157,7 +161,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     ));
     assert_eq!(
         err(&text),
-        "t.toml:17: service pong: notify wake: bit 3 of service ping is already taken by service ping: irq a (line 12)"
+        "t.toml:18: service pong: notify wake: bit 3 of service ping is already taken by service ping: irq a (line 12)"
     );
 }
 
@@ -171,5 +175,28 @@ fn notify_targets_exist() {
     assert_eq!(
         err(&text),
         "t.toml:12: service ping: notify wake: no service named \"ghost\""
+    );
+}
+
+#[test]
+fn an_irq_names_one_of_its_services_pci_grants() {
+    // The kernel programs the MSI of the function the IRQ names; a name
+    // that is not one of the holder's own PCI grants means nothing.
+    let text = with_sup(&format!(
+        "{}{}",
+        svc(
+            "ping",
+            "ping",
+            "pci = [{ name = \"edu\", device = \"1234:11e8\" }]\n"
+        ),
+        svc(
+            "pong",
+            "pong",
+            "irqs = [{ name = \"i\", bit = 3, pci = \"edu\" }]\n"
+        )
+    ));
+    assert_eq!(
+        err(&text),
+        "t.toml:17: service pong: irq i: pci \"edu\" names none of this service's pci grants"
     );
 }
