@@ -209,7 +209,7 @@ fn the_config_encodes_and_the_kernel_decoder_accepts_it() {
 fn adjacent_mmio_grants_and_distinct_pci_indexes_are_fine() {
     let text = with_sup(
         "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\n\
-         mmio = [{ name = \"lo\", base = 0x1000, size = 0x1000 }, { name = \"hi\", base = 0x2000, size = 0x1000 }]\n\
+         mmio = [{ name = \"lo\", base = 0xfe001000, size = 0x1000 }, { name = \"hi\", base = 0xfe002000, size = 0x1000 }]\n\
          pci = [{ name = \"e0\", device = \"1234:11e8\" }, { name = \"e1\", device = \"1234:11e8\", index = 1 }]\n\
          irqs = [{ name = \"i\", bit = 29, pci = \"e1\" }]\n\
          notify = [{ name = \"n\", service = \"sup\", bit = 29 }]\n",

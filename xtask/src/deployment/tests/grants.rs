@@ -28,11 +28,11 @@ fn mmio_grants_may_not_overlap() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "mmio = [\n { name = \"a\", base = 0x1000, size = 0x2000 },\n { name = \"b\", base = 0x2000, size = 0x1000 },\n]\n",
+        "mmio = [\n { name = \"a\", base = 0xfe001000, size = 0x2000 },\n { name = \"b\", base = 0xfe002000, size = 0x1000 },\n]\n",
     ));
     assert_eq!(
         err(&text),
-        "t.toml:14: service ping: mmio b: [0x2000, 0x3000) overlaps service ping: mmio a (line 13)"
+        "t.toml:14: service ping: mmio b: [0xfe002000, 0xfe003000) overlaps service ping: mmio a (line 13)"
     );
 }
 
@@ -65,7 +65,7 @@ fn mmio_grants_are_whole_pages() {
 }
 
 #[test]
-fn vtd_has_one_owner() {
+fn vtd_registers_have_one_owner_and_only_vtd_grants_them() {
     let text = with_sup(&format!(
         "{}{}",
         svc("iommu", "iommu", "vtd = true\n"),
@@ -82,7 +82,7 @@ fn vtd_has_one_owner() {
     ));
     assert_eq!(
         err(&text),
-        "t.toml:12: service ping: mmio sneaky: [0xfed80000, 0xfeda0000) overlaps VT-d unit 0's registers at 0xfed90000; only `vtd = true` grants them"
+        "t.toml:12: service ping: mmio sneaky: [0xfed80000, 0xfeda0000) overlaps VT-d unit 0's registers [0xfed90000, 0xfed91000); only `vtd = true` grants them"
     );
 }
 
