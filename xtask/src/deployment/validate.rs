@@ -201,7 +201,7 @@ fn check_supervisor_rank(
             errs.push(
                 s.priority.span(),
                 format_args!(
-                    "service {}: priority = {p} does not rank below the supervisor {sup} (priority = {top}, line {}); the supervisor must have the strictly highest priority (the lowest number)",
+                    "service {}: priority = {p} does not rank below the supervisor (service {sup}, priority = {top} on line {}); the supervisor must have the strictly highest priority (the lowest number)",
                     key.get_ref(),
                     errs.line(boss.priority.span())
                 ),

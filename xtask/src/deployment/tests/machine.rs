@@ -270,7 +270,7 @@ fn the_supervisor_strictly_outranks_every_other_service() {
     let text = with_sup(&svc("ping", "ping", "").replace("priority = 1", "priority = 0"));
     assert_eq!(
         err(&text),
-        "t.toml:10: service ping: priority = 0 does not rank below the supervisor sup (priority = 0, line 5); \
+        "t.toml:10: service ping: priority = 0 does not rank below the supervisor (service sup, priority = 0 on line 5); \
          the supervisor must have the strictly highest priority (the lowest number)"
     );
     // A supervisor below some services: each of those is named.
@@ -282,7 +282,7 @@ fn the_supervisor_strictly_outranks_every_other_service() {
     );
     assert_eq!(
         err(&text),
-        "t.toml:10: service ping: priority = 1 does not rank below the supervisor sup (priority = 2, line 5); \
+        "t.toml:10: service ping: priority = 1 does not rank below the supervisor (service sup, priority = 2 on line 5); \
          the supervisor must have the strictly highest priority (the lowest number)"
     );
     // Any strictly highest priority will do; the kernel accepts it too.
