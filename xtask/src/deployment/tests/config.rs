@@ -16,7 +16,7 @@ priority = 1
 memory-kib = 128
 restart = { backoff-ms = 20, max-restarts = 5 }
 notify = [{ name = "wake-ping", service = "ping", bit = 1 }]
-mmio = [{ name = "edu-regs", base = 0xfea00000, size = 0x100000 }]
+mmio = [{ name = "regs", base = 0xfe000000, size = 0x1000 }]
 pci = [{ name = "edu", device = "1234:11e8", index = 0, bars = [0, 2] }]
 irqs = [{ name = "edu-irq", bit = 3, pci = "edu" }]
 dma-kib = 64
@@ -132,7 +132,7 @@ fn capabilities_come_in_the_documented_order() {
         cap_names(c, 1),
         [
             "vtd",
-            "edu-regs",
+            "regs",
             "edu",
             "edu-bar0",
             "edu-bar2",
@@ -149,8 +149,8 @@ fn capabilities_come_in_the_documented_order() {
         [
             &CapSpec::VtdMmio { unit: 0 },
             &CapSpec::Mmio {
-                base: 0xfea0_0000,
-                len: 0x10_0000
+                base: 0xfe00_0000,
+                len: 0x1000
             },
             &CapSpec::Pci {
                 vendor: 0x1234,
