@@ -4,38 +4,32 @@
 //! the chipset's register block, the firmware ROM), every grant of a
 //! bridge or chipset function, BAR numbers that do not exist, and a
 //! supervisor that does not outrank everyone. As in `errors`, manifests
-//! built with `with_sup` start their own text at line 8; the grant is on
-//! line 12.
+//! built with `with_sup` start their own text at line 8 (a grant is on
+//! line 12); with `mmio_text` at line 9 (the grant on line 13).
 
 use super::super::q35;
 use super::errors::svc;
 use super::*;
 
-/// The error for one `mmio` grant `[base, base + size)` given to service
-/// `ping` on a machine with `memory_mib` MiB.
-fn mmio_err(memory_mib: u64, base: u64, size: u64) -> String {
-    let text = format!(
+/// A manifest granting `[base, base + size)` to service `ping` (the grant
+/// on line 13) on a machine with `memory_mib` MiB.
+fn mmio_text(memory_mib: u64, base: u64, size: u64) -> String {
+    format!(
         "description = \"x\"\n[machine]\nmemory-mib = {memory_mib}\n{SUP}{}",
         svc(
             "ping",
             "ping",
             &format!("mmio = [{{ name = \"m\", base = {base:#x}, size = {size:#x} }}]\n"),
         )
-    );
-    err(&text)
+    )
 }
 
-/// Whether the same grant is accepted.
+fn mmio_err(memory_mib: u64, base: u64, size: u64) -> String {
+    err(&mmio_text(memory_mib, base, size))
+}
+
 fn mmio_ok(memory_mib: u64, base: u64, size: u64) -> bool {
-    let text = format!(
-        "description = \"x\"\n[machine]\nmemory-mib = {memory_mib}\n{SUP}{}",
-        svc(
-            "ping",
-            "ping",
-            &format!("mmio = [{{ name = \"m\", base = {base:#x}, size = {size:#x} }}]\n"),
-        )
-    );
-    parse_str(&text).is_ok()
+    parse_str(&mmio_text(memory_mib, base, size)).is_ok()
 }
 
 const BY_BAR: &str = "grant a device's registers by PCI BAR (`pci = [{ ..., bars = [N] }]`)";
