@@ -1,22 +1,25 @@
-//! Checks of the hardware a manifest grants: MMIO ranges, PCI functions,
-//! and the notification bits that IRQs and `notify` grants deliver.
+//! Checks of the hardware a manifest grants: MMIO ranges, PCI functions
+//! and their BARs, and the notification bits that IRQs and `notify` grants
+//! deliver.
 //!
-//! The rule behind each is single ownership: an MMIO page, a PCI function,
-//! VT-d unit 0's registers and a service's notification bit each belong to
-//! one grant, so no two services (or two grants of one service) can act on
-//! the same hardware or mean two things by the same bit.
+//! Two rules stand behind them. Single ownership: an MMIO page, a PCI
+//! function, VT-d unit 0's registers and a service's notification bit each
+//! belong to one grant, so no two services (or two grants of one service)
+//! can act on the same hardware or mean two things by the same bit. And
+//! the machine is the kernel's: no grant reaches RAM, the platform's own
+//! registers, a bridge or a chipset function (the map is in `q35`).
 
+use super::q35;
 use super::schema::Service;
 use super::validate::Errors;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-/// VT-d unit 0's register page on QEMU's q35 (`Q35_HOST_BRIDGE_IOMMU_ADDR`);
-/// only `vtd = true` grants it.
-pub const VTD_REGS: Range<u64> = 0xfed9_0000..0xfed9_1000;
 /// Highest notification bit a deployment may assign (30 and 31 are the
 /// kernel's: timer and task fault).
 pub const MAX_BIT: u64 = 29;
+/// A type-0 PCI header has six BARs.
+const MAX_BAR: u64 = 5;
 /// Physical addresses are at most 52 bits wide.
 const PHYS_LIMIT: u64 = 1 << 52;
 
@@ -34,8 +37,10 @@ pub fn parse_pci_id(s: &str) -> Option<(u16, u16)> {
 type Services<'a> = [(&'a toml::Spanned<String>, &'a Service)];
 
 /// MMIO grants: page-aligned, non-empty, inside the physical address space,
-/// clear of the VT-d registers and of each other (across all services).
-pub(super) fn check_mmio(errs: &mut Errors, services: &Services) {
+/// clear of RAM and the platform's registers on a machine with
+/// `memory_mib` MiB (see `q35`), and clear of each other (across all
+/// services).
+pub(super) fn check_mmio(errs: &mut Errors, services: &Services, memory_mib: u64) {
     let mut seen: Vec<(Range<u64>, String, Range<usize>)> = Vec::new();
     for (key, s) in services {
         let sname = key.get_ref();
@@ -63,12 +68,17 @@ pub(super) fn check_mmio(errs: &mut Errors, services: &Services) {
                 continue;
             };
             let range = base..end;
-            if range.start < VTD_REGS.end && VTD_REGS.start < range.end {
+            if let Some(r) = q35::conflict(&range, memory_mib) {
+                let instead = if r.instead.is_empty() {
+                    "grant a device's registers by PCI BAR (`pci = [{ ..., bars = [N] }]`)"
+                } else {
+                    r.instead
+                };
                 errs.push(
                     g.base.span(),
                     format_args!(
-                        "{what}: [{base:#x}, {end:#x}) overlaps VT-d unit 0's registers at {:#x}; only `vtd = true` grants them",
-                        VTD_REGS.start
+                        "{what}: [{base:#x}, {end:#x}) overlaps {} [{:#x}, {:#x}); {instead}",
+                        r.name, r.range.start, r.range.end
                     ),
                 );
                 continue;
@@ -91,7 +101,9 @@ pub(super) fn check_mmio(errs: &mut Errors, services: &Services) {
     }
 }
 
-/// PCI grants: a well-formed `vendor:device`, and one owner per function.
+/// PCI grants: a well-formed `vendor:device` that is neither a bridge nor
+/// a chipset function, one owner per function, and BARs 0..=5, each
+/// listed once.
 pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
     let mut owners: BTreeMap<(u16, u16, u64), (String, Range<usize>)> = BTreeMap::new();
     for (key, s) in services {
@@ -107,6 +119,16 @@ pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
                 );
                 continue;
             };
+            if let Some(function) = q35::refused_function(vendor, device) {
+                errs.push(
+                    g.device.span(),
+                    format_args!(
+                        "{what}: {vendor:04x}:{device:04x} is {function}; bridges and chipset functions are the kernel's, never granted"
+                    ),
+                );
+                continue;
+            }
+            check_bars(errs, &what, &g.bars);
             let index = g.index.as_ref().map_or(0, |i| *i.get_ref());
             if index > 255 {
                 let span = g
@@ -131,6 +153,32 @@ pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
             } else {
                 owners.insert((vendor, device, index), (what, g.device.span()));
             }
+        }
+    }
+}
+
+/// A PCI grant's `bars`: each a BAR number (0..=5), none twice. Whether a
+/// BAR is a memory BAR (and not the upper half of a 64-bit one) is known
+/// only at boot; the kernel checks it there.
+fn check_bars(errs: &mut Errors, what: &str, bars: &[toml::Spanned<u64>]) {
+    let mut seen: BTreeMap<u64, Range<usize>> = BTreeMap::new();
+    for bar in bars {
+        let n = *bar.get_ref();
+        if n > MAX_BAR {
+            errs.push(
+                bar.span(),
+                format_args!("{what}: bars: {n} is not a BAR number (0..={MAX_BAR})"),
+            );
+        } else if let Some(at) = seen.get(&n) {
+            errs.push(
+                bar.span(),
+                format_args!(
+                    "{what}: bars: BAR {n} is already listed (line {})",
+                    errs.line(at.clone())
+                ),
+            );
+        } else {
+            seen.insert(n, bar.span());
         }
     }
 }

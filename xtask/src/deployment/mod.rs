@@ -15,12 +15,13 @@
 //! - [`schema`]: the TOML's shape;
 //! - `machine`: checks of `[machine]`;
 //! - `validate`: checks of `[services.*]` and `[[channels]]` (with
-//!   `grants` for MMIO, PCI and notification bits), which then build the
-//!   [`System`] (in `kconfig`).
+//!   `grants` for MMIO, PCI and notification bits, against the machine
+//!   map in `q35`), which then build the [`System`] (in `kconfig`).
 
 mod grants;
 mod kconfig;
 mod machine;
+mod q35;
 pub mod schema;
 mod validate;
 

@@ -2,7 +2,7 @@
 //!
 //! Every rule here is about the deployment as a whole being something the
 //! kernel can start and that grants no more than it says: names, priorities
-//! and budgets in range, one owner per device and per VT-d unit, no MMIO
+//! and budgets in range, a supervisor that outranks every other service, one owner per device and per VT-d unit, no MMIO
 //! grant overlapping another, notification bits that mean one thing each,
 //! and channels whose two ends are two existing services. Capability names
 //! and counts are checked where the capabilities are laid out
@@ -151,6 +151,7 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
                 first.span(),
                 "the deployment has services but no supervisor: set `supervisor = true` on one",
             ),
+            [(a, _)] => check_supervisor_rank(&mut errs, &services, a),
             [(a, at), rest @ ..] => {
                 for (b, span) in rest {
                     errs.push(
@@ -164,7 +165,7 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
             }
         }
     }
-    grants::check_mmio(&mut errs, &services);
+    grants::check_mmio(&mut errs, &services, *m.machine.memory_mib.get_ref());
     grants::check_pci(&mut errs, &services);
     grants::check_bits(&mut errs, &services);
     check_channels(&mut errs, m, &known);
@@ -178,6 +179,34 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
         errors: errs.into_sorted(),
         missing_crates,
         system,
+    }
+}
+
+/// The supervisor strictly outranks every other service (a lower priority
+/// number), so that no service, spinning or not, can keep it from running
+/// (Hubris' rule; the kernel refuses a config that breaks it). Each
+/// service that does not rank below it is named at its `priority`.
+fn check_supervisor_rank(
+    errs: &mut Errors,
+    services: &[(&toml::Spanned<String>, &Service)],
+    sup: &str,
+) {
+    let Some((_, boss)) = services.iter().find(|(k, _)| k.get_ref() == sup) else {
+        return;
+    };
+    let top = *boss.priority.get_ref();
+    for (key, s) in services {
+        let p = *s.priority.get_ref();
+        if key.get_ref() != sup && p <= top {
+            errs.push(
+                s.priority.span(),
+                format_args!(
+                    "service {}: priority = {p} does not rank below the supervisor (service {sup}, priority = {top} on line {}); the supervisor must have the strictly highest priority (the lowest number)",
+                    key.get_ref(),
+                    errs.line(boss.priority.span())
+                ),
+            );
+        }
     }
 }
 

@@ -16,9 +16,9 @@ priority = 1
 memory-kib = 128
 restart = { backoff-ms = 20, max-restarts = 5 }
 notify = [{ name = "wake-ping", service = "ping", bit = 1 }]
-mmio = [{ name = "edu-regs", base = 0xfea00000, size = 0x100000 }]
-pci = [{ name = "edu", device = "1234:11e8", index = 0 }]
-irqs = [{ name = "edu-irq", bit = 3 }]
+mmio = [{ name = "regs", base = 0xfe000000, size = 0x1000 }]
+pci = [{ name = "edu", device = "1234:11e8", index = 0, bars = [0, 2] }]
+irqs = [{ name = "edu-irq", bit = 3, pci = "edu" }]
 dma-kib = 64
 vtd = true
 
@@ -132,8 +132,10 @@ fn capabilities_come_in_the_documented_order() {
         cap_names(c, 1),
         [
             "vtd",
-            "edu-regs",
+            "regs",
             "edu",
+            "edu-bar0",
+            "edu-bar2",
             "edu-irq",
             "dma",
             "wake-ping",
@@ -147,15 +149,20 @@ fn capabilities_come_in_the_documented_order() {
         [
             &CapSpec::VtdMmio { unit: 0 },
             &CapSpec::Mmio {
-                base: 0xfea0_0000,
-                len: 0x10_0000
+                base: 0xfe00_0000,
+                len: 0x1000
             },
             &CapSpec::Pci {
                 vendor: 0x1234,
                 device: 0x11e8,
                 index: 0
             },
-            &CapSpec::Irq { bits: 1 << 3 },
+            &CapSpec::PciBar { pci: 2, bar: 0 },
+            &CapSpec::PciBar { pci: 2, bar: 2 },
+            &CapSpec::Irq {
+                bits: 1 << 3,
+                pci: 2
+            },
             &CapSpec::Dma { bytes: 64 * 1024 },
             &CapSpec::Notification {
                 target: 2,
@@ -202,9 +209,9 @@ fn the_config_encodes_and_the_kernel_decoder_accepts_it() {
 fn adjacent_mmio_grants_and_distinct_pci_indexes_are_fine() {
     let text = with_sup(
         "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\n\
-         mmio = [{ name = \"lo\", base = 0x1000, size = 0x1000 }, { name = \"hi\", base = 0x2000, size = 0x1000 }]\n\
+         mmio = [{ name = \"lo\", base = 0xfe001000, size = 0x1000 }, { name = \"hi\", base = 0xfe002000, size = 0x1000 }]\n\
          pci = [{ name = \"e0\", device = \"1234:11e8\" }, { name = \"e1\", device = \"1234:11e8\", index = 1 }]\n\
-         irqs = [{ name = \"i\", bit = 29 }]\n\
+         irqs = [{ name = \"i\", bit = 29, pci = \"e1\" }]\n\
          notify = [{ name = \"n\", service = \"sup\", bit = 29 }]\n",
     );
     let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));

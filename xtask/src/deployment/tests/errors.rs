@@ -268,10 +268,15 @@ fn limits_on_services_channels_and_caps() {
         )
     );
 
-    let irqs: String = (0..25)
-        .map(|i| format!(" {{ name = \"i{i}\", bit = {i} }},\n"))
+    // A PCI grant (line 12) and 24 IRQs (lines 14..=37): 25 capabilities.
+    let irqs: String = (0..24)
+        .map(|i| format!(" {{ name = \"i{i}\", bit = {i}, pci = \"e\" }},\n"))
         .collect();
-    let text = with_sup(&svc("ping", "ping", &format!("irqs = [\n{irqs}]\n")));
+    let text = with_sup(&svc(
+        "ping",
+        "ping",
+        &format!("pci = [{{ name = \"e\", device = \"1234:11e8\" }}]\nirqs = [\n{irqs}]\n"),
+    ));
     assert_eq!(
         err(&text),
         format!(

@@ -28,11 +28,11 @@ fn mmio_grants_may_not_overlap() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "mmio = [\n { name = \"a\", base = 0x1000, size = 0x2000 },\n { name = \"b\", base = 0x2000, size = 0x1000 },\n]\n",
+        "mmio = [\n { name = \"a\", base = 0xfe001000, size = 0x2000 },\n { name = \"b\", base = 0xfe002000, size = 0x1000 },\n]\n",
     ));
     assert_eq!(
         err(&text),
-        "t.toml:14: service ping: mmio b: [0x2000, 0x3000) overlaps service ping: mmio a (line 13)"
+        "t.toml:14: service ping: mmio b: [0xfe002000, 0xfe003000) overlaps service ping: mmio a (line 13)"
     );
 }
 
@@ -65,7 +65,7 @@ fn mmio_grants_are_whole_pages() {
 }
 
 #[test]
-fn vtd_has_one_owner() {
+fn vtd_registers_have_one_owner_and_only_vtd_grants_them() {
     let text = with_sup(&format!(
         "{}{}",
         svc("iommu", "iommu", "vtd = true\n"),
@@ -82,7 +82,7 @@ fn vtd_has_one_owner() {
     ));
     assert_eq!(
         err(&text),
-        "t.toml:12: service ping: mmio sneaky: [0xfed80000, 0xfeda0000) overlaps VT-d unit 0's registers at 0xfed90000; only `vtd = true` grants them"
+        "t.toml:12: service ping: mmio sneaky: [0xfed80000, 0xfeda0000) overlaps VT-d unit 0's registers [0xfed90000, 0xfed91000); only `vtd = true` grants them"
     );
 }
 
@@ -130,7 +130,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "irqs = [{ name = \"i\", bit = 30 }]\n",
+        "irqs = [{ name = \"i\", bit = 30, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
     ));
     assert_eq!(
         err(&text),
@@ -139,7 +139,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "irqs = [{ name = \"a\", bit = 3 },\n { name = \"b\", bit = 3 }]\n",
+        "irqs = [{ name = \"a\", bit = 3, pci = \"e\" },\n { name = \"b\", bit = 3, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
     ));
     assert_eq!(
         err(&text),
@@ -148,7 +148,11 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     // A notification aimed at a service may not reuse one of its IRQ bits.
     let text = with_sup(&format!(
         "{}{}",
-        svc("ping", "ping", "irqs = [{ name = \"a\", bit = 3 }]\n"),
+        svc(
+            "ping",
+            "ping",
+            "irqs = [{ name = \"a\", bit = 3, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n"
+        ),
         svc(
             "pong",
             "pong",
@@ -157,7 +161,7 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     ));
     assert_eq!(
         err(&text),
-        "t.toml:17: service pong: notify wake: bit 3 of service ping is already taken by service ping: irq a (line 12)"
+        "t.toml:18: service pong: notify wake: bit 3 of service ping is already taken by service ping: irq a (line 12)"
     );
 }
 
@@ -171,5 +175,28 @@ fn notify_targets_exist() {
     assert_eq!(
         err(&text),
         "t.toml:12: service ping: notify wake: no service named \"ghost\""
+    );
+}
+
+#[test]
+fn an_irq_names_one_of_its_services_pci_grants() {
+    // The kernel programs the MSI of the function the IRQ names; a name
+    // that is not one of the holder's own PCI grants means nothing.
+    let text = with_sup(&format!(
+        "{}{}",
+        svc(
+            "ping",
+            "ping",
+            "pci = [{ name = \"edu\", device = \"1234:11e8\" }]\n"
+        ),
+        svc(
+            "pong",
+            "pong",
+            "irqs = [{ name = \"i\", bit = 3, pci = \"edu\" }]\n"
+        )
+    ));
+    assert_eq!(
+        err(&text),
+        "t.toml:17: service pong: irq i: pci \"edu\" names none of this service's pci grants"
     );
 }

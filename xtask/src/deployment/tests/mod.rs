@@ -1,7 +1,9 @@
-//! Host tests of manifest parsing and validation: `machine` (the
-//! `[machine]` table), `errors` (one bad manifest per rule, each with its
-//! exact message and line) and `config` (good manifests and the
-//! `KernelConfig` they give).
+//! Host tests of manifest parsing and validation: here the `[machine]`
+//! table and the committed deployments; `errors` (one bad manifest per
+//! rule, each with its exact message and line), `grants` (ownership of
+//! MMIO, PCI, VT-d and notification bits), `machine` (hostile grants the
+//! q35 map refuses, and the supervisor's rank) and `config` (good
+//! manifests and the `KernelConfig` they give).
 
 use super::machine::check_iommu_options;
 use super::*;
@@ -10,6 +12,7 @@ use faultline_ipc::harness::ExitCode;
 mod config;
 mod errors;
 mod grants;
+mod machine;
 
 /// The crates the test manifests may name.
 fn packages() -> BTreeSet<String> {
