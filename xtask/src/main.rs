@@ -19,6 +19,7 @@
 
 mod bench;
 mod capture;
+mod console;
 mod deployment;
 mod elf;
 mod image;

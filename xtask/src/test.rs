@@ -161,17 +161,11 @@ pub fn judge(dep: &Deployment, outcome: &Outcome) -> Result<(), String> {
             outcome.summary()
         ));
     }
-    let mut from = 0;
-    for needle in &expect.output {
-        match outcome.console[from..].find(needle.as_str()) {
-            Some(at) => from += at + needle.len(),
-            None => return Err(format!("console lacks {needle:?} (in order)")),
-        }
+    if let Err(needle) = crate::console::find_in_order(&outcome.console, &expect.output) {
+        return Err(format!("console lacks {needle:?} (in order)"));
     }
-    for needle in &expect.absent {
-        if outcome.console.contains(needle.as_str()) {
-            return Err(format!("console shows forbidden {needle:?}"));
-        }
+    if let Some(needle) = crate::console::find_any(&outcome.console, &expect.absent) {
+        return Err(format!("console shows forbidden {needle:?}"));
     }
     Ok(())
 }

@@ -27,6 +27,9 @@ pub enum Reserved {
     Hpet,
     Ecam,
     VtdUnit,
+    /// A PCI function's BAR: reachable only through a grant of that
+    /// function (`PciBar`), never through a raw MMIO grant.
+    PciBar,
 }
 
 impl Reserved {
@@ -38,6 +41,7 @@ impl Reserved {
             Self::Hpet => "the HPET",
             Self::Ecam => "PCI configuration space (ECAM)",
             Self::VtdUnit => "a VT-d unit's registers",
+            Self::PciBar => "a PCI function's BAR (grant the function and its BAR instead)",
         }
     }
 }
@@ -127,7 +131,7 @@ impl MachineMap {
     pub fn check_mmio(&self, base: u64, len: u64) -> Result<(), GrantError> {
         let end = base
             .checked_add(len)
-            .filter(|_| len > 0 && base % 4096 == 0 && len % 4096 == 0)
+            .filter(|_| len > 0 && base.is_multiple_of(4096) && len.is_multiple_of(4096))
             .ok_or(GrantError::BadRange { base, len })?;
         if self.overflowed {
             return Err(GrantError::Overlaps {
@@ -212,7 +216,7 @@ mod tests {
             (0xfea0_0000, 0),
             (0xfea0_0800, 0x1000),
             (0xfea0_0000, 0x800),
-            (u64::MAX & !0xfff, 0x2000),
+            (!0xfff, 0x2000),
         ] {
             assert_eq!(
                 m.check_mmio(base, len),

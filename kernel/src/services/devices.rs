@@ -91,6 +91,26 @@ pub fn resolve_bar(
     })
 }
 
+/// Every memory BAR the boot scan found, as reserved ranges: a raw MMIO
+/// grant may not reach a device's registers around its PCI grant.
+pub fn bar_map() -> MachineMap {
+    let mut map = MachineMap::default();
+    with_pci(|fs| {
+        for f in fs {
+            for b in f
+                .bars
+                .iter()
+                .filter(|b| b.kind != BarKind::Io && b.base != 0)
+            {
+                let start = b.base & !0xfff;
+                let end = (b.base + b.size.max(1)).next_multiple_of(4096);
+                map.reserve(start, end, crate::kern::grants::Reserved::PciBar);
+            }
+        }
+    });
+    map
+}
+
 /// The MSI address that targets this CPU's local APIC (fixed delivery,
 /// physical destination).
 pub fn msi_address() -> u64 {

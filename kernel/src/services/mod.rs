@@ -47,6 +47,8 @@ static IRQ_FIRED: AtomicU32 = AtomicU32::new(0);
 struct BootResolver<'a> {
     irqs: &'a mut heapless::Vec<IrqLine, MAX_IRQS>,
     machine: crate::kern::grants::MachineMap,
+    /// Every device's BARs, which raw MMIO grants must stay clear of.
+    bars: crate::kern::grants::MachineMap,
 }
 
 impl Resolver for BootResolver<'_> {
@@ -59,7 +61,8 @@ impl Resolver for BootResolver<'_> {
     }
 
     fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError> {
-        self.machine.check_mmio(base, len)
+        self.machine.check_mmio(base, len)?;
+        self.bars.check_mmio(base, len)
     }
 
     fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)> {
@@ -155,6 +158,7 @@ fn start() -> ! {
     let mut resolver = BootResolver {
         irqs: &mut irqs,
         machine: crate::platform::machine_map(),
+        bars: devices::bar_map(),
     };
     let mut kernel = match Kernel::new(config, &mut resolver) {
         Ok(k) => k,

@@ -20,15 +20,21 @@
 //! - (e) `call`/`send`/`notify` on handles it does not hold → `BadHandle` /
 //!   `WrongKind`; a forged reply token → `StaleToken`.
 //!
-//! Then it logs `rogue: all attempts refused` and dies on purpose by
-//! reading a kernel address (a page fault): the kernel stops it alone, and
-//! a supervisor with the default `hold` policy holds it. If anything was
-//! not refused it logs `rogue: UNEXPECTED ...` lines and exits with 1
-//! instead.
+//! - (1) RFLAGS.NT, AC and DF set across a blocking syscall and timer
+//!   interrupts: the kernel clears them on entry and runs on;
+//! - (8) forged kernel lines inside a log call (escaped, attributed) and a
+//!   flood (dropped and counted beyond the console budget).
+//!
+//! Then it logs `rogue: all attempts refused` and dies on purpose with an
+//! x87 instruction (10: no service may use floating point, so no register
+//! state is ever shared): the kernel stops it alone, and a supervisor with
+//! the default `hold` policy holds it. If anything was not refused it logs
+//! `rogue: UNEXPECTED ...` lines and exits with 1 instead.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
+mod entry;
 mod garbage;
 
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -97,8 +103,28 @@ fn main() {
         &t,
         "(e) calls on handles it does not hold refused: bad handle",
     );
+    let (status, flags) = entry::blocking_syscall_with_flags();
+    if status != 0 || flags & (entry::NT | entry::AC) != 0 {
+        log!("rogue: UNEXPECTED (1) recv with NT, AC, DF: status {status}, flags back {flags:#x}");
+        t.unexpected += 1;
+    }
+    let flags = entry::interrupted_with_flags();
+    log!("rogue: (1) spun with RFLAGS {flags:#x} (NT, AC, DF) through timer interrupts");
+    check_group(
+        pong,
+        &mut seq,
+        &t,
+        "(1) NT, AC and DF set across a blocking syscall and interrupts: the kernel runs on",
+    );
+    entry::console_attacks();
+    check_group(
+        pong,
+        &mut seq,
+        &t,
+        "(8) forged kernel lines escaped, flood dropped and counted",
+    );
     log!("rogue: all attempts refused");
-    userlib::rt::fault_by_read(KERNEL)
+    entry::use_the_fpu()
 }
 
 /// Raw call whose pointer arguments are never mapped writable for us
@@ -270,7 +296,7 @@ fn devices(pong: Handle, t: &mut Tally) {
         &[WrongKind],
         false,
     );
-    for name in ["edu-regs", "supervisor", "rogue", "vtd", "dma"] {
+    for name in ["edu", "edu-bar0", "supervisor", "rogue", "vtd", "dma"] {
         let r = cap_lookup(name);
         t.count(
             format_args!("(c) cap_lookup({name})"),

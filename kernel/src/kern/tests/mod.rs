@@ -21,6 +21,9 @@ use std::vec::Vec;
 const USER_BASE: u64 = 0x40_0000;
 const USER_SIZE: usize = 0x4000;
 
+/// An MMIO mapping a service asked for: base, length, hole.
+type Mapped = (u64, u64, Option<(u64, u64)>);
+
 struct FakePlatform {
     mem: Vec<Vec<u8>>,
     logs: Vec<(String, String)>,
@@ -32,7 +35,7 @@ struct FakePlatform {
     /// `(task, bdf)` of every quiesce.
     quiesced: Vec<(usize, (u8, u8, u8))>,
     rearmed: Vec<u8>,
-    mapped: Vec<(u64, u64, Option<(u64, u64)>)>,
+    mapped: Vec<Mapped>,
 }
 
 impl FakePlatform {
