@@ -38,12 +38,14 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     let release = !opts.debug;
     let image = image::build(&dep, release)?;
     let qemu = Qemu::locate_or_install()?;
-    let accel = opts.accel.unwrap_or_else(Accel::detect);
+    let target = qemu.select(opts.accel)?;
+    let accel = target.accel;
     if accel == Accel::Tcg {
         eprintln!("xtask: bench runs under TCG: figures measure QEMU's emulation, not the CPU");
     }
     let run = RunOptions {
-        accel,
+        target,
+        icount: false,
         timeout: opts.timeout.unwrap_or(dep.timeout_secs()),
         gdb: false,
         extra_args: Vec::new(),

@@ -54,7 +54,8 @@ enum Command {
         deployment: String,
         #[arg(long)]
         release: bool,
-        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        /// Accelerator: kvm or tcg (default: kvm when this host's KVM can
+        /// start a guest, with the CPU model it accepts; tcg otherwise).
         #[arg(long)]
         accel: Option<qemu::Accel>,
         /// Seconds before a hung run is stopped and reported as a failure.
@@ -137,9 +138,10 @@ fn run(cli: Cli) -> Result<()> {
                 dep.manifest.description
             );
             let qemu = qemu::Qemu::locate_or_install()?;
-            let accel = accel.unwrap_or_else(qemu::Accel::detect);
+            let target = qemu.select(accel)?;
             let opts = qemu::RunOptions {
-                accel,
+                target,
+                icount: false,
                 timeout: timeout.unwrap_or(dep.timeout_secs()),
                 gdb,
                 extra_args: qemu_args,
@@ -148,6 +150,16 @@ fn run(cli: Cli) -> Result<()> {
             };
             let outcome = qemu.run(&dep, &image, &opts)?;
             println!("xtask: {}", outcome.summary());
+            if let qemu::Verdict::Host(_) = outcome.verdict() {
+                println!("xtask: this is a problem of the host, not of Faultline");
+                println!("{}", outcome.host_report());
+                if opts.target.accel == qemu::Accel::Kvm {
+                    qemu.forget_host_cpu();
+                    println!(
+                        "xtask: the KVM probe will run again next time; `--accel tcg` avoids KVM"
+                    );
+                }
+            }
             for line in symbolize::annotate(&image, &outcome.console) {
                 println!("xtask: {line}");
             }
