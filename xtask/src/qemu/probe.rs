@@ -19,6 +19,11 @@
 //! 3. `host` with the features removed so far;
 //! 4. none left: KVM cannot start here, and runs fall back to TCG.
 //!
+//! Once a model starts, each of [`EXTRAS`] is tried on top of it and kept
+//! if KVM accepts it too: `+invtsc` gives the guest an invariant TSC whose
+//! rate QEMU states in CPUID leaf 0x40000010, so the kernel need not
+//! measure it (QEMU leaves that leaf out unless the TSC is invariant).
+//!
 //! The answer is kept in `target/qemu-host.json` together with what it
 //! depends on ([`HostKey`]: the host CPU model, the kernel release and the
 //! QEMU version), so a probe costs its second or so once per host; a cache
@@ -31,6 +36,11 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
+/// Features added to an accepted model when KVM accepts them too.
+pub const EXTRAS: &[&str] = &["+invtsc"];
+/// Bumped when the probe changes what it finds, so older caches are
+/// ignored.
+pub const PROBE_VERSION: u32 = 2;
 /// Candidates tried at most before giving up on KVM.
 const MAX_ATTEMPTS: usize = 6;
 /// How long the firmware runs before the monitor is asked.
@@ -41,6 +51,8 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 /// What a probe's answer depends on.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostKey {
+    /// [`PROBE_VERSION`] of the probe that found the answer.
+    pub probe: u32,
     /// The host CPU's model name (`/proc/cpuinfo`).
     pub cpu: String,
     /// The host kernel's release (`/proc/sys/kernel/osrelease`).
@@ -53,6 +65,7 @@ impl HostKey {
     /// This host's key, for QEMU reporting `qemu_version`.
     pub fn current(qemu_version: &str) -> HostKey {
         HostKey {
+            probe: PROBE_VERSION,
             cpu: host_cpu_model(),
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .map(|s| s.trim().to_string())
@@ -169,6 +182,23 @@ pub fn probe(qemu: &Path, key: HostKey) -> HostCpu {
                     cpu: cpu.clone(),
                     error: None,
                 });
+                let mut cpu = cpu;
+                for extra in EXTRAS {
+                    let more = format!("{cpu},{extra}");
+                    eprintln!("xtask: probing KVM with -cpu {more}");
+                    let error = try_cpu(qemu, &more).err();
+                    if let Some(e) = &error {
+                        eprintln!("xtask:   refused: {e}");
+                    }
+                    let accepted = error.is_none();
+                    attempts.push(Attempt {
+                        cpu: more.clone(),
+                        error,
+                    });
+                    if accepted {
+                        cpu = more;
+                    }
+                }
                 return HostCpu {
                     host: key,
                     kvm_cpu: Some(cpu),
@@ -307,6 +337,7 @@ mod tests {
 
     fn key() -> HostKey {
         HostKey {
+            probe: PROBE_VERSION,
             cpu: "AMD EPYC".into(),
             kernel: "6.18.44".into(),
             qemu: "QEMU emulator version 10.0.2".into(),
