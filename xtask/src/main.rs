@@ -6,7 +6,8 @@
 //!   under each available accelerator, and prints a summary;
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
 //!   as test fixtures for the kernel's parser;
-//! - `bench` boots the `bench` deployment and records its `BENCH` figures.
+//! - `bench` boots the `bench` deployment and records its `BENCH` figures,
+//!   boot time and image sizes (`--icount`: exact instruction counts).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -21,6 +22,7 @@ mod bench;
 mod capture;
 mod deployment;
 mod elf;
+mod figures;
 mod image;
 mod qemu;
 mod symbolize;
@@ -92,6 +94,10 @@ enum Command {
         /// Build without optimisations.
         #[arg(long)]
         debug: bool,
+        /// Exact figures: TCG with -icount shift=0,sleep=off, in guest
+        /// instructions, identical from run to run on any host.
+        #[arg(long)]
+        icount: bool,
     },
     /// Boot a deployment's machine and save its ACPI tables as fixtures.
     CaptureAcpi {
@@ -178,12 +184,14 @@ fn run(cli: Cli) -> Result<()> {
             accel,
             timeout,
             debug,
+            icount,
         } => {
             let ok = bench::run(bench::BenchOptions {
                 deployment,
                 accel,
                 timeout,
                 debug,
+                icount,
             })?;
             std::process::exit(if ok { 0 } else { 1 });
         }

@@ -14,11 +14,12 @@
 //! clock advances one nanosecond per guest instruction, and the TSC with
 //! it, so a TSC interval is an exact instruction count (plus any idle time
 //! the clock skipped), the same on every host. QEMU's TCG does not treat
-//! RDMSR/WRMSR as I/O instructions, so an x2APIC register access that reads
-//! the virtual clock (the timer's initial or current count) aborts QEMU
-//! with "Bad icount read"; icount runs therefore pass `apic=xapic`, and
-//! the kernel drives the LAPIC through its MMIO page, whose accesses TCG
-//! handles as I/O.
+//! RDMSR/WRMSR as I/O instructions (its translator marks RDTSC and RDPMC
+//! with `translator_io_start`, but not them), so an x2APIC register access
+//! that reads the virtual clock (writing the timer's initial count, reading
+//! its current count) aborts QEMU with "Bad icount read"; icount runs
+//! therefore pass `apic=xapic`, and the kernel drives the LAPIC through its
+//! MMIO page, whose accesses TCG handles as I/O.
 
 mod install;
 mod outcome;
@@ -40,8 +41,10 @@ const QEMU: &str = "qemu-system-x86_64";
 const TCG_CPU: &str = "max";
 /// QEMU's instruction counting for exact figures (see the module doc).
 pub const ICOUNT: &str = "shift=0,sleep=off";
-/// What icount runs add to the kernel command line (see the module doc).
-pub const ICOUNT_KERNEL_ARGS: &str = "apic=xapic";
+/// What icount runs add to the kernel command line: xAPIC (see the module
+/// doc), and the TSC rate, which `-icount shift=0` fixes at one tick per
+/// nanosecond of virtual time and no CPUID leaf reports.
+pub const ICOUNT_KERNEL_ARGS: &str = "apic=xapic tsc.khz=1000000";
 
 /// A CPU accelerator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
