@@ -13,6 +13,14 @@ pub struct Options {
     pub acpi_dump: bool,
     /// `selftest=<name>`: deliberately fault after boot.
     pub selftest: Option<SelfTest>,
+    /// `apic=xapic`: drive the LAPIC through its MMIO page even when the
+    /// CPU has x2APIC (`apic=x2apic`, the default, uses x2APIC when it can).
+    /// QEMU's TCG under `-icount` needs it: it aborts when an x2APIC MSR
+    /// access reads the virtual clock.
+    pub force_xapic: bool,
+    /// `tsc.khz=N`: the TSC frequency, stated by a host that knows it (see
+    /// `tscfreq`).
+    pub tsc_khz: Option<u32>,
 }
 
 impl Default for Options {
@@ -21,6 +29,8 @@ impl Default for Options {
             log_level: log::LevelFilter::Info,
             acpi_dump: false,
             selftest: None,
+            force_xapic: false,
+            tsc_khz: None,
         }
     }
 }
@@ -47,6 +57,12 @@ pub fn parse<'a>(line: &'a str, mut unknown: impl FnMut(UnknownWord<'a>)) -> Opt
                 Some(t) => opts.selftest = Some(t),
                 None => unknown(UnknownWord(word)),
             },
+            ("apic", Some("xapic")) => opts.force_xapic = true,
+            ("apic", Some("x2apic")) => opts.force_xapic = false,
+            ("tsc.khz", Some(khz)) => match khz.parse() {
+                Ok(k) if k > 0 => opts.tsc_khz = Some(k),
+                _ => unknown(UnknownWord(word)),
+            },
             _ => unknown(UnknownWord(word)),
         }
     }
@@ -68,6 +84,21 @@ mod tests {
         assert!(o.acpi_dump);
         assert_eq!(o.selftest, Some(SelfTest::PageFault));
         assert_eq!(bad, ["bogus", "log=loud"]);
+    }
+
+    #[test]
+    fn apic_mode_and_tsc_rate() {
+        let mut bad = Vec::new();
+        let o = parse("apic=xapic tsc.khz=1000000", |w| bad.push(w.0));
+        assert!(o.force_xapic);
+        assert_eq!(o.tsc_khz, Some(1_000_000));
+        let o = parse(
+            "apic=xapic apic=x2apic apic=none tsc.khz=0 tsc.khz=fast",
+            |w| bad.push(w.0),
+        );
+        assert!(!o.force_xapic);
+        assert_eq!(o.tsc_khz, None);
+        assert_eq!(bad, ["apic=none", "tsc.khz=0", "tsc.khz=fast"]);
     }
 
     #[test]

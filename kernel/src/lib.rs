@@ -4,7 +4,8 @@
 //! pure logic over bytes lives in this library and is tested on the host:
 //! ACPI table parsing ([`acpi`]), PCI enumeration over an abstract
 //! configuration space ([`pci`]), the physical memory map, frame allocator and
-//! page-table builder ([`mm`]), the command line ([`cmdline`]). The code that
+//! page-table builder ([`mm`]), the command line ([`cmdline`]), the choice of
+//! TSC frequency source ([`tscfreq`]). The code that
 //! touches the CPU (descriptor tables, exceptions, the LAPIC, port I/O) lives
 //! in [`arch`], and the bring-up glue that joins the two (console, memory,
 //! platform discovery, boot report) is only built for the bare-metal target;
@@ -18,6 +19,7 @@ pub mod kern;
 pub mod mm;
 pub mod pci;
 pub mod selftest;
+pub mod tscfreq;
 
 #[cfg(target_os = "none")]
 pub mod arch;

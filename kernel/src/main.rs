@@ -6,7 +6,8 @@
 //!    reported.
 //! 3. Memory: frame allocator over the E820 map, the kernel's own page
 //!    tables, and a guarded kernel stack, which stage 2 runs on.
-//! 4. Time: TSC against the PIT, then the LAPIC timer against the TSC.
+//! 4. Time: the TSC rate (command line, CPUID, or the PIT as a fallback),
+//!    then the LAPIC timer rate (CPUID, or measured against the TSC).
 //! 5. Discovery: ACPI (MADT, MCFG, DMAR), the VT-d units' registers, PCI.
 //! 6. The boot report, then the deployment's outcome through isa-debug-exit.
 #![no_std]

@@ -29,7 +29,10 @@ pub fn set_timer_period_ms(ms: u32) {
     apic::start_periodic(per_ms.saturating_mul(ms));
 }
 /// Timer ticks counted to check the timer against the TSC.
-const TIMER_CHECK_TICKS: u64 = 10;
+const TIMER_CHECK_TICKS: u64 = 3;
+/// How long the LAPIC timer is measured against the TSC when no CPUID
+/// leaf gives its rate.
+const TIMER_WINDOW_NS: u32 = 1_000_000;
 
 static ACPI: OnceCell<AcpiTables> = OnceCell::new();
 /// The PCI functions found at boot. Kept in a static: the list is ~23 KiB.
@@ -52,6 +55,10 @@ pub struct VtdUnit {
 #[derive(Clone, Copy, Debug)]
 pub struct Timing {
     pub tsc_hz: u64,
+    /// What gave the TSC frequency.
+    pub tsc_source: crate::tscfreq::Source,
+    /// Whether the LAPIC timer's rate came from CPUID (else: measured).
+    pub timer_rate_from_cpuid: bool,
     pub lapic_mode: apic::Mode,
     pub lapic_id: u32,
     pub lapic_version: u32,
@@ -172,7 +179,7 @@ pub fn discover(info: &BootInfo, options: &Options) -> Result<Machine, PlatformE
         dump_acpi(rsdp, tables);
     }
 
-    let timing = calibrate_time(&features, tables)?;
+    let timing = calibrate_time(&features, tables, options)?;
     let pci = scan_pci(tables, &mut PCI_FUNCTIONS.lock());
     let mut vtd = heapless::Vec::new();
     let mut vtd_errors = heapless::Vec::new();
@@ -211,29 +218,40 @@ pub fn discover(info: &BootInfo, options: &Options) -> Result<Machine, PlatformE
     })
 }
 
-fn calibrate_time(features: &cpu::Features, tables: &AcpiTables) -> Result<Timing, PlatformError> {
-    let tsc_hz = tsc::calibrate().map_err(|_| PlatformError::Tsc)?;
-    log::debug!("time: TSC {tsc_hz} Hz");
+fn calibrate_time(
+    features: &cpu::Features,
+    tables: &AcpiTables,
+    options: &Options,
+) -> Result<Timing, PlatformError> {
+    let freq = tsc::calibrate(options.tsc_khz).map_err(|_| PlatformError::Tsc)?;
+    let tsc_hz = freq.tsc_hz;
+    log::debug!("time: TSC {tsc_hz} Hz ({})", freq.source);
+    let x2apic = features.x2apic && !options.force_xapic;
     let xapic_phys = tables
         .madt
         .as_ref()
         .map(|m| m.local_apic_address)
         .unwrap_or_else(apic::xapic_phys_base);
-    let xapic_virt = if features.x2apic {
+    let xapic_virt = if x2apic {
         0
     } else {
         memory::map_mmio(xapic_phys, 4096).map_err(PlatformError::LapicMap)?
     };
-    let lapic_mode = apic::init(features.x2apic, xapic_virt);
+    let lapic_mode = apic::init(x2apic, xapic_virt);
     log::debug!("time: LAPIC {lapic_mode:?}");
-    let window_ns = 10_000_000u32;
-    let counts = apic::measure_timer(|| {
-        use embedded_hal::delay::DelayNs;
-        tsc::TscDelay.delay_ns(window_ns);
-    });
-    let per_ms = (counts / 10).max(1);
+    // The timer counts its input clock divided by 16.
+    let per_ms = match freq.lapic_hz {
+        Some(hz) => (hz / 16 / 1000).clamp(1, u64::from(u32::MAX)) as u32,
+        None => {
+            let counts = apic::measure_timer(|| {
+                use embedded_hal::delay::DelayNs;
+                tsc::TscDelay.delay_ns(TIMER_WINDOW_NS);
+            });
+            log::debug!("time: LAPIC timer {counts} counts in {TIMER_WINDOW_NS} ns");
+            (u64::from(counts) * 1_000_000 / u64::from(TIMER_WINDOW_NS)).max(1) as u32
+        }
+    };
     TIMER_COUNTS_PER_MS.store(per_ms, core::sync::atomic::Ordering::Relaxed);
-    log::debug!("time: LAPIC timer {counts} counts in 10 ms");
     apic::start_periodic(per_ms * 1000 / TIMER_HZ);
 
     // Let the timer tick with interrupts on, halting in between: the idle
@@ -252,6 +270,8 @@ fn calibrate_time(features: &cpu::Features, tables: &AcpiTables) -> Result<Timin
     unsafe { x86::irq::disable() };
     Ok(Timing {
         tsc_hz,
+        tsc_source: freq.source,
+        timer_rate_from_cpuid: freq.lapic_hz.is_some(),
         lapic_mode,
         lapic_id: apic::id(),
         lapic_version: apic::version(),

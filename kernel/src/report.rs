@@ -22,9 +22,11 @@ pub fn print(info: &BootInfo, m: &Machine) {
     pci_section(m);
     let us = uptime_us();
     kprintln!(
-        "boot: PVH entry to report in {}.{:03} ms",
+        "boot: PVH entry to report in {}.{:03} ms ({} TSC ticks from entry at TSC {})",
         us / 1000,
-        us % 1000
+        us % 1000,
+        crate::arch::tsc::read().wrapping_sub(info.entry_tsc),
+        info.entry_tsc
     );
     kprintln!("==== end of boot report ====");
 }
@@ -51,9 +53,15 @@ fn cpu_section(m: &Machine) {
     let t = &m.timing;
     let khz = t.tsc_hz / 1000;
     kprintln!(
-        "  TSC {}.{:03} MHz (PIT-calibrated)",
+        "  TSC {}.{:03} MHz ({}); LAPIC timer rate {}",
         khz / 1000,
-        khz % 1000
+        khz % 1000,
+        t.tsc_source,
+        if t.timer_rate_from_cpuid {
+            "from the same source"
+        } else {
+            "measured against the TSC"
+        }
     );
     let mode = match t.lapic_mode {
         apic::Mode::X2Apic => "x2APIC",

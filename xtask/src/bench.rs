@@ -1,23 +1,35 @@
 //! `cargo xtask bench`: figures, not pass/fail.
 //!
-//! Builds the `bench` deployment (release by default), boots it under KVM
-//! when usable (TCG otherwise, and says that its figures are emulation
-//! figures), and reads every console line carrying `BENCH {json}`: one JSON
-//! object per line, e.g.
+//! Two modes:
+//!
+//! - default: KVM with the CPU model this host's KVM accepts (TCG when KVM
+//!   cannot start, saying that its figures are emulation figures); figures
+//!   in TSC `cycles`, which depend on the host;
+//! - `--icount`: TCG with `-icount shift=0,sleep=off` (see `qemu`), where
+//!   one TSC tick is one guest instruction, so every figure is an exact
+//!   instruction count (`"unit": "instructions"`), identical from run to
+//!   run and host to host.
+//!
+//! It builds the `default` deployment and then the `bench` one (release by
+//! default) and records each image's size, boots `bench`, and reads every
+//! console line carrying `BENCH {json}`: one JSON object per line, e.g.
 //!
 //! ```text
 //! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":612,"p99":700,"iterations":100000}
 //! ```
 //!
-//! The figures are printed as an aligned table and written, with where they
-//! were measured (accelerator, date, QEMU version, CPU model, git commit),
-//! to `target/bench/<timestamp>.json` and `target/bench/latest.json`. The
+//! plus the boot figures the console gives (see `figures`). Every row says
+//! which mode produced it (`kvm`, `tcg`, `icount`; `build` for sizes). The
+//! figures are printed as an aligned table and written, with where they
+//! were measured (mode, accelerator, CPU model given to QEMU, date, QEMU
+//! version, host CPU, git commit), to `target/bench/<timestamp>.json` and
+//! `target/bench/latest.json`. The
 //! command fails only when the run itself failed (wrong exit, hang, missing
 //! expected output, no figures at all), never because of a figure's value.
 
 use crate::deployment::{self, workspace_root};
-use crate::qemu::{Accel, Qemu, RunOptions};
-use crate::{image, test};
+use crate::qemu::{Accel, Qemu, RunOptions, Target};
+use crate::{figures, image, test};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
 use std::process::Command;
@@ -30,20 +42,54 @@ pub struct BenchOptions {
     pub timeout: Option<u64>,
     /// Build without optimisations (figures then say little).
     pub debug: bool,
+    /// Count instructions under TCG instead of timing under KVM.
+    pub icount: bool,
 }
+
+/// Deployments whose image size is recorded besides the benchmarked one.
+const SIZED: &[&str] = &["default"];
 
 /// Runs the benchmark deployment; returns whether the run succeeded.
 pub fn run(opts: BenchOptions) -> Result<bool> {
     let dep = deployment::load(&opts.deployment)?;
     let release = !opts.debug;
+    let profile = if release { "release" } else { "debug" };
+    let mut sizes = Vec::new();
+    for name in SIZED.iter().filter(|n| **n != dep.name) {
+        let other = deployment::load(name)?;
+        let path = image::build(&other, release)?;
+        sizes.push(figures::image_row(name, &std::fs::read(&path)?, profile)?);
+    }
     let image = image::build(&dep, release)?;
+    sizes.push(figures::image_row(
+        &dep.name,
+        &std::fs::read(&image)?,
+        profile,
+    )?);
     let qemu = Qemu::locate_or_install()?;
-    let accel = opts.accel.unwrap_or_else(Accel::detect);
-    if accel == Accel::Tcg {
+    let target = if opts.icount {
+        if opts.accel == Some(Accel::Kvm) {
+            anyhow::bail!(
+                "--icount counts instructions under TCG; it cannot be combined with --accel kvm"
+            );
+        }
+        eprintln!(
+            "xtask: accel tcg with -icount {} (figures in guest instructions)",
+            crate::qemu::ICOUNT
+        );
+        Target::tcg()
+    } else {
+        qemu.select(opts.accel)?
+    };
+    let accel = target.accel;
+    let mode = if opts.icount { "icount" } else { accel.name() };
+    if accel == Accel::Tcg && !opts.icount {
         eprintln!("xtask: bench runs under TCG: figures measure QEMU's emulation, not the CPU");
     }
+    let cpu = target.cpu.clone();
     let run = RunOptions {
-        accel,
+        target,
+        icount: opts.icount,
         timeout: opts.timeout.unwrap_or(dep.timeout_secs()),
         gdb: false,
         extra_args: Vec::new(),
@@ -52,7 +98,8 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     };
     eprintln!("xtask: bench: booting {} ({})", dep.name, image.display());
     let outcome = qemu.run(&dep, &image, &run)?;
-    let (rows, bad) = parse_lines(&outcome.console);
+    let (mut rows, bad) = parse_lines(&outcome.console);
+    figures::label_rows(&mut rows, opts.icount, mode);
     for line in &bad {
         eprintln!("xtask: bench: ignoring a malformed line: {line}");
     }
@@ -64,20 +111,34 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         }
     });
     if let Err(why) = &verdict {
-        eprintln!("---- console ----\n{}\n---- end ----", outcome.console);
+        eprintln!(
+            "---- console ----\n{}\n---- QEMU stderr ----\n{}\n---- end ----",
+            outcome.console, outcome.qemu_stderr
+        );
         eprintln!("xtask: bench FAILED: {why} ({})", outcome.summary());
+        if let crate::qemu::Verdict::Host(_) = outcome.verdict() {
+            eprintln!(
+                "xtask: a host problem, not Faultline's:\n{}",
+                outcome.host_report()
+            );
+        }
         return Ok(false);
     }
+    rows.extend(figures::boot_rows(&outcome.console, opts.icount, mode));
+    rows.extend(sizes);
     print!("{}", table(&rows));
     let (stamp, date) = timestamps();
     let report = json!({
         "meta": {
             "deployment": dep.name,
-            "profile": if release { "release" } else { "debug" },
+            "profile": profile,
+            "mode": mode,
             "accel": accel.name(),
+            "qemu_cpu": cpu,
+            "icount": opts.icount.then_some(crate::qemu::ICOUNT),
             "date": date,
             "qemu": qemu.version(),
-            "cpu": cpu_model(),
+            "cpu": crate::qemu::probe::host_cpu_model(),
             "git_commit": git_commit(),
             "elapsed_secs": outcome.elapsed.as_secs_f64(),
         },
@@ -90,9 +151,8 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     std::fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
     std::fs::write(dir.join("latest.json"), &text)?;
     println!(
-        "xtask: {} figures under {} written to {}",
+        "xtask: {} figures ({mode}) written to {}",
         rows.len(),
-        accel.name(),
         path.display()
     );
     Ok(true)
@@ -116,7 +176,16 @@ pub fn parse_lines(console: &str) -> (Vec<Map<String, Value>>, Vec<String>) {
 }
 
 /// Column order: the usual keys first, then any others alphabetically.
-const FIRST: &[&str] = &["name", "payload", "unit", "median", "p99", "iterations"];
+const FIRST: &[&str] = &[
+    "name",
+    "payload",
+    "deployment",
+    "mode",
+    "unit",
+    "median",
+    "p99",
+    "iterations",
+];
 
 /// The rows as an aligned table (numbers right-aligned).
 pub fn table(rows: &[Map<String, Value>]) -> String {
@@ -202,18 +271,6 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
     let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d)
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown".into())
 }
 
 fn git_commit() -> String {

@@ -8,7 +8,7 @@
 
 use crate::deployment::{self, workspace_root};
 use crate::image;
-use crate::qemu::{Accel, Qemu, RunOptions};
+use crate::qemu::{Qemu, RunOptions};
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 
@@ -17,7 +17,8 @@ pub fn capture_acpi(name: &str, out: Option<PathBuf>) -> Result<()> {
     let image = image::build(&dep, false)?;
     let qemu = Qemu::locate_or_install()?;
     let opts = RunOptions {
-        accel: Accel::detect(),
+        target: qemu.select(None)?,
+        icount: false,
         timeout: dep.timeout_secs(),
         gdb: false,
         extra_args: Vec::new(),

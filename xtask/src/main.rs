@@ -6,7 +6,8 @@
 //!   under each available accelerator, and prints a summary;
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
 //!   as test fixtures for the kernel's parser;
-//! - `bench` boots the `bench` deployment and records its `BENCH` figures.
+//! - `bench` boots the `bench` deployment and records its `BENCH` figures,
+//!   boot time and image sizes (`--icount`: exact instruction counts).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -22,6 +23,7 @@ mod capture;
 mod console;
 mod deployment;
 mod elf;
+mod figures;
 mod image;
 mod qemu;
 mod symbolize;
@@ -55,7 +57,8 @@ enum Command {
         deployment: String,
         #[arg(long)]
         release: bool,
-        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        /// Accelerator: kvm or tcg (default: kvm when this host's KVM can
+        /// start a guest, with the CPU model it accepts; tcg otherwise).
         #[arg(long)]
         accel: Option<qemu::Accel>,
         /// Seconds before a hung run is stopped and reported as a failure.
@@ -92,6 +95,10 @@ enum Command {
         /// Build without optimisations.
         #[arg(long)]
         debug: bool,
+        /// Exact figures: TCG with -icount shift=0,sleep=off, in guest
+        /// instructions, identical from run to run on any host.
+        #[arg(long)]
+        icount: bool,
     },
     /// Boot a deployment's machine and save its ACPI tables as fixtures.
     CaptureAcpi {
@@ -138,9 +145,10 @@ fn run(cli: Cli) -> Result<()> {
                 dep.manifest.description
             );
             let qemu = qemu::Qemu::locate_or_install()?;
-            let accel = accel.unwrap_or_else(qemu::Accel::detect);
+            let target = qemu.select(accel)?;
             let opts = qemu::RunOptions {
-                accel,
+                target,
+                icount: false,
                 timeout: timeout.unwrap_or(dep.timeout_secs()),
                 gdb,
                 extra_args: qemu_args,
@@ -149,6 +157,16 @@ fn run(cli: Cli) -> Result<()> {
             };
             let outcome = qemu.run(&dep, &image, &opts)?;
             println!("xtask: {}", outcome.summary());
+            if let qemu::Verdict::Host(_) = outcome.verdict() {
+                println!("xtask: this is a problem of the host, not of Faultline");
+                println!("{}", outcome.host_report());
+                if opts.target.accel == qemu::Accel::Kvm {
+                    qemu.forget_host_cpu();
+                    println!(
+                        "xtask: the KVM probe will run again next time; `--accel tcg` avoids KVM"
+                    );
+                }
+            }
             for line in symbolize::annotate(&image, &outcome.console) {
                 println!("xtask: {line}");
             }
@@ -167,12 +185,14 @@ fn run(cli: Cli) -> Result<()> {
             accel,
             timeout,
             debug,
+            icount,
         } => {
             let ok = bench::run(bench::BenchOptions {
                 deployment,
                 accel,
                 timeout,
                 debug,
+                icount,
             })?;
             std::process::exit(if ok { 0 } else { 1 });
         }

@@ -1,15 +1,23 @@
 //! `cargo xtask test`: every host test, then every deployment's scenario.
 //!
 //! Each deployment under `services/deployments/` is a scenario: it is booted
-//! under KVM (when usable) and under TCG, and passes when the guest's exit
-//! code is the one its `[expect]` table names and its console shows the
-//! expected lines in order and none of the forbidden ones. A deployment
+//! under KVM (when this host's KVM can start a guest, with the CPU model it
+//! accepts, see `qemu::probe`) and under TCG, and passes when the guest's
+//! exit code is the one its `[expect]` table names and its console shows
+//! the expected lines in order and none of the forbidden ones. A deployment
 //! whose service crates do not exist yet is reported as SKIP (with the
 //! reason), never as PASS, and does not fail the run.
+//!
+//! A run that QEMU ended before the guest printed anything is a host
+//! problem, not a Faultline result (`qemu::Verdict::Host`): under KVM it
+//! turns that scenario and every later KVM run into SKIP with the reason,
+//! QEMU's command line and stderr, and the next command probes KVM again;
+//! under TCG, which every host must run, it is a FAIL that says it is the
+//! host's.
 
 use crate::deployment::{self, Deployment, workspace_root};
 use crate::image;
-use crate::qemu::{self, Accel, Outcome, Qemu, RunOptions};
+use crate::qemu::{self, Accel, Outcome, Qemu, RunOptions, Target};
 use anyhow::{Context, Result};
 use std::process::Command;
 
@@ -69,15 +77,39 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
     Ok(failed == 0)
 }
 
-fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>> {
-    let mut accels = Vec::new();
-    match qemu::kvm_usable() {
-        Ok(()) => accels.push(Accel::Kvm),
-        Err(why) => eprintln!("xtask: scenarios run under TCG only ({why})"),
+type Results = Vec<(String, Verdict, String)>;
+
+/// The KVM target for this host, or why there is none.
+fn kvm_target(qemu: &Qemu) -> Result<Target, String> {
+    qemu::kvm_usable()?;
+    let host = qemu.host_cpu();
+    match host.kvm_cpu {
+        Some(cpu) => {
+            eprintln!(
+                "xtask: KVM scenarios use -cpu {cpu} ({})",
+                qemu::cache_path().display()
+            );
+            Ok(Target {
+                accel: Accel::Kvm,
+                cpu,
+            })
+        }
+        None => Err(format!(
+            "host problem: KVM cannot start a guest here with any CPU model: {}",
+            host.refusal()
+        )),
     }
-    accels.push(Accel::Tcg);
+}
+
+fn run_scenarios(filter: Option<&str>) -> Result<Results> {
     let qemu = Qemu::locate_or_install()?;
     let mut results = Vec::new();
+    let mut kvm = kvm_target(&qemu);
+    if let Err(why) = &kvm {
+        eprintln!("xtask: scenarios run under TCG only ({why})");
+        results.push(("scenarios [kvm]".into(), Verdict::Skip, why.clone()));
+    }
+    let kvm_skipped_from_start = kvm.is_err();
     let mut deployments = Vec::new();
     for name in deployment::all_names()? {
         if filter.is_some_and(|f| !name.contains(f)) {
@@ -117,11 +149,22 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>>
                 continue;
             }
         };
-        for &accel in &accels {
-            let label = format!("scenario {name} [{}]", accel.name());
+        let mut targets = Vec::new();
+        match &kvm {
+            Ok(t) => targets.push(t.clone()),
+            Err(why) if !kvm_skipped_from_start => {
+                results.push((format!("scenario {name} [kvm]"), Verdict::Skip, why.clone()))
+            }
+            Err(_) => {}
+        }
+        targets.push(Target::tcg());
+        for target in targets {
+            let label = format!("scenario {name} [{}]", target.accel.name());
             eprintln!("xtask: {label}");
+            let accel = target.accel;
             let opts = RunOptions {
-                accel,
+                target,
+                icount: false,
                 timeout: dep.timeout_secs(),
                 gdb: false,
                 extra_args: Vec::new(),
@@ -129,11 +172,26 @@ fn run_scenarios(filter: Option<&str>) -> Result<Vec<(String, Verdict, String)>>
                 extra_kernel_args: None,
             };
             let outcome = qemu.run(&dep, &image, &opts)?;
+            if let qemu::Verdict::Host(why) = outcome.verdict() {
+                let why = format!("host problem: {why}");
+                eprintln!("xtask: {label}: {why}\n{}", outcome.host_report());
+                if accel == Accel::Kvm {
+                    eprintln!(
+                        "xtask: KVM runs skipped from here on; the next command probes KVM again"
+                    );
+                    qemu.forget_host_cpu();
+                    kvm = Err(why.clone());
+                    results.push((label, Verdict::Skip, why));
+                } else {
+                    results.push((label, Verdict::Fail, why));
+                }
+                continue;
+            }
             let verdict = judge(&dep, &outcome);
             if let Err(why) = &verdict {
                 eprintln!(
-                    "---- console of {label} ----\n{}\n---- end ----",
-                    outcome.console
+                    "---- console of {label} ----\n{}\n---- QEMU stderr ----\n{}\n---- end ----",
+                    outcome.console, outcome.qemu_stderr
                 );
                 eprintln!("xtask: {label}: {why}");
                 for line in crate::symbolize::annotate(&image, &outcome.console) {

@@ -1,11 +1,15 @@
-//! The TSC: the kernel's clock, calibrated once against the PIT.
+//! The TSC: the kernel's clock. Its frequency comes from the command line
+//! or CPUID when they state it (see [`crate::tscfreq`] for the order) and
+//! is measured against the PIT only when nothing does.
 //!
 //! [`TscDelay`] implements `embedded_hal::delay::DelayNs` on it, so drivers
 //! written against embedded-hal (the VT-d driver's bounded polls) get real
 //! delays in the kernel and instant ones in host tests.
 
+use crate::tscfreq::{self, CpuidClock, Frequency, Source};
 use core::sync::atomic::{AtomicU64, Ordering};
 use embedded_hal::delay::DelayNs;
+use x86::cpuid::cpuid;
 
 static HZ: AtomicU64 = AtomicU64::new(0);
 
@@ -15,9 +19,61 @@ pub fn read() -> u64 {
     unsafe { x86::time::rdtsc() }
 }
 
-/// Measures the TSC frequency with the PIT: three 10 ms windows, median.
-pub fn calibrate() -> Result<u64, super::pit::PitTimeout> {
-    const WINDOW_TICKS: u16 = 11_932; // 10 ms at PIT_HZ
+/// The CPUID values the frequency choice depends on.
+pub fn cpuid_clock() -> CpuidClock {
+    let max_leaf = cpuid!(0).eax;
+    let leaf = |l: u32| if max_leaf >= l { cpuid!(l) } else { cpuid!(0) };
+    let l15 = leaf(0x15);
+    let hypervisor = cpuid!(1).ecx & (1 << 31) != 0;
+    let hv_max_leaf = if hypervisor {
+        cpuid!(0x4000_0000).eax
+    } else {
+        0
+    };
+    let hv = if hypervisor && hv_max_leaf >= 0x4000_0010 {
+        let r = cpuid!(0x4000_0010);
+        [r.eax, r.ebx]
+    } else {
+        [0, 0]
+    };
+    CpuidClock {
+        max_leaf,
+        leaf_15: if max_leaf >= 0x15 {
+            [l15.eax, l15.ebx, l15.ecx]
+        } else {
+            [0; 3]
+        },
+        leaf_16_mhz: if max_leaf >= 0x16 {
+            leaf(0x16).eax & 0xffff
+        } else {
+            0
+        },
+        hypervisor,
+        hv_max_leaf,
+        hv_timing: hv,
+    }
+}
+
+/// Finds the TSC frequency: stated by `cmdline_khz` or CPUID, or measured
+/// against the PIT.
+pub fn calibrate(cmdline_khz: Option<u32>) -> Result<Frequency, super::pit::PitTimeout> {
+    let clock = cpuid_clock();
+    log::debug!("time: {clock:x?}");
+    let freq = match tscfreq::choose(cmdline_khz, &clock) {
+        Some(f) => f,
+        None => Frequency {
+            tsc_hz: calibrate_with_pit()?,
+            source: Source::Pit,
+            lapic_hz: None,
+        },
+    };
+    HZ.store(freq.tsc_hz, Ordering::Relaxed);
+    Ok(freq)
+}
+
+/// Measures the TSC frequency with the PIT: three 5 ms windows, median.
+fn calibrate_with_pit() -> Result<u64, super::pit::PitTimeout> {
+    const WINDOW_TICKS: u16 = 5_966; // 5 ms at PIT_HZ
     // Give up if a 10 ms window takes more than 2^36 cycles (>10 s at 6 GHz).
     const MAX_CYCLES: u64 = 1 << 36;
     let mut samples = [0u64; 3];
@@ -25,12 +81,10 @@ pub fn calibrate() -> Result<u64, super::pit::PitTimeout> {
         *s = super::pit::measure_tsc(WINDOW_TICKS, MAX_CYCLES)?;
     }
     samples.sort_unstable();
-    let hz = samples[1] * super::pit::PIT_HZ / u64::from(WINDOW_TICKS);
-    HZ.store(hz, Ordering::Relaxed);
-    Ok(hz)
+    Ok(samples[1] * super::pit::PIT_HZ / u64::from(WINDOW_TICKS))
 }
 
-/// The calibrated frequency in Hz (0 before [`calibrate`]).
+/// The frequency in Hz (0 before [`calibrate`]).
 pub fn hz() -> u64 {
     HZ.load(Ordering::Relaxed)
 }

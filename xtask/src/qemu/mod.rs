@@ -4,10 +4,30 @@
 //! `-no-reboot` (a triple fault ends the run instead of looping) and
 //! `isa-debug-exit`, through which the kernel reports its outcome. The
 //! deployment adds memory, the `intel-iommu` device and its properties, PCI
-//! devices and the kernel command line. KVM is used when `/dev/kvm` can be
-//! opened, TCG otherwise.
+//! devices and the kernel command line.
+//!
+//! The accelerator and CPU model are a [`Target`], chosen once per command
+//! by [`Qemu::select`]: KVM with the `-cpu` model this host's KVM accepts
+//! (see [`probe`]) when `/dev/kvm` can be opened and some model starts, TCG
+//! with `-cpu max` otherwise, always saying which and why. Under
+//! `--icount` a run is TCG with `-icount shift=0,sleep=off`: the virtual
+//! clock advances one nanosecond per guest instruction, and the TSC with
+//! it, so a TSC interval is an exact instruction count (plus any idle time
+//! the clock skipped), the same on every host. QEMU's TCG does not treat
+//! RDMSR/WRMSR as I/O instructions (its translator marks RDTSC and RDPMC
+//! with `translator_io_start`, but not them), so an x2APIC register access
+//! that reads the virtual clock (writing the timer's initial count, reading
+//! its current count) aborts QEMU with "Bad icount read"; icount runs
+//! therefore pass `apic=xapic`, and the kernel drives the LAPIC through its
+//! MMIO page, whose accesses TCG handles as I/O.
 
-use crate::deployment::Deployment;
+mod install;
+mod outcome;
+pub mod probe;
+
+pub use outcome::{Outcome, Verdict};
+
+use crate::deployment::{Deployment, workspace_root};
 use anyhow::{Context, Result, bail};
 use faultline_ipc::harness::{DEBUG_EXIT_PORT, ExitCode, SHUTDOWN_MARKER};
 use std::io::{BufRead, BufReader, Write};
@@ -17,6 +37,14 @@ use std::time::{Duration, Instant};
 use wait_timeout::ChildExt;
 
 const QEMU: &str = "qemu-system-x86_64";
+/// The CPU model under TCG, which emulates all of it.
+const TCG_CPU: &str = "max";
+/// QEMU's instruction counting for exact figures (see the module doc).
+pub const ICOUNT: &str = "shift=0,sleep=off";
+/// What icount runs add to the kernel command line: xAPIC (see the module
+/// doc), and the TSC rate, which `-icount shift=0` fixes at one tick per
+/// nanosecond of virtual time and no CPUID leaf reports.
+pub const ICOUNT_KERNEL_ARGS: &str = "apic=xapic tsc.khz=1000000";
 
 /// A CPU accelerator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -26,21 +54,6 @@ pub enum Accel {
 }
 
 impl Accel {
-    /// KVM when `/dev/kvm` can be opened read-write, TCG otherwise; says
-    /// which and why.
-    pub fn detect() -> Accel {
-        match kvm_usable() {
-            Ok(()) => {
-                eprintln!("xtask: accel kvm (/dev/kvm is usable)");
-                Accel::Kvm
-            }
-            Err(why) => {
-                eprintln!("xtask: accel tcg ({why})");
-                Accel::Tcg
-            }
-        }
-    }
-
     pub fn name(self) -> &'static str {
         match self {
             Accel::Kvm => "kvm",
@@ -59,9 +72,29 @@ pub fn kvm_usable() -> Result<(), String> {
         .map_err(|e| format!("/dev/kvm is not usable: {e}"))
 }
 
+/// An accelerator with the CPU model to give it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub accel: Accel,
+    pub cpu: String,
+}
+
+impl Target {
+    /// TCG with every feature it emulates.
+    pub fn tcg() -> Target {
+        Target {
+            accel: Accel::Tcg,
+            cpu: TCG_CPU.into(),
+        }
+    }
+}
+
 /// How to run one boot.
 pub struct RunOptions {
-    pub accel: Accel,
+    pub target: Target,
+    /// Count instructions (TCG only): `-icount` [`ICOUNT`] and
+    /// [`ICOUNT_KERNEL_ARGS`].
+    pub icount: bool,
     pub timeout: u64,
     pub gdb: bool,
     pub extra_args: Vec<String>,
@@ -69,39 +102,6 @@ pub struct RunOptions {
     pub echo: bool,
     /// Appended to the deployment's kernel command line.
     pub extra_kernel_args: Option<String>,
-}
-
-/// What a boot did.
-pub struct Outcome {
-    /// The exit code the guest wrote, if it wrote one of ours.
-    pub code: Option<ExitCode>,
-    /// QEMU's own exit status (None if it was killed).
-    pub status: Option<i32>,
-    pub timed_out: bool,
-    pub console: String,
-    pub elapsed: Duration,
-}
-
-impl Outcome {
-    pub fn is_success(&self) -> bool {
-        self.code == Some(ExitCode::Success)
-    }
-
-    pub fn summary(&self) -> String {
-        let secs = self.elapsed.as_secs_f64();
-        if self.timed_out {
-            return format!("FAILED: no exit after {secs:.1}s; the guest hung and was stopped");
-        }
-        match (self.code, self.status) {
-            (Some(ExitCode::Success), _) => format!("guest reported success in {secs:.2}s"),
-            (Some(code), _) => format!("FAILED: guest reported {} in {secs:.2}s", code.name()),
-            (None, Some(0)) => format!(
-                "FAILED: QEMU exited without an exit code after {secs:.2}s (triple fault or reset under -no-reboot?)"
-            ),
-            (None, Some(s)) => format!("FAILED: QEMU exited with status {s} after {secs:.2}s"),
-            (None, None) => format!("FAILED: QEMU was killed by a signal after {secs:.2}s"),
-        }
-    }
 }
 
 /// A usable `qemu-system-x86_64`.
@@ -113,11 +113,11 @@ impl Qemu {
     /// Finds QEMU on PATH; when missing, installs it (root on Debian) or
     /// says exactly what to run.
     pub fn locate_or_install() -> Result<Qemu> {
-        if let Some(path) = find_in_path(QEMU) {
+        if let Some(path) = install::find_in_path(QEMU) {
             return Ok(Qemu { path });
         }
-        install()?;
-        find_in_path(QEMU)
+        install::install()?;
+        install::find_in_path(QEMU)
             .map(|path| Qemu { path })
             .context("QEMU was installed but qemu-system-x86_64 is still not on PATH")
     }
@@ -137,22 +137,102 @@ impl Qemu {
             .unwrap_or_else(|| "unknown".into())
     }
 
+    /// The target for this command: `requested` if given (KVM only if it
+    /// can start here), otherwise KVM when it can start and TCG when not.
+    /// Prints the choice and the reason.
+    pub fn select(&self, requested: Option<Accel>) -> Result<Target> {
+        if requested == Some(Accel::Tcg) {
+            eprintln!("xtask: accel tcg, -cpu {TCG_CPU} (as asked)");
+            return Ok(Target::tcg());
+        }
+        let why_not = match kvm_usable() {
+            Err(why) => why,
+            Ok(()) => {
+                let host = self.host_cpu();
+                match &host.kvm_cpu {
+                    Some(cpu) => {
+                        eprintln!(
+                            "xtask: accel kvm, -cpu {cpu} (this host's KVM accepts it; {})",
+                            cache_path().display()
+                        );
+                        return Ok(Target {
+                            accel: Accel::Kvm,
+                            cpu: cpu.clone(),
+                        });
+                    }
+                    None => format!(
+                        "KVM cannot start here with any CPU model (tried {}): {}",
+                        host.attempts
+                            .iter()
+                            .map(|a| a.cpu.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        host.refusal()
+                    ),
+                }
+            }
+        };
+        if requested == Some(Accel::Kvm) {
+            bail!("--accel kvm was asked for, but {why_not}");
+        }
+        eprintln!("xtask: accel tcg, -cpu {TCG_CPU} ({why_not})");
+        Ok(Target::tcg())
+    }
+
+    /// This host's probe answer, from the cache or a fresh probe.
+    pub fn host_cpu(&self) -> probe::HostCpu {
+        let key = probe::HostKey::current(&self.version());
+        let path = cache_path();
+        if let Some(cached) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| probe::parse_cache(&t, &key))
+        {
+            return cached;
+        }
+        let found = probe::probe(&self.path, key);
+        let text = serde_json::to_string_pretty(&found).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::create_dir_all(path.parent().expect("under target/"))
+            .and_then(|()| std::fs::write(&path, text))
+        {
+            eprintln!(
+                "xtask: cannot cache the KVM probe in {}: {e}",
+                path.display()
+            );
+        }
+        found
+    }
+
+    /// Forgets the cached probe answer (after KVM failed anyway), so the
+    /// next command probes again.
+    pub fn forget_host_cpu(&self) {
+        let _ = std::fs::remove_file(cache_path());
+    }
+
     pub fn command_line(&self, dep: &Deployment, image: &Path, opts: &RunOptions) -> Vec<String> {
         let m = &dep.manifest.machine;
         let mut machine = String::from("q35");
         let mut args: Vec<String> = Vec::new();
-        if opts.accel == Accel::Kvm && m.iommu.is_some() {
+        let accel = opts.target.accel;
+        if accel == Accel::Kvm && m.iommu.is_some() {
             // KVM's in-kernel IOAPIC cannot sit behind interrupt remapping.
             machine.push_str(",kernel-irqchip=split");
         }
         let mut kernel_args = m.kernel_args.clone();
-        if let Some(extra) = &opts.extra_kernel_args {
+        let icount = opts.icount && accel == Accel::Tcg;
+        let extras = [
+            opts.extra_kernel_args.as_deref(),
+            icount.then_some(ICOUNT_KERNEL_ARGS),
+        ];
+        for extra in extras.into_iter().flatten() {
             kernel_args = format!("{kernel_args} {extra}").trim().to_string();
         }
         let has_mem = opts.extra_args.iter().any(|a| a == "-m");
         args.extend(["-machine".into(), machine]);
-        args.extend(["-accel".into(), opts.accel.name().into()]);
-        args.extend(["-cpu".into(), "max".into()]);
+        args.extend(["-accel".into(), accel.name().into()]);
+        args.extend(["-cpu".into(), opts.target.cpu.clone()]);
+        if icount {
+            args.extend(["-icount".into(), ICOUNT.into()]);
+        }
         if !has_mem {
             args.extend(["-m".into(), format!("{}M", m.memory_mib.get_ref())]);
         }
@@ -191,8 +271,9 @@ impl Qemu {
     /// Boots `image` for `dep` and waits for it to end or time out.
     pub fn run(&self, dep: &Deployment, image: &Path, opts: &RunOptions) -> Result<Outcome> {
         let args = self.command_line(dep, image, opts);
+        let command = format!("{} {}", self.path.display(), shell_words(&args));
         if opts.echo {
-            eprintln!("xtask: {} {}", self.path.display(), shell_words(&args));
+            eprintln!("xtask: {command}");
         }
         if opts.gdb {
             eprintln!(
@@ -212,7 +293,7 @@ impl Qemu {
         let stderr = child.stderr.take().expect("piped");
         let echo = opts.echo;
         let out_reader = std::thread::spawn(move || collect(stdout, echo, false));
-        let err_reader = std::thread::spawn(move || collect(stderr, true, true));
+        let err_reader = std::thread::spawn(move || collect(stderr, echo, true));
         let timeout = if opts.gdb {
             Duration::MAX
         } else {
@@ -227,11 +308,7 @@ impl Qemu {
             }
         };
         let mut console = out_reader.join().unwrap_or_default();
-        let qemu_err = err_reader.join().unwrap_or_default();
-        if !qemu_err.is_empty() {
-            console.push_str("\n[qemu stderr]\n");
-            console.push_str(&qemu_err);
-        }
+        let qemu_stderr = err_reader.join().unwrap_or_default();
         let code = status.and_then(ExitCode::from_qemu_status);
         // An exit code without the shutdown marker still counts (the boot
         // code exits before the console exists), but the marker must not
@@ -246,6 +323,8 @@ impl Qemu {
             status,
             timed_out,
             console,
+            qemu_stderr,
+            command,
             elapsed: start.elapsed(),
         })
     }
@@ -271,6 +350,11 @@ fn collect(stream: impl std::io::Read, echo: bool, to_stderr: bool) -> String {
     all
 }
 
+/// Where the KVM probe's answer is cached.
+pub fn cache_path() -> PathBuf {
+    workspace_root().join("target").join("qemu-host.json")
+}
+
 fn shell_words(args: &[String]) -> String {
     args.iter()
         .map(|a| {
@@ -282,97 +366,4 @@ fn shell_words(args: &[String]) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
-}
-
-fn find_in_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-        .unwrap_or(false)
-}
-
-fn os_release(key: &str) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/os-release").ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("{key}=")))
-        .map(|v| v.trim_matches('"').to_string())
-}
-
-/// On Debian 12 with qemu-utils from bookworm-backports installed, the
-/// bookworm qemu-system packages cannot be installed next to it; the
-/// matching qemu-system-x86 comes from bookworm-backports too.
-fn needs_backports() -> bool {
-    os_release("VERSION_CODENAME").as_deref() == Some("bookworm")
-        && Command::new("dpkg-query")
-            .args(["-W", "-f=${Version}", "qemu-utils"])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("bpo12"))
-            .unwrap_or(false)
-}
-
-fn install() -> Result<()> {
-    let debian = os_release("ID").as_deref() == Some("debian");
-    let backports = debian && needs_backports();
-    let install_cmd = if backports {
-        "apt-get install -y -t bookworm-backports qemu-system-x86"
-    } else {
-        "apt-get install -y qemu-system-x86"
-    };
-    if !(debian && is_root()) {
-        bail!(
-            "{QEMU} is not installed. Install QEMU 7.2 or later, e.g. on Debian/Ubuntu as root: \
-             `apt-get update && {install_cmd}`{}",
-            if backports {
-                " (after adding the suite bookworm-backports to /etc/apt/sources.list.d/debian.sources)"
-            } else {
-                ""
-            }
-        );
-    }
-    eprintln!("xtask: {QEMU} is missing; installing it (running as root on Debian)");
-    if backports {
-        enable_backports()?;
-    }
-    sh("apt-get update -q")?;
-    sh(&format!("DEBIAN_FRONTEND=noninteractive {install_cmd} -q"))
-}
-
-fn enable_backports() -> Result<()> {
-    let path = Path::new("/etc/apt/sources.list.d/debian.sources");
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    if text.contains("bookworm-backports") {
-        return Ok(());
-    }
-    let updated = text.replacen(
-        "Suites: bookworm bookworm-updates",
-        "Suites: bookworm bookworm-updates bookworm-backports",
-        1,
-    );
-    if updated == text {
-        bail!(
-            "cannot find the Debian entry in {} to add bookworm-backports to; add it by hand",
-            path.display()
-        );
-    }
-    eprintln!("xtask: adding bookworm-backports to {}", path.display());
-    std::fs::write(path, updated).with_context(|| format!("writing {}", path.display()))
-}
-
-fn sh(cmd: &str) -> Result<()> {
-    eprintln!("xtask: + {cmd}");
-    let status = Command::new("sh").arg("-c").arg(cmd).status()?;
-    if !status.success() {
-        bail!("`{cmd}` failed ({status})");
-    }
-    Ok(())
 }
