@@ -14,9 +14,13 @@
 //! - Handles are indexes into the caller's capability table; a handle that
 //!   is out of range or empty is [`Error::BadHandle`], one of the wrong kind
 //!   [`Error::WrongKind`], one without the needed right [`Error::NoRight`].
-//! - Pointers must name memory mapped in the caller's own address space with
-//!   user access (and write access where the kernel writes): otherwise
-//!   [`Error::BadPointer`]. The kernel never faults on a service's pointer.
+//! - Pointers must name RAM the caller owns, mapped in its own address
+//!   space with user access (and write access where the kernel writes):
+//!   its image, stack, data and DMA memory. Anything else is
+//!   [`Error::BadPointer`]: kernel addresses, unmapped pages, read-only
+//!   pages written to, and MMIO the caller itself mapped (the kernel never
+//!   copies through a device's registers). The kernel never faults on a
+//!   service's pointer.
 //! - Lengths are bounded ([`MAX_MESSAGE`], [`MAX_LOG`]): otherwise
 //!   [`Error::BadLength`].
 //! - Refused calls return an error and are logged (rate-limited); they never
@@ -63,6 +67,64 @@
 //! register zero, interrupts enabled, its `.bss` zeroed and nothing mapped
 //! below its image. It learns its handles only through
 //! [`Sysnum::CapLookup`], by the names its deployment gives them.
+//!
+//! # Flags, entry and exit
+//!
+//! No flag a service sets reaches the kernel: `syscall` clears TF, IF, DF,
+//! IOPL, NT, RF, AC and ID on entry, interrupts and exceptions clear TF,
+//! NT and RF in hardware, and the kernel clears DF and AC itself on every
+//! entry. Of RFLAGS only the arithmetic flags (CF, PF, AF, ZF, SF, OF) and
+//! DF are the service's and come back to it; it always runs with IF set
+//! and IOPL 0. A service is only ever resumed at a canonical lower-half
+//! address: if its saved RIP is anything else it is stopped with a #GP
+//! report instead. A jump to the kernel's syscall entry is a page fault
+//! that stops the service, never a system call (the kernel handles a
+//! hypervisor's SYSCALL-left-in-ring-3 quirk only when a boot probe saw it,
+//! and only for frames a real `syscall` produced). An NMI is the kernel's:
+//! it is counted and logged, never charged to the running service.
+//!
+//! # Floating point
+//!
+//! Services (like the kernel) are built soft-float, and no floating-point
+//! or vector state is ever saved or switched: x87, MMX, SSE and AVX
+//! instructions fault (CR0.EM set, CR4.OSFXSR and OSXSAVE clear), and the
+//! service that uses one is stopped with #NM or #UD. So those registers can
+//! never carry data from one service to another.
+//!
+//! # Devices
+//!
+//! A PCI capability lets its holder read the function's configuration
+//! space and write only what a driver needs ([`Sysnum::PciConfigWrite`]):
+//! the command register's I/O, memory, bus-master, parity, SERR and
+//! INTx-disable bits, the status register's write-1-to-clear error bits,
+//! cache line size, latency timer, interrupt line, and device-specific
+//! registers in 0x40..0x100 outside every standard capability (a
+//! vendor-specific capability's body included). Everything else (BARs,
+//! expansion ROM, header, BIST, power management, PCI Express control and
+//! function-level reset, MSI, MSI-X, extended configuration space) is
+//! [`Error::NotPermitted`], with the offset of the first refused byte in
+//! `rdi`; bits outside the allow-list keep their value. Bridges and
+//! chipset functions are never granted.
+//!
+//! The kernel owns interrupts: an IRQ capability names its PCI function,
+//! and the kernel programs that function's MSI address and data with the
+//! vector the deployment granted (fixed delivery to this CPU) and enables
+//! it; [`Sysnum::IrqInfo`] reports what it programmed. A BAR capability
+//! maps the BAR with any MSI-X table and pending-bit array left out. When
+//! a service holding a PCI capability stops, the kernel quiesces the
+//! function (bus mastering, memory and I/O decoding and MSI off, INTx
+//! disabled, a function-level reset where the function has one) and does
+//! not reuse the service's memory until the function is quiet; a restart
+//! programs its MSI again.
+//!
+//! # Console
+//!
+//! [`Sysnum::Log`] lines are the service's own: the kernel prints each as
+//! `[<uptime> @<service>] <text>` with every byte outside printable ASCII
+//! escaped, so one call is always exactly one console line and can never
+//! pass for a kernel line. Each service has a console budget (a burst of
+//! 4 KiB, refilled at 16 KiB/s); lines beyond it are dropped and the kernel
+//! reports how many.
 
 /// Largest message (request or reply) in bytes.
 pub const MAX_MESSAGE: usize = 256;
@@ -114,8 +176,9 @@ pub enum Sysnum {
     DmaAlloc = 13,
     /// `(handle, offset, width)`: read a granted PCI function's config space.
     PciConfigRead = 14,
-    /// `(handle, offset, width, value)`: write it (BARs and bus numbers are
-    /// refused: the kernel's grants depend on them).
+    /// `(handle, offset, width, value)`: write it, within the driver
+    /// allow-list (see "Devices" above); otherwise `NotPermitted` with the
+    /// first refused offset in `rdi`.
     PciConfigWrite = 15,
     /// `(name_ptr, name_len)`: returns `(handle, kind)` of the caller's
     /// capability with that name.
@@ -126,8 +189,8 @@ pub enum Sysnum {
     TaskStatus = 17,
     /// `(handle, task)`: supervisor only; restart a stopped service.
     TaskRestart = 18,
-    /// `(handle, irq)`: returns the MSI `(address, data)` to program a device
-    /// with for an IRQ capability.
+    /// `(handle)`: returns the MSI `(address, data)` the kernel programmed
+    /// the IRQ capability's PCI function with.
     IrqInfo = 19,
 }
 

@@ -244,7 +244,15 @@ impl KernelConfig {
                         .is_some_and(|c| c.server == service),
                     CapSpec::Notification { target, .. } => usize::from(target) < services,
                     CapSpec::Irq { pci, .. } => is_pci(s, pci),
-                    CapSpec::PciBar { pci, bar } => bar <= 5 && is_pci(s, pci),
+                    CapSpec::PciBar { pci, bar } => {
+                        bar <= 5
+                            && is_pci(s, pci)
+                            && s.caps
+                                .iter()
+                                .filter(|c| c.kind == CapSpec::PciBar { pci, bar })
+                                .count()
+                                == 1
+                    }
                     _ => true,
                 };
                 if !ok {
@@ -430,6 +438,76 @@ mod tests {
         assert_eq!(
             KernelConfig::decode(&bytes),
             Err(ConfigError::Version { found: 99 })
+        );
+    }
+
+    fn encoded(c: &KernelConfig) -> std::vec::Vec<u8> {
+        let mut buf = [0u8; 1024];
+        c.encode(&mut buf).unwrap().to_vec()
+    }
+
+    fn grant(c: &mut KernelConfig, service: usize, name: &str, kind: CapSpec) {
+        c.services[service]
+            .caps
+            .push(CapConfig {
+                name: name.try_into().unwrap(),
+                kind,
+            })
+            .unwrap();
+    }
+
+    const EDU: CapSpec = CapSpec::Pci {
+        vendor: 0x1234,
+        device: 0x11e8,
+        index: 0,
+    };
+
+    #[test]
+    fn irqs_and_bars_name_a_pci_grant_of_their_own_service() {
+        let mut c = sample();
+        grant(&mut c, 1, "edu", EDU);
+        grant(&mut c, 1, "edu-bar0", CapSpec::PciBar { pci: 1, bar: 0 });
+        grant(&mut c, 1, "edu-irq", CapSpec::Irq { bits: 2, pci: 1 });
+        assert!(KernelConfig::decode(&encoded(&c)).is_ok());
+        let bad = |kind: CapSpec| {
+            let mut c = c.clone();
+            grant(&mut c, 1, "x", kind);
+            KernelConfig::decode(&encoded(&c))
+        };
+        let refused = Err(ConfigError::BadIndex {
+            service: 1,
+            what: "capability",
+        });
+        // Handle 0 is a channel end, 9 does not exist, BAR 6 does not exist,
+        // and BAR 0 is already granted.
+        assert_eq!(bad(CapSpec::Irq { bits: 4, pci: 0 }), refused);
+        assert_eq!(bad(CapSpec::Irq { bits: 4, pci: 9 }), refused);
+        assert_eq!(bad(CapSpec::PciBar { pci: 0, bar: 0 }), refused);
+        assert_eq!(bad(CapSpec::PciBar { pci: 1, bar: 6 }), refused);
+        assert_eq!(bad(CapSpec::PciBar { pci: 1, bar: 0 }), refused);
+        assert!(bad(CapSpec::PciBar { pci: 1, bar: 5 }).is_ok());
+    }
+
+    #[test]
+    fn the_supervisor_strictly_outranks_everyone() {
+        let mut c = sample();
+        grant(&mut c, 1, "supervisor", CapSpec::Supervisor);
+        // pong (priority 1) supervises; ping has priority 2.
+        assert!(KernelConfig::decode(&encoded(&c)).is_ok());
+        for p in [1, 0] {
+            c.services[0].priority = p;
+            assert_eq!(
+                KernelConfig::decode(&encoded(&c)),
+                Err(ConfigError::SupervisorPriority { service: 1 }),
+                "ping at priority {p}"
+            );
+        }
+        c.services[0].priority = 2;
+        grant(&mut c, 0, "supervisor", CapSpec::Supervisor);
+        assert_eq!(
+            KernelConfig::decode(&encoded(&c)),
+            Err(ConfigError::SupervisorPriority { service: 0 }),
+            "two supervisors"
         );
     }
 

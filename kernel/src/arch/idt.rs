@@ -81,13 +81,14 @@ isr_common:
     mov %rsp, %rdi
     /* No flag a service set survives into Rust code: the CPU cleared TF,
        NT and RF (and IF: interrupt gates); DF is cleared here, and AC
-       (which would switch SMAP off) with CLAC, which exists only on CPUs
-       with SMAP; without SMAP, AC has no effect in ring 0. */
+       (which would switch SMAP off) through the stack. Not with CLAC:
+       nested hypervisors that emulate instructions (seen with KVM without
+       EPT) fail on it, and POPF clears AC on every CPU, SMAP or not. */
     cld
-    testb $1, SMAP_ENABLED(%rip)
-    jz 2f
-    clac
-2:  call {dispatch}
+    pushfq
+    andq $~(1 << 18), (%rsp)
+    popfq
+    call {dispatch}
     .global isr_restore
 isr_restore:
     pop %rax
@@ -124,15 +125,6 @@ isr_restore:
 
 unsafe extern "C" {
     static isr_stub_table: [u8; 256 * 16];
-}
-
-/// 1 once CR4.SMAP is on: the entry stub then clears RFLAGS.AC with `clac`.
-#[unsafe(no_mangle)]
-static SMAP_ENABLED: core::sync::atomic::AtomicU8 = core::sync::atomic::AtomicU8::new(0);
-
-/// Tells the entry stub that SMAP is on (so `clac` exists and matters).
-pub fn set_smap_enabled() {
-    SMAP_ENABLED.store(1, core::sync::atomic::Ordering::Relaxed);
 }
 
 #[repr(C, align(16))]

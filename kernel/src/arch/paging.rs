@@ -68,9 +68,6 @@ pub fn enable_protections(global: bool, smep: bool, smap: bool) -> (bool, bool, 
         }
         cr4_write(flags);
     }
-    if smap {
-        super::idt::set_smap_enabled();
-    }
     (global, smep, smap)
 }
 

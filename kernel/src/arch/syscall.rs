@@ -25,7 +25,7 @@ use x86::msr::{IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, rdmsr, wrmsr};
 /// service) would be a task return, which raises #GP in long mode. DF and
 /// AC would change how the kernel's string copies and user accesses behave.
 /// Interrupt and exception entries clear TF, NT and RF in hardware; the
-/// common stub clears DF and AC itself (`cld`, and `clac` where SMAP is on).
+/// common stub clears DF and AC itself.
 pub const ENTRY_FLAGS_CLEARED: u64 =
     (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 16) | (1 << 18) | (1 << 21);
 

@@ -256,7 +256,8 @@ pub fn task_restart(handle: Handle, index: u64) -> Result<(), SysError> {
     simple(Sysnum::TaskRestart, [handle.0, index, 0, 0, 0, 0]).map(drop)
 }
 
-/// The MSI address and data to program a device with for an IRQ capability.
+/// The MSI address and data the kernel programmed the IRQ capability's PCI
+/// function with (a driver never programs MSI itself).
 pub fn irq_info(handle: Handle) -> Result<MsiTarget, SysError> {
     let [address, data, ..] = simple(Sysnum::IrqInfo, [handle.0, 0, 0, 0, 0, 0])?;
     Ok(MsiTarget {
