@@ -74,7 +74,7 @@ pub(super) fn check_mmio(errs: &mut Errors, services: &Services, memory_mib: u64
                 } else {
                     r.instead
                 };
-                errs.push(
+                errs.push_machine(
                     g.base.span(),
                     format_args!(
                         "{what}: [{base:#x}, {end:#x}) overlaps {} [{:#x}, {:#x}); {instead}",
@@ -120,7 +120,7 @@ pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
                 continue;
             };
             if let Some(function) = q35::refused_function(vendor, device) {
-                errs.push(
+                errs.push_machine(
                     g.device.span(),
                     format_args!(
                         "{what}: {vendor:04x}:{device:04x} is {function}; bridges and chipset functions are the kernel's, never granted"

@@ -172,6 +172,9 @@ pub fn parse(
     if !checked.errors.is_empty() {
         bail!("{}", checked.errors.join("\n"));
     }
+    for w in &checked.warnings {
+        eprintln!("xtask: warning (left for the kernel to refuse at boot): {w}");
+    }
     Ok(Deployment {
         name: name.to_string(),
         path: path.to_path_buf(),

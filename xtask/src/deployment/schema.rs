@@ -93,6 +93,12 @@ pub struct Expect {
     /// xtask bench` runs it.
     #[serde(default = "yes")]
     pub scenario: bool,
+    /// The scenario shows the kernel's own boot checks of grants: grants
+    /// that xtask's q35 machine map refuses (RAM, platform registers,
+    /// bridges) are reported as warnings instead of errors and built
+    /// anyway, so the kernel must refuse them (default false).
+    #[serde(default)]
+    pub kernel_refuses_grants: bool,
 }
 
 fn yes() -> bool {
@@ -107,6 +113,7 @@ impl Default for Expect {
             absent: Vec::new(),
             timeout_secs: None,
             scenario: true,
+            kernel_refuses_grants: false,
         }
     }
 }

@@ -20,6 +20,10 @@ use std::ops::Range;
 /// What [`check`] found.
 pub struct Checked {
     pub errors: Vec<String>,
+    /// Machine-map refusals reported as warnings: only for a scenario that
+    /// shows the kernel refusing them itself (`[expect]
+    /// kernel-refuses-grants`).
+    pub warnings: Vec<String>,
     pub missing_crates: Vec<String>,
     pub system: Option<System>,
 }
@@ -28,6 +32,8 @@ pub struct Checked {
 pub(super) struct Errors<'a> {
     pub src: &'a Source<'a>,
     list: Vec<(usize, String)>,
+    warnings: Vec<String>,
+    kernel_refuses: bool,
 }
 
 impl Errors<'_> {
@@ -45,9 +51,23 @@ impl Errors<'_> {
         self.list.is_empty()
     }
 
-    fn into_sorted(mut self) -> Vec<String> {
+    /// A grant the q35 machine map refuses: an error, or a warning when
+    /// the deployment exists to show the kernel refusing it at boot.
+    pub fn push_machine(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
+        let line = format!("{}: {msg}", self.src.at(span.clone()));
+        if self.kernel_refuses {
+            self.warnings.push(line);
+        } else {
+            self.list.push((span.start, line));
+        }
+    }
+
+    fn into_sorted(mut self) -> (Vec<String>, Vec<String>) {
         self.list.sort_by_key(|(at, _)| *at);
-        self.list.into_iter().map(|(_, m)| m).collect()
+        (
+            self.list.into_iter().map(|(_, m)| m).collect(),
+            self.warnings,
+        )
     }
 }
 
@@ -63,6 +83,8 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
     let mut errs = Errors {
         src,
         list: Vec::new(),
+        warnings: Vec::new(),
+        kernel_refuses: m.expect.kernel_refuses_grants,
     };
     let mut missing_crates = Vec::new();
     let services = m.services_in_order();
@@ -175,8 +197,10 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
     } else {
         None
     };
+    let (errors, warnings) = errs.into_sorted();
     Checked {
-        errors: errs.into_sorted(),
+        errors,
+        warnings,
         missing_crates,
         system,
     }

@@ -294,3 +294,22 @@ fn the_supervisor_strictly_outranks_every_other_service() {
         Ok(config)
     );
 }
+
+#[test]
+fn only_a_kernel_refusal_scenario_builds_machine_refused_grants() {
+    let lapic = mmio_text(256, 0xfee0_0000, 0x1000);
+    assert!(!mmio_ok(256, 0xfee0_0000, 0x1000));
+    let text = format!("{lapic}[expect]\nkernel-refuses-grants = true\n");
+    let d = parse_str(&text).expect("machine refusals become warnings");
+    assert!(d.system.is_some(), "and the deployment is laid out");
+    // Everything else is still an error: a grant overlapping another one.
+    let twice = format!(
+        "description = \"x\"\n[machine]\n{SUP}{}[expect]\nkernel-refuses-grants = true\n",
+        svc(
+            "ping",
+            "ping",
+            "mmio = [{ name = \"a\", base = 0xfeb00000, size = 0x1000 },\n { name = \"b\", base = 0xfeb00000, size = 0x1000 }]\n",
+        )
+    );
+    assert!(err(&twice).contains("overlaps service ping: mmio a"));
+}
