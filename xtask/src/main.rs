@@ -6,7 +6,8 @@
 //!   under each available accelerator, and prints a summary;
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
 //!   as test fixtures for the kernel's parser;
-//! - `bench` boots the `bench` deployment and records its `BENCH` figures.
+//! - `bench` boots the `bench` deployment and records its `BENCH` figures;
+//! - `mutants` runs mutation testing on the pure cores (see `mutants`).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -22,6 +23,7 @@ mod capture;
 mod deployment;
 mod elf;
 mod image;
+mod mutants;
 mod qemu;
 mod symbolize;
 mod test;
@@ -100,6 +102,18 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Mutation-test the pure cores (kernel core, ipc, deployment checks).
+    Mutants {
+        /// Only this crate (repeatable): faultline-kernel, faultline-ipc, xtask.
+        #[arg(long)]
+        package: Vec<String>,
+        /// Only this file (repeatable; a path from the workspace root).
+        #[arg(long)]
+        file: Vec<String>,
+        /// Extra arguments passed to cargo-mutants as they are (after `--`).
+        #[arg(last = true)]
+        mutants_args: Vec<String>,
+    },
 }
 
 fn main() {
@@ -176,5 +190,13 @@ fn run(cli: Cli) -> Result<()> {
             std::process::exit(if ok { 0 } else { 1 });
         }
         Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),
+        Command::Mutants {
+            package,
+            file,
+            mutants_args,
+        } => {
+            let clean = mutants::run(&package, &file, &mutants_args)?;
+            std::process::exit(if clean { 0 } else { 1 });
+        }
     }
 }
