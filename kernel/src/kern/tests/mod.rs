@@ -1,10 +1,13 @@
 //! Host tests of the kernel core: IPC rules, refusals, faults, restarts and
 //! scheduling, over a [`Platform`] made of plain buffers. This module holds
-//! the fake platform and a small deployment; the tests are in [`ipc`] and
-//! [`rules`].
+//! the fake platform and a small deployment; the tests are in [`ipc`],
+//! [`rules`], [`delivery`], [`devices`] and [`supervision`].
 
+mod delivery;
+mod devices;
 mod ipc;
 mod rules;
+mod supervision;
 
 use super::task::{ReplyToken, State};
 use super::*;
@@ -24,6 +27,12 @@ struct FakePlatform {
     logs: Vec<(String, String)>,
     loads: Vec<usize>,
     now: u64,
+    /// Every PCI config read and write: (bdf, offset, width, value written).
+    pci_reads: Vec<((u8, u8, u8), u16, u8)>,
+    pci_writes: Vec<((u8, u8, u8), u16, u8, u32)>,
+    /// Bytes asked of `alloc_dma`, and the error it gives when set.
+    dma_requests: Vec<u64>,
+    dma_error: Option<Error>,
 }
 
 impl FakePlatform {
@@ -33,6 +42,10 @@ impl FakePlatform {
             logs: Vec::new(),
             loads: Vec::new(),
             now: 0,
+            pci_reads: Vec::new(),
+            pci_writes: Vec::new(),
+            dma_requests: Vec::new(),
+            dma_error: None,
         }
     }
 
@@ -82,13 +95,20 @@ impl Platform for FakePlatform {
     fn map_mmio(&mut self, _: usize, base: u64, _: u64) -> Result<u64, Error> {
         Ok(0x7000_0000_0000 | base)
     }
-    fn alloc_dma(&mut self, _: usize, _: u64) -> Result<(u64, u64), Error> {
-        Ok((0x6000_0000_0000, 0x1234_5000))
+    fn alloc_dma(&mut self, _: usize, bytes: u64) -> Result<(u64, u64), Error> {
+        self.dma_requests.push(bytes);
+        match self.dma_error {
+            Some(e) => Err(e),
+            None => Ok((0x6000_0000_0000, 0x1234_5000)),
+        }
     }
-    fn pci_read(&mut self, _: (u8, u8, u8), offset: u16, _: u8) -> u32 {
+    fn pci_read(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8) -> u32 {
+        self.pci_reads.push((bdf, offset, width));
         u32::from(offset)
     }
-    fn pci_write(&mut self, _: (u8, u8, u8), _: u16, _: u8, _: u32) {}
+    fn pci_write(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8, value: u32) {
+        self.pci_writes.push((bdf, offset, width, value));
+    }
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
         (0xfee0_0000, u32::from(irq))
     }
