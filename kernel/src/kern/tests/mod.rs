@@ -1,13 +1,16 @@
 //! Host tests of the kernel core: IPC rules, refusals, faults, restarts and
 //! scheduling, over a [`Platform`] made of plain buffers. This module holds
 //! the fake platform and a small deployment; the tests are in [`ipc`],
-//! [`rules`], [`delivery`], [`devices`] and [`supervision`].
+//! [`rules`], [`delivery`], [`devices`], [`scheduling`], [`supervision`]
+//! and [`tokens`].
 
 mod delivery;
 mod devices;
 mod ipc;
 mod rules;
+mod scheduling;
 mod supervision;
+mod tokens;
 
 use super::task::{ReplyToken, State};
 use super::*;
