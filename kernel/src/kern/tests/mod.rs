@@ -1,11 +1,12 @@
 //! Host tests of the kernel core: IPC rules, refusals, faults, restarts and
 //! scheduling, over a [`Platform`] made of plain buffers. This module holds
 //! the fake platform and a small deployment; the tests are in [`ipc`],
-//! [`rules`], [`delivery`], [`devices`], [`scheduling`], [`supervision`]
-//! and [`tokens`].
+//! [`rules`], [`delivery`], [`devices`], [`dispatch`], [`scheduling`],
+//! [`supervision`] and [`tokens`].
 
 mod delivery;
 mod devices;
+mod dispatch;
 mod ipc;
 mod rules;
 mod scheduling;
@@ -36,6 +37,8 @@ struct FakePlatform {
     /// Bytes asked of `alloc_dma`, and the error it gives when set.
     dma_requests: Vec<u64>,
     dma_error: Option<Error>,
+    /// Interrupts re-enabled, in order.
+    unmasked: Vec<u8>,
 }
 
 impl FakePlatform {
@@ -49,6 +52,7 @@ impl FakePlatform {
             pci_writes: Vec::new(),
             dma_requests: Vec::new(),
             dma_error: None,
+            unmasked: Vec::new(),
         }
     }
 
@@ -115,7 +119,9 @@ impl Platform for FakePlatform {
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
         (0xfee0_0000, u32::from(irq))
     }
-    fn irq_unmask(&mut self, _: u8) {}
+    fn irq_unmask(&mut self, irq: u8) {
+        self.unmasked.push(irq);
+    }
     fn load(&mut self, task: usize) -> Result<Regs, Error> {
         self.loads.push(task);
         self.mem[task].fill(0);
