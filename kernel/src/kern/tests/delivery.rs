@@ -220,3 +220,48 @@ fn a_post_to_a_receiving_server_wakes_it_with_the_bits_taken() {
     assert_eq!(k.tasks[CLIENT2].notifications, 0);
     k.post(99, 1);
 }
+
+#[test]
+fn delivery_works_whichever_end_comes_first_in_the_deployment() {
+    // Here the client is service 0 and its server service 1 (in `world` the
+    // server comes first).
+    let config = KernelConfig {
+        version: CONFIG_VERSION,
+        deployment: "o".try_into().unwrap(),
+        services: [
+            service("client", 1, &[cap("s", CapSpec::Client { channel: 0 })]),
+            service(
+                "server",
+                1,
+                &[cap(
+                    "c",
+                    CapSpec::Server {
+                        channel: 0,
+                        badge: 9,
+                    },
+                )],
+            ),
+        ]
+        .into_iter()
+        .collect(),
+        channels: [ChannelConfig {
+            name: "c".try_into().unwrap(),
+            client: 0,
+            server: 1,
+        }]
+        .into_iter()
+        .collect(),
+    };
+    let mut k = Kernel::new(&config, &mut NoDevices).unwrap();
+    let mut p = FakePlatform::new(2);
+    k.start_all(&mut p).unwrap();
+    call(&mut k, &mut p, 0, b"low");
+    sys(&mut k, &mut p, 1, Sysnum::Recv, [BUF, 16, 0, 0, 0, 0]);
+    let (status, [kind, len, badge, token]) = result(&k, 1);
+    assert_eq!((status, kind, len, badge), (0, RecvKind::Call as u64, 3, 9));
+    assert_eq!(p.get(1, BUF, 3), b"low");
+    p.put(1, REQ, b"high");
+    sys(&mut k, &mut p, 1, Sysnum::Reply, [token, REQ, 4, 0, 0, 0]);
+    assert_eq!(result(&k, 0), (0, [4, 0, 0, 0]));
+    assert_eq!(p.get(0, REPLY, 4), b"high");
+}
