@@ -100,3 +100,25 @@ fn quiet_only_with_nothing_runnable_no_timer_and_no_live_irq_holder() {
     assert_eq!(k.tasks[0].state, State::Runnable);
     assert!(!k.quiescent());
 }
+
+#[test]
+fn a_stopping_service_stops_being_current_and_no_other_does() {
+    let (mut k, mut p) = flat(3, 3);
+    assert_eq!(k.schedule(true), Some(1));
+    // Another service stopping leaves the current one on the CPU.
+    sys(&mut k, &mut p, 0, Sysnum::Exit, [0; 6]);
+    assert_eq!(k.current, Some(1));
+    assert_eq!(k.schedule(false), Some(1));
+    // The current one stopping leaves no service's registers live.
+    k.fault(
+        1,
+        TaskFault {
+            vector: 13,
+            error_code: 0,
+            address: 0,
+            rip: 0,
+        },
+    );
+    assert_eq!(k.current, None);
+    assert_eq!(k.schedule(false), Some(2));
+}
