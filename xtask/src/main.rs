@@ -7,7 +7,8 @@
 //! - `capture-acpi` boots a machine configuration and saves its ACPI tables
 //!   as test fixtures for the kernel's parser;
 //! - `bench` boots the `bench` deployment and records its `BENCH` figures,
-//!   boot time and image sizes (`--icount`: exact instruction counts).
+//!   boot time and image sizes (`--icount`: exact instruction counts);
+//! - `mutants` runs mutation testing on the pure cores (see `mutants`).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -25,6 +26,7 @@ mod deployment;
 mod elf;
 mod figures;
 mod image;
+mod mutants;
 mod qemu;
 mod symbolize;
 mod test;
@@ -107,6 +109,18 @@ enum Command {
         /// Output file (default: kernel/tests/fixtures/acpi/<deployment>.acpi).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Mutation-test the pure cores (kernel core, ipc, deployment checks).
+    Mutants {
+        /// Only this crate (repeatable): faultline-kernel, faultline-ipc, xtask.
+        #[arg(long)]
+        package: Vec<String>,
+        /// Only this file (repeatable; a path from the workspace root).
+        #[arg(long)]
+        file: Vec<String>,
+        /// Extra arguments passed to cargo-mutants as they are (after `--`).
+        #[arg(last = true)]
+        mutants_args: Vec<String>,
     },
 }
 
@@ -197,5 +211,13 @@ fn run(cli: Cli) -> Result<()> {
             std::process::exit(if ok { 0 } else { 1 });
         }
         Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),
+        Command::Mutants {
+            package,
+            file,
+            mutants_args,
+        } => {
+            let clean = mutants::run(&package, &file, &mutants_args)?;
+            std::process::exit(if clean { 0 } else { 1 });
+        }
     }
 }

@@ -152,7 +152,7 @@ fn an_irq_grant_programs_the_msi_of_its_own_device() {
     assert_eq!(r.irqs, [(DRIVER as u8, 2, (0, 3, 0))]);
     assert_eq!(
         k.tasks[DRIVER].caps.get(2),
-        Ok(&caps::Cap::Irq { irq: 0, bits: 2 })
+        Ok(&caps::Cap::Irq { irq: 0x50, bits: 2 })
     );
 }
 
@@ -215,10 +215,10 @@ fn command_writes_keep_only_the_bits_a_driver_may_set() {
     assert_eq!(status, 0);
     // I/O, memory, bus master, parity, SERR, INTx disable; nothing else
     // (not fast back-to-back, not special cycles, not VGA snoop).
-    assert_eq!(p.pci_writes, [(0x04, 2, 0x0547)]);
+    assert_eq!(p.pci_writes, [((0, 3, 0), 0x04, 2, 0x0547)]);
     let (status, _) = write(&mut k, &mut p, 0x04, 1, 0x06);
     assert_eq!(status, 0);
-    assert_eq!(p.pci_writes[1], (0x04, 1, 0x06));
+    assert_eq!(p.pci_writes[1], ((0, 3, 0), 0x04, 1, 0x06));
 }
 
 #[test]
@@ -238,7 +238,10 @@ fn device_specific_and_vendor_registers_are_the_drivers() {
     assert_eq!(write(&mut k, &mut p, 0x80, 4, 0x1234_5678).0, 0);
     assert_eq!(
         p.pci_writes,
-        [(0x54, 4, 0xdead_beef), (0x80, 4, 0x1234_5678)]
+        [
+            ((0, 3, 0), 0x54, 4, 0xdead_beef),
+            ((0, 3, 0), 0x80, 4, 0x1234_5678)
+        ]
     );
     // Extended configuration space is not the driver's.
     assert_eq!(
@@ -285,7 +288,7 @@ fn a_stopping_driver_quiesces_its_devices_and_restart_rearms_its_msi() {
     assert_eq!(p.quiesced, [(DRIVER, (0, 3, 0))]);
     assert!(p.rearmed.is_empty());
     k.restart(&mut p, DRIVER).unwrap();
-    assert_eq!(p.rearmed, [0]);
+    assert_eq!(p.rearmed, [0x50]);
     // Exiting quiesces too; a service with no device quiesces nothing.
     sys(&mut k, &mut p, DRIVER, Sysnum::Exit, [0; 6]);
     assert_eq!(p.quiesced.len(), 2);

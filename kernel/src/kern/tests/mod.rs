@@ -1,11 +1,18 @@
 //! Host tests of the kernel core: IPC rules, refusals, faults, restarts and
 //! scheduling, over a [`Platform`] made of plain buffers. This module holds
-//! the fake platform and a small deployment; the tests are in [`ipc`] and
-//! [`rules`].
+//! the fake platform and a small deployment; the tests are in [`ipc`],
+//! [`rules`], [`delivery`], [`devices`], [`dispatch`], [`hardening`],
+//! [`scheduling`], [`supervision`] and [`tokens`].
 
+mod delivery;
+mod devices;
+mod dispatch;
 mod hardening;
 mod ipc;
 mod rules;
+mod scheduling;
+mod supervision;
+mod tokens;
 
 use super::grants::GrantError;
 use super::task::{ReplyToken, State};
@@ -21,6 +28,9 @@ use std::vec::Vec;
 const USER_BASE: u64 = 0x40_0000;
 const USER_SIZE: usize = 0x4000;
 
+/// A PCI config write that reached the device: bdf, offset, width, value.
+type PciWrite = ((u8, u8, u8), u16, u8, u32);
+
 /// An MMIO mapping a service asked for: base, length, hole.
 type Mapped = (u64, u64, Option<(u64, u64)>);
 
@@ -31,7 +41,14 @@ struct FakePlatform {
     now: u64,
     /// Config space of the one fake PCI function (any BDF reads it).
     pci: [u8; 256],
-    pci_writes: Vec<(u16, u8, u32)>,
+    /// Every PCI config read and write: (bdf, offset, width, value written).
+    pci_reads: Vec<((u8, u8, u8), u16, u8)>,
+    pci_writes: Vec<PciWrite>,
+    /// Bytes asked of `alloc_dma`, and the error it gives when set.
+    dma_requests: Vec<u64>,
+    dma_error: Option<Error>,
+    /// Interrupts re-enabled, in order.
+    unmasked: Vec<u8>,
     /// `(task, bdf)` of every quiesce.
     quiesced: Vec<(usize, (u8, u8, u8))>,
     rearmed: Vec<u8>,
@@ -46,7 +63,11 @@ impl FakePlatform {
             loads: Vec::new(),
             now: 0,
             pci: edu_config(),
+            pci_reads: Vec::new(),
             pci_writes: Vec::new(),
+            dma_requests: Vec::new(),
+            dma_error: None,
+            unmasked: Vec::new(),
             quiesced: Vec::new(),
             rearmed: Vec::new(),
             mapped: Vec::new(),
@@ -106,17 +127,22 @@ impl Platform for FakePlatform {
         self.mapped.push((base, len, hole));
         Ok(0x7000_0000_0000 | base)
     }
-    fn alloc_dma(&mut self, _: usize, _: u64) -> Result<(u64, u64), Error> {
-        Ok((0x6000_0000_0000, 0x1234_5000))
+    fn alloc_dma(&mut self, _: usize, bytes: u64) -> Result<(u64, u64), Error> {
+        self.dma_requests.push(bytes);
+        match self.dma_error {
+            Some(e) => Err(e),
+            None => Ok((0x6000_0000_0000, 0x1234_5000)),
+        }
     }
-    fn pci_read(&mut self, _: (u8, u8, u8), offset: u16, width: u8) -> u32 {
+    fn pci_read(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8) -> u32 {
+        self.pci_reads.push((bdf, offset, width));
         (0..u16::from(width)).fold(0, |v, i| {
             let b = self.pci.get(usize::from(offset + i)).copied().unwrap_or(0);
             v | (u32::from(b) << (8 * i))
         })
     }
-    fn pci_write(&mut self, _: (u8, u8, u8), offset: u16, width: u8, value: u32) {
-        self.pci_writes.push((offset, width, value));
+    fn pci_write(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8, value: u32) {
+        self.pci_writes.push((bdf, offset, width, value));
         for i in 0..u16::from(width) {
             if let Some(b) = self.pci.get_mut(usize::from(offset + i)) {
                 *b = (value >> (8 * i)) as u8;
@@ -126,7 +152,9 @@ impl Platform for FakePlatform {
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
         (0xfee0_0000, u32::from(irq))
     }
-    fn irq_unmask(&mut self, _: u8) {}
+    fn irq_unmask(&mut self, irq: u8) {
+        self.unmasked.push(irq);
+    }
     fn irq_rearm(&mut self, irq: u8) {
         self.rearmed.push(irq);
     }
@@ -175,7 +203,8 @@ impl Resolver for NoDevices {
 }
 
 /// One device at 00:03.0 with a 1 MiB BAR0 whose last page holds an MSI-X
-/// table; raw MMIO grants are checked against `machine`.
+/// table; raw MMIO grants are checked against `machine`; IRQ vectors are
+/// handed out from 0x50.
 struct OneDevice {
     machine: grants::MachineMap,
     irqs: Vec<(u8, u32, (u8, u8, u8))>,
@@ -211,8 +240,30 @@ impl Resolver for OneDevice {
     }
     fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError> {
         self.irqs.push((task, bits, bdf));
-        Ok(self.irqs.len() as u8 - 1)
+        Ok(0x50 + self.irqs.len() as u8 - 1)
     }
+}
+
+impl OneDevice {
+    /// The device, with raw MMIO grants checked against an empty map.
+    fn new() -> Self {
+        OneDevice {
+            machine: grants::MachineMap::default(),
+            irqs: Vec::new(),
+        }
+    }
+}
+
+/// The edu function [`OneDevice`] resolves, to hold before an IRQ grant.
+fn edu() -> CapConfig {
+    cap(
+        "edu",
+        CapSpec::Pci {
+            vendor: 0x1234,
+            device: 0x11e8,
+            index: 0,
+        },
+    )
 }
 
 fn cap(name: &str, kind: CapSpec) -> CapConfig {

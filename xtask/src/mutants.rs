@@ -1,0 +1,551 @@
+//! `cargo xtask mutants`: mutation testing of Faultline's pure cores.
+//!
+//! cargo-mutants plants one deliberate bug at a time (an operator flipped, a
+//! condition negated, a function body replaced by a default value) and runs
+//! the crate's tests against it. A mutant the tests fail on is *caught*; one
+//! they pass is *missed* (a survivor: a bug the tests would let through); one
+//! that does not build is *unviable*; one that makes the tests hang is a
+//! *timeout*. A timeout counts as detected (the test suite does not pass),
+//! but is reported on its own.
+//!
+//! The cores are the code whose rules are all checked on the host:
+//!
+//! - `faultline-kernel`: the kernel core, `kernel/src/kern`;
+//! - `faultline-ipc`: wire format, strict decoding, the kernel config and
+//!   its checks, typed channels, the publisher;
+//! - `xtask`: deployment validation, `xtask/src/deployment`.
+//!
+//! Mutants that cannot change behaviour (equivalent mutants) are listed,
+//! each with its reason, as `exclude_re` in `.cargo/mutants.toml`; nothing
+//! else is excluded. Each crate is run on its own (its own tests only), and
+//! cargo-mutants' full output lands in `target/mutants/<package>/mutants.out`;
+//! the summary printed at the end is also written to
+//! `target/mutants/summary.txt`. The run is slow (every mutant is a rebuild
+//! and a test run), so it is not part of `cargo xtask test`.
+
+use crate::deployment::workspace_root;
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::Command;
+
+/// One crate's core: the files mutated and the package whose tests judge
+/// them.
+#[derive(Debug)]
+pub struct Target {
+    pub package: &'static str,
+    /// The crate's directory, relative to the workspace root.
+    pub dir: &'static str,
+    /// Globs of the files mutated by default.
+    pub files: &'static [&'static str],
+    /// Globs never mutated (the tests themselves).
+    pub exclude: &'static [&'static str],
+}
+
+/// The pure cores, in the order they are run.
+pub const TARGETS: &[Target] = &[
+    Target {
+        package: "faultline-kernel",
+        dir: "kernel",
+        files: &["kernel/src/kern/**"],
+        exclude: &["kernel/src/kern/tests/**"],
+    },
+    Target {
+        package: "faultline-ipc",
+        dir: "ipc",
+        files: &[
+            "ipc/src/wire.rs",
+            "ipc/src/strict.rs",
+            "ipc/src/strict/**",
+            "ipc/src/kconfig.rs",
+            "ipc/src/channel.rs",
+            "ipc/src/publisher.rs",
+        ],
+        exclude: &[],
+    },
+    Target {
+        package: "xtask",
+        dir: "xtask",
+        files: &["xtask/src/deployment/**"],
+        exclude: &["xtask/src/deployment/tests/**"],
+    },
+];
+
+/// What to run: one crate and the files to mutate in it.
+#[derive(Debug)]
+pub struct Selection<'a> {
+    pub target: &'a Target,
+    pub files: Vec<String>,
+}
+
+/// Which crates and files `--package` and `--file` select: files are
+/// grouped under the crate whose directory holds them; with no files, each
+/// selected crate (every crate when none is named) runs on its default files.
+pub fn select<'a>(
+    targets: &'a [Target],
+    packages: &[String],
+    files: &[String],
+) -> Result<Vec<Selection<'a>>> {
+    for p in packages {
+        if !targets.iter().any(|t| t.package == p) {
+            let known: Vec<_> = targets.iter().map(|t| t.package).collect();
+            bail!("{p:?} is not a core under mutation testing (known: {known:?})");
+        }
+    }
+    let wanted = |t: &Target| packages.is_empty() || packages.iter().any(|p| p == t.package);
+    if files.is_empty() {
+        return Ok(targets
+            .iter()
+            .filter(|t| wanted(t))
+            .map(|target| Selection {
+                target,
+                files: target.files.iter().map(|f| f.to_string()).collect(),
+            })
+            .collect());
+    }
+    let mut selected: Vec<Selection<'a>> = Vec::new();
+    for file in files {
+        let file = file.trim_start_matches("./");
+        let target = targets
+            .iter()
+            .find(|t| Path::new(file).starts_with(t.dir))
+            .with_context(|| format!("{file} is in none of the cores' crates"))?;
+        if !wanted(target) {
+            bail!("{file} belongs to {}, not to --package", target.package);
+        }
+        match selected
+            .iter_mut()
+            .find(|s| s.target.package == target.package)
+        {
+            Some(s) => s.files.push(file.to_string()),
+            None => selected.push(Selection {
+                target,
+                files: vec![file.to_string()],
+            }),
+        }
+    }
+    Ok(selected)
+}
+
+/// How a mutant fared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verdict {
+    Caught,
+    Missed,
+    Unviable,
+    Timeout,
+}
+
+impl Verdict {
+    pub const ALL: [Verdict; 4] = [
+        Verdict::Caught,
+        Verdict::Missed,
+        Verdict::Unviable,
+        Verdict::Timeout,
+    ];
+
+    /// The file cargo-mutants lists these mutants in, under `mutants.out`.
+    pub fn list_file(self) -> &'static str {
+        match self {
+            Verdict::Caught => "caught.txt",
+            Verdict::Missed => "missed.txt",
+            Verdict::Unviable => "unviable.txt",
+            Verdict::Timeout => "timeout.txt",
+        }
+    }
+}
+
+/// One mutant: where it is and what it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mutant {
+    pub file: String,
+    /// `line:column`.
+    pub at: String,
+    pub change: String,
+}
+
+impl Mutant {
+    /// Parses a line of cargo-mutants' lists: `path:line:col: change`.
+    pub fn parse(line: &str) -> Option<Mutant> {
+        let (file, rest) = line.split_once(':')?;
+        let (row, rest) = rest.split_once(':')?;
+        let (col, change) = rest.split_once(':')?;
+        if file.is_empty()
+            || row.parse::<u32>().is_err()
+            || col.parse::<u32>().is_err()
+            || change.trim().is_empty()
+        {
+            return None;
+        }
+        Some(Mutant {
+            file: file.to_string(),
+            at: format!("{row}:{col}"),
+            change: change.trim().to_string(),
+        })
+    }
+}
+
+/// Caught, missed, unviable and timed-out mutants of one crate or file.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub caught: usize,
+    pub missed: usize,
+    pub unviable: usize,
+    pub timeout: usize,
+}
+
+impl Counts {
+    fn add(&mut self, v: Verdict) {
+        match v {
+            Verdict::Caught => self.caught += 1,
+            Verdict::Missed => self.missed += 1,
+            Verdict::Unviable => self.unviable += 1,
+            Verdict::Timeout => self.timeout += 1,
+        }
+    }
+
+    /// Mutants that built: the ones the tests had a chance to catch.
+    pub fn viable(&self) -> usize {
+        self.caught + self.missed + self.timeout
+    }
+
+    /// Detected (caught or timed out) per viable mutant, in percent; 100
+    /// when nothing was viable.
+    pub fn score(&self) -> f64 {
+        match self.viable() {
+            0 => 100.0,
+            n => 100.0 * (self.caught + self.timeout) as f64 / n as f64,
+        }
+    }
+
+    fn line(&self) -> String {
+        format!(
+            "caught {:>3}  missed {:>3}  unviable {:>3}  timeout {:>3}  ({:.1}% of {} viable)",
+            self.caught,
+            self.missed,
+            self.unviable,
+            self.timeout,
+            self.score(),
+            self.viable()
+        )
+    }
+}
+
+/// One crate's results.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub total: Counts,
+    pub files: BTreeMap<String, Counts>,
+    pub survivors: Vec<Mutant>,
+    pub timeouts: Vec<Mutant>,
+}
+
+impl Report {
+    /// Reads the lists cargo-mutants wrote under `mutants.out`.
+    pub fn read(out: &Path) -> Result<Report> {
+        let mut lists = Vec::new();
+        for v in Verdict::ALL {
+            let path = out.join(v.list_file());
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            lists.push((v, text));
+        }
+        Ok(Report::from_lists(
+            lists.iter().map(|(v, text)| (*v, text.as_str())),
+        ))
+    }
+
+    /// Tallies lists of mutants, one `path:line:col: change` per line.
+    pub fn from_lists<'a>(lists: impl IntoIterator<Item = (Verdict, &'a str)>) -> Report {
+        let mut r = Report::default();
+        for (verdict, text) in lists {
+            for m in text.lines().filter_map(Mutant::parse) {
+                r.total.add(verdict);
+                r.files.entry(m.file.clone()).or_default().add(verdict);
+                match verdict {
+                    Verdict::Missed => r.survivors.push(m),
+                    Verdict::Timeout => r.timeouts.push(m),
+                    _ => {}
+                }
+            }
+        }
+        r
+    }
+
+    /// The report as printed: the crate's totals, each file, then every
+    /// survivor and timeout with its location.
+    pub fn render(&self, package: &str, equivalent: Option<usize>) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "{package}: {}", self.total.line());
+        if let Some(n) = equivalent {
+            let _ = writeln!(
+                s,
+                "  {n} mutants judged equivalent (.cargo/mutants.toml) not run"
+            );
+        }
+        let width = self.files.keys().map(String::len).max().unwrap_or(0);
+        for (file, counts) in &self.files {
+            let _ = writeln!(s, "  {file:<width$}  {}", counts.line());
+        }
+        for (label, list) in [("missed", &self.survivors), ("timeout", &self.timeouts)] {
+            for m in list {
+                let _ = writeln!(s, "  {label}: {}:{}: {}", m.file, m.at, m.change);
+            }
+        }
+        s
+    }
+}
+
+/// Runs cargo-mutants on the selected cores and prints the summary; returns
+/// whether every viable mutant was detected.
+pub fn run(packages: &[String], files: &[String], extra: &[String]) -> Result<bool> {
+    let selections = select(TARGETS, packages, files)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    ensure_installed(&cargo)?;
+    let root = workspace_root();
+    let out_root = root.join("target").join("mutants");
+    std::fs::create_dir_all(&out_root)
+        .with_context(|| format!("creating {}", out_root.display()))?;
+    let mut summary = String::new();
+    let mut clean = true;
+    for sel in &selections {
+        let package = sel.target.package;
+        let out = out_root.join(package);
+        let args = mutants_args(sel);
+        let equivalent = count_equivalent(&cargo, &root, &args);
+        eprintln!("xtask: cargo mutants {}", args.join(" "));
+        let status = Command::new(&cargo)
+            .current_dir(&root)
+            .arg("mutants")
+            .args(&args)
+            .arg("--output")
+            .arg(&out)
+            .args(extra)
+            .status()
+            .context("running cargo mutants")?;
+        // 0: all caught; 2: some missed; 3: some timed out. Anything else
+        // (a failing baseline, bad arguments) leaves no results to read.
+        if !matches!(status.code(), Some(0 | 2 | 3)) {
+            bail!("cargo mutants for {package} failed ({status})");
+        }
+        let report = Report::read(&out.join("mutants.out"))?;
+        clean &= report.survivors.is_empty();
+        summary.push_str(&report.render(package, equivalent));
+    }
+    println!("\n==== mutants ====\n{summary}");
+    let path = out_root.join("summary.txt");
+    std::fs::write(&path, &summary).with_context(|| format!("writing {}", path.display()))?;
+    eprintln!("xtask: summary written to {}", path.display());
+    Ok(clean)
+}
+
+/// The cargo-mutants arguments for one selection.
+fn mutants_args(sel: &Selection) -> Vec<String> {
+    let mut args = vec!["--package".to_string(), sel.target.package.to_string()];
+    for f in &sel.files {
+        args.extend(["--file".to_string(), f.clone()]);
+    }
+    for e in sel.target.exclude {
+        args.extend(["--exclude".to_string(), e.to_string()]);
+    }
+    args
+}
+
+/// How many of the selection's mutants `.cargo/mutants.toml` excludes as
+/// equivalent (the difference between the lists with and without it);
+/// `None` if cargo-mutants could not list them.
+fn count_equivalent(cargo: &str, root: &Path, args: &[String]) -> Option<usize> {
+    let list = |no_config: bool| -> Option<usize> {
+        let mut cmd = Command::new(cargo);
+        cmd.current_dir(root).args(["mutants", "--list"]).args(args);
+        if no_config {
+            cmd.arg("--no-config");
+        }
+        let out = cmd.output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).lines().count())
+    };
+    Some(list(true)?.saturating_sub(list(false)?))
+}
+
+/// Installs cargo-mutants with `cargo install --locked` when it is missing.
+fn ensure_installed(cargo: &str) -> Result<()> {
+    let present = Command::new(cargo)
+        .args(["mutants", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: cargo-mutants is missing; installing it (cargo install cargo-mutants --locked)"
+    );
+    let status = Command::new(cargo)
+        .args(["install", "cargo-mutants", "--locked"])
+        .status()
+        .context("running cargo install cargo-mutants")?;
+    if !status.success() {
+        bail!("`cargo install cargo-mutants --locked` failed ({status})");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn default_selection_is_every_core_on_its_default_files() {
+        let s = select(TARGETS, &[], &[]).unwrap();
+        let names: Vec<_> = s.iter().map(|s| s.target.package).collect();
+        assert_eq!(names, ["faultline-kernel", "faultline-ipc", "xtask"]);
+        assert_eq!(s[0].files, ["kernel/src/kern/**"]);
+        let s = select(TARGETS, &strings(&["faultline-ipc"]), &[]).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].target.package, "faultline-ipc");
+        assert!(s[0].files.contains(&"ipc/src/kconfig.rs".to_string()));
+    }
+
+    #[test]
+    fn files_go_to_the_crate_that_holds_them() {
+        let files = strings(&[
+            "kernel/src/kern/ipc.rs",
+            "./ipc/src/wire.rs",
+            "kernel/src/kern/caps.rs",
+        ]);
+        let s = select(TARGETS, &[], &files).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(s[0].target.package, "faultline-kernel");
+        assert_eq!(
+            s[0].files,
+            ["kernel/src/kern/ipc.rs", "kernel/src/kern/caps.rs"]
+        );
+        assert_eq!(s[1].target.package, "faultline-ipc");
+        assert_eq!(s[1].files, ["ipc/src/wire.rs"]);
+        // A directory that merely starts like a crate's is not that crate.
+        assert!(select(TARGETS, &[], &strings(&["ipcx/src/a.rs"])).is_err());
+    }
+
+    #[test]
+    fn unknown_packages_and_mismatched_files_are_refused() {
+        let e = select(TARGETS, &strings(&["boot"]), &[]).unwrap_err();
+        assert!(format!("{e}").contains("not a core"), "{e}");
+        let e = select(
+            TARGETS,
+            &strings(&["xtask"]),
+            &strings(&["kernel/src/kern/ipc.rs"]),
+        )
+        .unwrap_err();
+        assert!(format!("{e}").contains("faultline-kernel"), "{e}");
+        assert!(select(TARGETS, &[], &strings(&["services/vtd/src/lib.rs"])).is_err());
+    }
+
+    #[test]
+    fn arguments_name_package_files_and_exclusions() {
+        let s = select(TARGETS, &[], &strings(&["kernel/src/kern/ipc.rs"])).unwrap();
+        assert_eq!(
+            mutants_args(&s[0]),
+            [
+                "--package",
+                "faultline-kernel",
+                "--file",
+                "kernel/src/kern/ipc.rs",
+                "--exclude",
+                "kernel/src/kern/tests/**"
+            ]
+        );
+    }
+
+    #[test]
+    fn mutant_lines_parse_and_junk_does_not() {
+        assert_eq!(
+            Mutant::parse("kernel/src/kern/caps.rs:136:22: replace > with >= in CapTable::lookup"),
+            Some(Mutant {
+                file: "kernel/src/kern/caps.rs".into(),
+                at: "136:22".into(),
+                change: "replace > with >= in CapTable::lookup".into(),
+            })
+        );
+        // The change may itself hold colons.
+        assert_eq!(
+            Mutant::parse("a.rs:1:2: replace f -> Result<(), E> with Ok(::core::default())")
+                .unwrap()
+                .change,
+            "replace f -> Result<(), E> with Ok(::core::default())"
+        );
+        for junk in [
+            "",
+            "a.rs",
+            "a.rs:1: x",
+            "a.rs:x:2: y",
+            "a.rs:1:2:",
+            ":1:2: z",
+        ] {
+            assert_eq!(Mutant::parse(junk), None, "{junk:?}");
+        }
+    }
+
+    #[test]
+    fn reports_count_per_crate_and_file_and_list_survivors() {
+        let r = Report::from_lists([
+            (
+                Verdict::Caught,
+                "a.rs:1:1: one\na.rs:2:1: two\nb.rs:1:1: three\n",
+            ),
+            (Verdict::Missed, "b.rs:9:5: survivor\n"),
+            (Verdict::Unviable, "a.rs:3:1: no build\n"),
+            (Verdict::Timeout, "b.rs:4:4: loops\n"),
+        ]);
+        assert_eq!(
+            r.total,
+            Counts {
+                caught: 3,
+                missed: 1,
+                unviable: 1,
+                timeout: 1
+            }
+        );
+        assert_eq!(r.total.viable(), 5);
+        assert_eq!(r.total.score(), 80.0);
+        assert_eq!(
+            r.files["a.rs"],
+            Counts {
+                caught: 2,
+                missed: 0,
+                unviable: 1,
+                timeout: 0
+            }
+        );
+        assert_eq!(r.files["b.rs"].missed, 1);
+        assert_eq!(r.survivors.len(), 1);
+        assert_eq!(r.survivors[0].at, "9:5");
+        let text = r.render("crate", Some(2));
+        assert!(text.starts_with("crate: caught   3  missed   1"), "{text}");
+        assert!(text.contains("80.0% of 5 viable"), "{text}");
+        assert!(text.contains("2 mutants judged equivalent"), "{text}");
+        assert!(text.contains("  missed: b.rs:9:5: survivor\n"), "{text}");
+        assert!(text.contains("  timeout: b.rs:4:4: loops\n"), "{text}");
+    }
+
+    #[test]
+    fn nothing_viable_scores_full_and_missing_lists_read_as_empty() {
+        assert_eq!(Counts::default().score(), 100.0);
+        let dir = std::env::temp_dir().join(format!("xtask-mutants-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("caught.txt"), "x.rs:1:1: a\n").unwrap();
+        let r = Report::read(&dir).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(r.total.caught, 1);
+        assert_eq!(r.total.viable(), 1);
+        assert!(r.survivors.is_empty());
+    }
+}
