@@ -86,7 +86,8 @@ enum Command {
     Bench {
         #[arg(long, default_value = "bench")]
         deployment: String,
-        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        /// Accelerator: kvm or tcg (default: kvm where it starts and has
+        /// EPT/NPT, otherwise instruction counting as with --icount).
         #[arg(long)]
         accel: Option<qemu::Accel>,
         #[arg(long)]

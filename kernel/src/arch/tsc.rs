@@ -12,6 +12,8 @@ use embedded_hal::delay::DelayNs;
 use x86::cpuid::cpuid;
 
 static HZ: AtomicU64 = AtomicU64::new(0);
+/// The frequency and its source, once [`calibrate`] has run.
+static FREQUENCY: hermit_sync::OnceCell<Frequency> = hermit_sync::OnceCell::new();
 
 /// Reads the time-stamp counter.
 pub fn read() -> u64 {
@@ -54,12 +56,16 @@ pub fn cpuid_clock() -> CpuidClock {
     }
 }
 
+/// What [`calibrate`] found (None before it ran).
+pub fn frequency() -> Option<Frequency> {
+    FREQUENCY.get().copied()
+}
+
 /// Finds the TSC frequency: stated by `cmdline_khz` or CPUID, or measured
-/// against the PIT.
+/// against the PIT. Needs nothing but CPUID and port I/O, so it runs first
+/// thing, and every later log line carries a time.
 pub fn calibrate(cmdline_khz: Option<u32>) -> Result<Frequency, super::pit::PitTimeout> {
-    let clock = cpuid_clock();
-    log::debug!("time: {clock:x?}");
-    let freq = match tscfreq::choose(cmdline_khz, &clock) {
+    let freq = match tscfreq::choose(cmdline_khz, &cpuid_clock()) {
         Some(f) => f,
         None => Frequency {
             tsc_hz: calibrate_with_pit()?,
@@ -68,6 +74,7 @@ pub fn calibrate(cmdline_khz: Option<u32>) -> Result<Frequency, super::pit::PitT
         },
     };
     HZ.store(freq.tsc_hz, Ordering::Relaxed);
+    let _ = FREQUENCY.set(freq);
     Ok(freq)
 }
 

@@ -315,6 +315,33 @@ fn try_cpu(qemu: &Path, cpu: &str) -> Result<(), String> {
     }))
 }
 
+/// Whether this host's KVM uses hardware nested paging (Intel EPT, AMD
+/// NPT), without which every guest page-table change and many exits are
+/// emulated, and cycle figures measure the host rather than Faultline.
+pub fn kvm_hardware_paging() -> Result<(), String> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    hardware_paging(
+        read("/sys/module/kvm_intel/parameters/ept").as_deref(),
+        read("/sys/module/kvm_amd/parameters/npt").as_deref(),
+    )
+}
+
+/// The rule behind [`kvm_hardware_paging`], from the two module
+/// parameters (None: the module is not loaded).
+pub fn hardware_paging(ept: Option<&str>, npt: Option<&str>) -> Result<(), String> {
+    let on = |v: &str| matches!(v.trim(), "Y" | "y" | "1");
+    match (ept, npt) {
+        (Some(v), _) if on(v) => Ok(()),
+        (_, Some(v)) if on(v) => Ok(()),
+        (Some(_), _) => Err("KVM runs without EPT (kvm_intel ept=N)".into()),
+        (_, Some(_)) => Err("KVM runs without NPT (kvm_amd npt=0)".into()),
+        (None, None) => Err(
+            "KVM here is neither kvm_intel nor kvm_amd (e.g. a software KVM): no hardware nested paging"
+                .into(),
+        ),
+    }
+}
+
 /// The host CPU's model name, from `/proc/cpuinfo`.
 pub fn host_cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -422,6 +449,15 @@ mod tests {
             ],
         };
         assert_eq!(none.refusal(), "second");
+    }
+
+    #[test]
+    fn hardware_paging_is_ept_or_npt() {
+        assert_eq!(hardware_paging(Some("Y\n"), None), Ok(()));
+        assert_eq!(hardware_paging(None, Some("1\n")), Ok(()));
+        assert!(hardware_paging(Some("N\n"), None).is_err_and(|e| e.contains("EPT")));
+        assert!(hardware_paging(None, Some("0")).is_err_and(|e| e.contains("NPT")));
+        assert!(hardware_paging(None, None).is_err());
     }
 
     #[test]
