@@ -92,9 +92,9 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     }
     let cpu = target.cpu.clone();
     let run = RunOptions {
+        timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
         target,
         icount: opts.icount,
-        timeout: opts.timeout.unwrap_or(dep.timeout_secs()),
         gdb: false,
         extra_args: Vec::new(),
         echo: false,

@@ -147,9 +147,9 @@ fn run(cli: Cli) -> Result<()> {
             let qemu = qemu::Qemu::locate_or_install()?;
             let target = qemu.select(accel)?;
             let opts = qemu::RunOptions {
+                timeout: timeout.unwrap_or(target.timeout(dep.timeout_secs())),
                 target,
                 icount: false,
-                timeout: timeout.unwrap_or(dep.timeout_secs()),
                 gdb,
                 extra_args: qemu_args,
                 echo: true,
