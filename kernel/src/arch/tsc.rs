@@ -23,16 +23,27 @@ pub fn read() -> u64 {
 
 /// The CPUID values the frequency choice depends on.
 pub fn cpuid_clock() -> CpuidClock {
+    // Each CPUID is an exit under a hypervisor: ask only for leaves that
+    // exist.
     let max_leaf = cpuid!(0).eax;
-    let leaf = |l: u32| if max_leaf >= l { cpuid!(l) } else { cpuid!(0) };
-    let l15 = leaf(0x15);
+    let leaf_15 = if max_leaf >= 0x15 {
+        let r = cpuid!(0x15);
+        [r.eax, r.ebx, r.ecx]
+    } else {
+        [0; 3]
+    };
+    let leaf_16_mhz = if max_leaf >= 0x16 {
+        cpuid!(0x16).eax & 0xffff
+    } else {
+        0
+    };
     let hypervisor = cpuid!(1).ecx & (1 << 31) != 0;
     let hv_max_leaf = if hypervisor {
         cpuid!(0x4000_0000).eax
     } else {
         0
     };
-    let hv = if hypervisor && hv_max_leaf >= 0x4000_0010 {
+    let hv_timing = if hypervisor && (0x4000_0010..=0x4000_00ff).contains(&hv_max_leaf) {
         let r = cpuid!(0x4000_0010);
         [r.eax, r.ebx]
     } else {
@@ -40,19 +51,11 @@ pub fn cpuid_clock() -> CpuidClock {
     };
     CpuidClock {
         max_leaf,
-        leaf_15: if max_leaf >= 0x15 {
-            [l15.eax, l15.ebx, l15.ecx]
-        } else {
-            [0; 3]
-        },
-        leaf_16_mhz: if max_leaf >= 0x16 {
-            leaf(0x16).eax & 0xffff
-        } else {
-            0
-        },
+        leaf_15,
+        leaf_16_mhz,
         hypervisor,
         hv_max_leaf,
-        hv_timing: hv,
+        hv_timing,
     }
 }
 
