@@ -2,14 +2,15 @@
 //! sequence, in the order each step's prerequisites demand.
 //!
 //! 1. Copy the PVH `start_info` out of low memory (nothing has touched it).
-//! 2. Console, GDT/TSS, IDT, legacy PIC off: from here on, every fault is
+//! 2. The TSC rate (command line, CPUID, or the PIT as a fallback), so that
+//!    every log line carries its time since the PVH entry.
+//! 3. Console, GDT/TSS, IDT, legacy PIC off: from here on, every fault is
 //!    reported.
-//! 3. Memory: frame allocator over the E820 map, the kernel's own page
+//! 4. Memory: frame allocator over the E820 map, the kernel's own page
 //!    tables, and a guarded kernel stack, which stage 2 runs on.
-//! 4. Time: the TSC rate (command line, CPUID, or the PIT as a fallback),
-//!    then the LAPIC timer rate (CPUID, or measured against the TSC).
-//! 5. Discovery: ACPI (MADT, MCFG, DMAR), the VT-d units' registers, PCI.
-//! 6. The boot report, then the deployment's outcome through isa-debug-exit.
+//! 5. Time: the LAPIC timer rate (CPUID, or measured against the TSC).
+//! 6. Discovery: ACPI (MADT, MCFG, DMAR), the VT-d units' registers, PCI.
+//! 7. The boot report, then the deployment's outcome through isa-debug-exit.
 #![no_std]
 #![no_main]
 #![forbid(unsafe_op_in_unsafe_fn)]
@@ -19,7 +20,7 @@ use faultline_boot::{BootInfo, pvh};
 use faultline_ipc::harness::ExitCode;
 use faultline_ipc::kconfig::KernelConfig;
 use hermit_sync::OnceCell;
-use kernel::arch::{cpu, exit::exit, gdt, idt, pit};
+use kernel::arch::{cpu, exit::exit, gdt, idt, pit, tsc};
 use kernel::{cmdline, console, memory, platform, report};
 
 faultline_boot::entry_point!(boot);
@@ -43,7 +44,12 @@ fn boot(start_info_paddr: u64, entry_tsc: u64) -> ! {
         }
     };
     let options = *OPTIONS.get_or_init(|| cmdline::parse(&info.cmdline, |_| {}));
+    let tsc_rate = tsc::calibrate(options.tsc_khz);
     console::init(entry_tsc, options.log_level);
+    if tsc_rate.is_err() {
+        log::error!("TSC calibration: the PIT never counted down");
+        exit(ExitCode::BootFailure);
+    }
     log::info!("Faultline {} booting", env!("CARGO_PKG_VERSION"));
     cmdline::parse(&info.cmdline, |w| {
         log::warn!("cmdline: ignoring unknown word {:?}", w.0)

@@ -144,7 +144,7 @@ impl fmt::Display for PlatformError {
         match self {
             Self::NoRsdp => write!(f, "the boot loader passed no ACPI RSDP address"),
             Self::Acpi(e) => write!(f, "ACPI: {e}"),
-            Self::Tsc => write!(f, "TSC calibration: the PIT never counted down"),
+            Self::Tsc => write!(f, "the TSC frequency is unknown (calibration did not run)"),
             Self::LapicMap(e) => write!(f, "mapping the xAPIC registers: {e}"),
         }
     }
@@ -223,9 +223,13 @@ fn calibrate_time(
     tables: &AcpiTables,
     options: &Options,
 ) -> Result<Timing, PlatformError> {
-    let freq = tsc::calibrate(options.tsc_khz).map_err(|_| PlatformError::Tsc)?;
+    let freq = tsc::frequency().ok_or(PlatformError::Tsc)?;
     let tsc_hz = freq.tsc_hz;
-    log::debug!("time: TSC {tsc_hz} Hz ({})", freq.source);
+    log::debug!(
+        "time: TSC {tsc_hz} Hz ({}); {:x?}",
+        freq.source,
+        tsc::cpuid_clock()
+    );
     let x2apic = features.x2apic && !options.force_xapic;
     let xapic_phys = tables
         .madt

@@ -2,9 +2,11 @@
 //!
 //! Two modes:
 //!
-//! - default: KVM with the CPU model this host's KVM accepts (TCG when KVM
-//!   cannot start, saying that its figures are emulation figures); figures
-//!   in TSC `cycles`, which depend on the host;
+//! - default: KVM with the CPU model this host's KVM accepts, figures in
+//!   TSC `cycles`, which depend on the host; where KVM cannot start or runs
+//!   without hardware nested paging (EPT/NPT; there a round trip can cost
+//!   100 ms of exits, and 400,000 of them hours), it counts instructions
+//!   as with `--icount` and says why; `--accel tcg` times TCG in cycles;
 //! - `--icount`: TCG with `-icount shift=0,sleep=off` (see `qemu`), where
 //!   one TSC tick is one guest instruction, so every figure is an exact
 //!   instruction count (`"unit": "instructions"`), identical from run to
@@ -28,7 +30,7 @@
 //! expected output, no figures at all), never because of a figure's value.
 
 use crate::deployment::{self, workspace_root};
-use crate::qemu::{Accel, Qemu, RunOptions, Target};
+use crate::qemu::{Accel, Qemu, RunOptions, Target, probe};
 use crate::{figures, image, test};
 use anyhow::{Context, Result};
 use serde_json::{Map, Value, json};
@@ -67,6 +69,8 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         profile,
     )?);
     let qemu = Qemu::locate_or_install()?;
+    let icount = opts.icount || (opts.accel.is_none() && !kvm_is_fast(&qemu));
+    let opts = BenchOptions { icount, ..opts };
     let target = if opts.icount {
         if opts.accel == Some(Accel::Kvm) {
             anyhow::bail!(
@@ -88,9 +92,9 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     }
     let cpu = target.cpu.clone();
     let run = RunOptions {
+        timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
         target,
         icount: opts.icount,
-        timeout: opts.timeout.unwrap_or(dep.timeout_secs()),
         gdb: false,
         extra_args: Vec::new(),
         echo: false,
@@ -138,7 +142,7 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
             "icount": opts.icount.then_some(crate::qemu::ICOUNT),
             "date": date,
             "qemu": qemu.version(),
-            "cpu": crate::qemu::probe::host_cpu_model(),
+            "cpu": probe::host_cpu_model(),
             "git_commit": git_commit(),
             "elapsed_secs": outcome.elapsed.as_secs_f64(),
         },
@@ -156,6 +160,21 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         path.display()
     );
     Ok(true)
+}
+
+/// Whether KVM can start here and has hardware nested paging; says why
+/// not.
+fn kvm_is_fast(qemu: &Qemu) -> bool {
+    let why_not = match crate::qemu::kvm_usable() {
+        Err(why) => why,
+        Ok(()) => match (qemu.host_cpu().kvm_cpu, probe::kvm_hardware_paging()) {
+            (Some(_), Ok(())) => return true,
+            (None, _) => "KVM cannot start a guest here".into(),
+            (Some(_), Err(why)) => why,
+        },
+    };
+    eprintln!("xtask: bench counts instructions (as --icount) instead of timing KVM: {why_not}");
+    false
 }
 
 /// The JSON objects of `BENCH {...}` lines, and the lines that carried

@@ -16,10 +16,11 @@ pub fn capture_acpi(name: &str, out: Option<PathBuf>) -> Result<()> {
     let dep = deployment::load(name)?;
     let image = image::build(&dep, false)?;
     let qemu = Qemu::locate_or_install()?;
+    let target = qemu.select(None)?;
     let opts = RunOptions {
-        target: qemu.select(None)?,
+        timeout: target.timeout(dep.timeout_secs()),
+        target,
         icount: false,
-        timeout: dep.timeout_secs(),
         gdb: false,
         extra_args: Vec::new(),
         echo: false,

@@ -89,7 +89,8 @@ enum Command {
     Bench {
         #[arg(long, default_value = "bench")]
         deployment: String,
-        /// Accelerator: kvm or tcg (default: kvm when /dev/kvm is usable).
+        /// Accelerator: kvm or tcg (default: kvm where it starts and has
+        /// EPT/NPT, otherwise instruction counting as with --icount).
         #[arg(long)]
         accel: Option<qemu::Accel>,
         #[arg(long)]
@@ -161,9 +162,9 @@ fn run(cli: Cli) -> Result<()> {
             let qemu = qemu::Qemu::locate_or_install()?;
             let target = qemu.select(accel)?;
             let opts = qemu::RunOptions {
+                timeout: timeout.unwrap_or(target.timeout(dep.timeout_secs())),
                 target,
                 icount: false,
-                timeout: timeout.unwrap_or(dep.timeout_secs()),
                 gdb,
                 extra_args: qemu_args,
                 echo: true,

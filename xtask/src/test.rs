@@ -89,10 +89,7 @@ fn kvm_target(qemu: &Qemu) -> Result<Target, String> {
                 "xtask: KVM scenarios use -cpu {cpu} ({})",
                 qemu::cache_path().display()
             );
-            Ok(Target {
-                accel: Accel::Kvm,
-                cpu,
-            })
+            Ok(Target::kvm(cpu))
         }
         None => Err(format!(
             "host problem: KVM cannot start a guest here with any CPU model: {}",
@@ -163,9 +160,9 @@ fn run_scenarios(filter: Option<&str>) -> Result<Results> {
             eprintln!("xtask: {label}");
             let accel = target.accel;
             let opts = RunOptions {
+                timeout: target.timeout(dep.timeout_secs()),
                 target,
                 icount: false,
-                timeout: dep.timeout_secs(),
                 gdb: false,
                 extra_args: Vec::new(),
                 echo: false,

@@ -12,6 +12,8 @@ use embedded_hal::delay::DelayNs;
 use x86::cpuid::cpuid;
 
 static HZ: AtomicU64 = AtomicU64::new(0);
+/// The frequency and its source, once [`calibrate`] has run.
+static FREQUENCY: hermit_sync::OnceCell<Frequency> = hermit_sync::OnceCell::new();
 
 /// Reads the time-stamp counter.
 pub fn read() -> u64 {
@@ -21,16 +23,27 @@ pub fn read() -> u64 {
 
 /// The CPUID values the frequency choice depends on.
 pub fn cpuid_clock() -> CpuidClock {
+    // Each CPUID is an exit under a hypervisor: ask only for leaves that
+    // exist.
     let max_leaf = cpuid!(0).eax;
-    let leaf = |l: u32| if max_leaf >= l { cpuid!(l) } else { cpuid!(0) };
-    let l15 = leaf(0x15);
+    let leaf_15 = if max_leaf >= 0x15 {
+        let r = cpuid!(0x15);
+        [r.eax, r.ebx, r.ecx]
+    } else {
+        [0; 3]
+    };
+    let leaf_16_mhz = if max_leaf >= 0x16 {
+        cpuid!(0x16).eax & 0xffff
+    } else {
+        0
+    };
     let hypervisor = cpuid!(1).ecx & (1 << 31) != 0;
     let hv_max_leaf = if hypervisor {
         cpuid!(0x4000_0000).eax
     } else {
         0
     };
-    let hv = if hypervisor && hv_max_leaf >= 0x4000_0010 {
+    let hv_timing = if hypervisor && (0x4000_0010..=0x4000_00ff).contains(&hv_max_leaf) {
         let r = cpuid!(0x4000_0010);
         [r.eax, r.ebx]
     } else {
@@ -38,28 +51,24 @@ pub fn cpuid_clock() -> CpuidClock {
     };
     CpuidClock {
         max_leaf,
-        leaf_15: if max_leaf >= 0x15 {
-            [l15.eax, l15.ebx, l15.ecx]
-        } else {
-            [0; 3]
-        },
-        leaf_16_mhz: if max_leaf >= 0x16 {
-            leaf(0x16).eax & 0xffff
-        } else {
-            0
-        },
+        leaf_15,
+        leaf_16_mhz,
         hypervisor,
         hv_max_leaf,
-        hv_timing: hv,
+        hv_timing,
     }
 }
 
+/// What [`calibrate`] found (None before it ran).
+pub fn frequency() -> Option<Frequency> {
+    FREQUENCY.get().copied()
+}
+
 /// Finds the TSC frequency: stated by `cmdline_khz` or CPUID, or measured
-/// against the PIT.
+/// against the PIT. Needs nothing but CPUID and port I/O, so it runs first
+/// thing, and every later log line carries a time.
 pub fn calibrate(cmdline_khz: Option<u32>) -> Result<Frequency, super::pit::PitTimeout> {
-    let clock = cpuid_clock();
-    log::debug!("time: {clock:x?}");
-    let freq = match tscfreq::choose(cmdline_khz, &clock) {
+    let freq = match tscfreq::choose(cmdline_khz, &cpuid_clock()) {
         Some(f) => f,
         None => Frequency {
             tsc_hz: calibrate_with_pit()?,
@@ -68,6 +77,7 @@ pub fn calibrate(cmdline_khz: Option<u32>) -> Result<Frequency, super::pit::PitT
         },
     };
     HZ.store(freq.tsc_hz, Ordering::Relaxed);
+    let _ = FREQUENCY.set(freq);
     Ok(freq)
 }
 

@@ -21,6 +21,7 @@
 //! therefore pass `apic=xapic`, and the kernel drives the LAPIC through its
 //! MMIO page, whose accesses TCG handles as I/O.
 
+mod candidates;
 mod install;
 mod outcome;
 pub mod probe;
@@ -77,7 +78,14 @@ pub fn kvm_usable() -> Result<(), String> {
 pub struct Target {
     pub accel: Accel,
     pub cpu: String,
+    /// How many times a deployment's timeout a run may take: more than 1
+    /// under a KVM without hardware nested paging, where every exit costs
+    /// milliseconds and a scenario can take minutes without hanging.
+    pub timeout_factor: u64,
 }
+
+/// The timeout factor under a KVM without EPT/NPT.
+const SLOW_KVM_TIMEOUT_FACTOR: u64 = 5;
 
 impl Target {
     /// TCG with every feature it emulates.
@@ -85,7 +93,31 @@ impl Target {
         Target {
             accel: Accel::Tcg,
             cpu: TCG_CPU.into(),
+            timeout_factor: 1,
         }
+    }
+
+    /// KVM with `cpu`; says so when its timeouts are stretched.
+    pub fn kvm(cpu: String) -> Target {
+        let timeout_factor = match probe::kvm_hardware_paging() {
+            Ok(()) => 1,
+            Err(why) => {
+                eprintln!(
+                    "xtask: {why}: KVM runs get {SLOW_KVM_TIMEOUT_FACTOR} times their timeouts"
+                );
+                SLOW_KVM_TIMEOUT_FACTOR
+            }
+        };
+        Target {
+            accel: Accel::Kvm,
+            cpu,
+            timeout_factor,
+        }
+    }
+
+    /// A deployment's timeout `secs`, stretched for this target.
+    pub fn timeout(&self, secs: u64) -> u64 {
+        secs.saturating_mul(self.timeout_factor)
     }
 }
 
@@ -155,10 +187,7 @@ impl Qemu {
                             "xtask: accel kvm, -cpu {cpu} (this host's KVM accepts it; {})",
                             cache_path().display()
                         );
-                        return Ok(Target {
-                            accel: Accel::Kvm,
-                            cpu: cpu.clone(),
-                        });
+                        return Ok(Target::kvm(cpu.clone()));
                     }
                     None => format!(
                         "KVM cannot start here with any CPU model (tried {}): {}",

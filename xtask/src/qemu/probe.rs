@@ -11,11 +11,13 @@
 //! and the first `KVM_RUN` happen, then asks the monitor `info status` and
 //! quits. A model is accepted when QEMU answers `VM status: running`; an
 //! abort, an error exit or a paused VM (`internal-error`) rejects it, and
-//! QEMU's error text picks the next candidate ([`next_candidate`]):
+//! QEMU's error text picks the next candidate
+//! ([`candidates::next_candidate`]):
 //!
 //! 1. `max`;
 //! 2. the same minus the feature behind a refused MSR (`-arch-capabilities`
-//!    for 0x10a, see [`msr_feature`]), repeated while QEMU names another;
+//!    for 0x10a, see [`candidates::msr_feature`]), repeated while QEMU
+//!    names another;
 //! 3. `host` with the features removed so far;
 //! 4. none left: KVM cannot start here, and runs fall back to TCG.
 //!
@@ -29,6 +31,7 @@
 //! QEMU version), so a probe costs its second or so once per host; a cache
 //! written for another key is ignored and replaced.
 
+use super::candidates;
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use std::path::Path;
@@ -110,63 +113,6 @@ pub fn parse_cache(text: &str, key: &HostKey) -> Option<HostCpu> {
         .filter(|c| &c.host == key)
 }
 
-/// The MSR that KVM refused, from QEMU's `failed to set MSR 0x10a to ...`.
-pub fn refused_msr(error: &str) -> Option<u32> {
-    let rest = error.split("failed to set MSR 0x").nth(1)?;
-    let hex: String = rest.chars().take_while(char::is_ascii_hexdigit).collect();
-    u32::from_str_radix(&hex, 16).ok()
-}
-
-/// The QEMU CPU feature that makes QEMU write `msr`, where removing it is
-/// harmless for Faultline.
-pub fn msr_feature(msr: u32) -> Option<&'static str> {
-    Some(match msr {
-        0x10a => "arch-capabilities", // IA32_ARCH_CAPABILITIES
-        0x345 => "pdcm",              // IA32_PERF_CAPABILITIES
-        0x3b => "tsc-adjust",         // IA32_TSC_ADJUST
-        0x6e0 => "tsc-deadline",      // IA32_TSC_DEADLINE
-        0xda0 => "xsaves",            // IA32_XSS
-        0x48 => "spec-ctrl",          // IA32_SPEC_CTRL
-        0x122 => "rtm",               // IA32_TSX_CTRL
-        0xc000_0103 => "rdtscp",      // IA32_TSC_AUX
-        0x4b56_4d02 => "kvm-asyncpf", // MSR_KVM_ASYNC_PF_EN
-        0x4b56_4d03 => "kvm-steal-time",
-        0x4b56_4d04 => "kvm-pv-eoi",
-        0x4b56_4d05 => "kvm-poll-control",
-        _ => return None,
-    })
-}
-
-/// Whether QEMU's error says KVM cannot be used at all (no model helps).
-pub fn kvm_unavailable(error: &str) -> bool {
-    [
-        "Could not access KVM kernel module",
-        "failed to initialize kvm",
-        "failed to initialize KVM",
-        "KVM not supported",
-        "kvm accelerator not available",
-        "No accelerator found",
-    ]
-    .iter()
-    .any(|s| error.contains(s))
-}
-
-/// The model to try after `current` failed with `error`, if any.
-pub fn next_candidate(current: &str, error: &str) -> Option<String> {
-    if kvm_unavailable(error) {
-        return None;
-    }
-    if let Some(feature) = refused_msr(error).and_then(msr_feature) {
-        let minus = format!("-{feature}");
-        if !current.split(',').any(|f| f == minus) {
-            return Some(format!("{current},{minus}"));
-        }
-    }
-    current
-        .strip_prefix("max")
-        .map(|removed| format!("host{removed}"))
-}
-
 /// Tries candidates from `max` on, as the module doc says.
 pub fn probe(qemu: &Path, key: HostKey) -> HostCpu {
     let mut attempts: Vec<Attempt> = Vec::new();
@@ -207,7 +153,7 @@ pub fn probe(qemu: &Path, key: HostKey) -> HostCpu {
             }
             Err(error) => {
                 eprintln!("xtask:   refused: {error}");
-                next = next_candidate(&cpu, &error);
+                next = candidates::next_candidate(&cpu, &error);
                 attempts.push(Attempt {
                     cpu,
                     error: Some(error),
@@ -315,6 +261,17 @@ fn try_cpu(qemu: &Path, cpu: &str) -> Result<(), String> {
     }))
 }
 
+/// Whether this host's KVM uses hardware nested paging (Intel EPT, AMD
+/// NPT), without which every guest page-table change and many exits are
+/// emulated, and cycle figures measure the host rather than Faultline.
+pub fn kvm_hardware_paging() -> Result<(), String> {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    candidates::hardware_paging(
+        read("/sys/module/kvm_intel/parameters/ept").as_deref(),
+        read("/sys/module/kvm_amd/parameters/npt").as_deref(),
+    )
+}
+
 /// The host CPU's model name, from `/proc/cpuinfo`.
 pub fn host_cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
@@ -342,43 +299,6 @@ mod tests {
             kernel: "6.18.44".into(),
             qemu: "QEMU emulator version 10.0.2".into(),
         }
-    }
-
-    #[test]
-    fn a_refused_msr_removes_its_feature_then_falls_back_to_host() {
-        assert_eq!(refused_msr(MSR_10A), Some(0x10a));
-        assert_eq!(
-            next_candidate("max", MSR_10A).as_deref(),
-            Some("max,-arch-capabilities")
-        );
-        // The same MSR again: the feature is gone already, so try `host`.
-        assert_eq!(
-            next_candidate("max,-arch-capabilities", MSR_10A).as_deref(),
-            Some("host,-arch-capabilities")
-        );
-        let xss = "error: failed to set MSR 0xda0 to 0x0";
-        assert_eq!(
-            next_candidate("max,-arch-capabilities", xss).as_deref(),
-            Some("max,-arch-capabilities,-xsaves")
-        );
-        // Nothing left after `host`.
-        assert_eq!(next_candidate("host,-arch-capabilities", MSR_10A), None);
-    }
-
-    #[test]
-    fn an_unknown_error_tries_host_and_no_kvm_stops_at_once() {
-        assert_eq!(
-            next_candidate("max", "KVM internal error. Suberror: 1").as_deref(),
-            Some("host")
-        );
-        assert_eq!(
-            next_candidate("max", "error: failed to set MSR 0x1234 to 0x1").as_deref(),
-            Some("host")
-        );
-        let no_kvm = "Could not access KVM kernel module: Permission denied\n\
-                      qemu-system-x86_64: failed to initialize kvm: Permission denied";
-        assert!(kvm_unavailable(no_kvm));
-        assert_eq!(next_candidate("max", no_kvm), None);
     }
 
     #[test]
