@@ -26,14 +26,17 @@ use std::vec::Vec;
 const USER_BASE: u64 = 0x40_0000;
 const USER_SIZE: usize = 0x4000;
 
+/// A PCI function's bus, device and function numbers.
+type Bdf = (u8, u8, u8);
+
 struct FakePlatform {
     mem: Vec<Vec<u8>>,
     logs: Vec<(String, String)>,
     loads: Vec<usize>,
     now: u64,
     /// Every PCI config read and write: (bdf, offset, width, value written).
-    pci_reads: Vec<((u8, u8, u8), u16, u8)>,
-    pci_writes: Vec<((u8, u8, u8), u16, u8, u32)>,
+    pci_reads: Vec<(Bdf, u16, u8)>,
+    pci_writes: Vec<(Bdf, u16, u8, u32)>,
     /// Bytes asked of `alloc_dma`, and the error it gives when set.
     dma_requests: Vec<u64>,
     dma_error: Option<Error>,
