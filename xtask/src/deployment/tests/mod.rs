@@ -1,7 +1,7 @@
 //! Host tests of manifest parsing and validation: `machine` (the
-//! `[machine]` table), `errors` (one bad manifest per rule, each with its
-//! exact message and line) and `config` (good manifests and the
-//! `KernelConfig` they give).
+//! `[machine]` table at the edges of each rule), `errors` (one bad manifest
+//! per rule, each with its exact message and line), `grants` (hardware
+//! grants) and `config` (good manifests and the `KernelConfig` they give).
 
 use super::machine::check_iommu_options;
 use super::*;
@@ -10,6 +10,7 @@ use faultline_ipc::harness::ExitCode;
 mod config;
 mod errors;
 mod grants;
+mod machine;
 
 /// The crates the test manifests may name.
 fn packages() -> BTreeSet<String> {
