@@ -8,6 +8,7 @@ use super::*;
 use faultline_ipc::harness::ExitCode;
 
 mod config;
+mod edges;
 mod errors;
 mod grants;
 mod machine;
