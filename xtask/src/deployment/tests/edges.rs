@@ -49,3 +49,34 @@ fn pci_ids_are_exactly_four_hex_digits_each() {
         assert_eq!(parse_pci_id(bad), None, "{bad:?}");
     }
 }
+
+/// A service `a` with these MMIO grants, the supervisor besides.
+fn mmio(grants: &str) -> Result<Deployment> {
+    parse_str(&with_sup(&format!(
+        "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\nmmio = [{grants}]\n"
+    )))
+}
+
+#[test]
+fn mmio_grants_may_touch_each_other_and_the_vtd_registers_in_either_order() {
+    for grants in [
+        // Higher first, then the page right below it.
+        "{ name = \"hi\", base = 0x2000, size = 0x1000 }, { name = \"lo\", base = 0x1000, size = 0x1000 }",
+        // Ending where VT-d unit 0's registers begin, and starting where they end.
+        "{ name = \"below\", base = 0xfed8f000, size = 0x1000 }, { name = \"above\", base = 0xfed91000, size = 0x1000 }",
+    ] {
+        assert!(
+            mmio(grants).is_ok(),
+            "{grants}: {:#}",
+            mmio(grants).unwrap_err()
+        );
+    }
+    // One page further in either direction overlaps the registers.
+    for base in ["0xfed8f000, size = 0x2000", "0xfed90000, size = 0x1000"] {
+        let msg = format!(
+            "{:#}",
+            mmio(&format!("{{ name = \"r\", base = {base} }}")).unwrap_err()
+        );
+        assert!(msg.contains("overlaps VT-d unit 0's registers"), "{msg}");
+    }
+}
