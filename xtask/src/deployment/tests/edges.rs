@@ -80,3 +80,27 @@ fn mmio_grants_may_touch_each_other_and_the_vtd_registers_in_either_order() {
         assert!(msg.contains("overlaps VT-d unit 0's registers"), "{msg}");
     }
 }
+
+#[test]
+fn a_pci_index_goes_up_to_255() {
+    let pci = |index: u32| {
+        parse_str(&with_sup(&format!(
+            "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\n\
+             pci = [{{ name = \"e\", device = \"1234:11e8\", index = {index} }}]\n"
+        )))
+    };
+    let d = pci(255).unwrap_or_else(|e| panic!("{e:#}"));
+    let caps = &d.system.unwrap().config.services[1].caps;
+    assert_eq!(
+        caps[0].kind,
+        faultline_ipc::kconfig::CapSpec::Pci {
+            vendor: 0x1234,
+            device: 0x11e8,
+            index: 255
+        }
+    );
+    assert_eq!(
+        format!("{:#}", pci(256).unwrap_err()),
+        "t.toml:12: service a: pci e: index 256 is outside 0..=255"
+    );
+}
