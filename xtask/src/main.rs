@@ -119,6 +119,9 @@ enum Command {
         /// Only this file (repeatable; a path from the workspace root).
         #[arg(long)]
         file: Vec<String>,
+        /// Run again only the mutants the last run did not catch.
+        #[arg(long)]
+        iterate: bool,
         /// Extra arguments passed to cargo-mutants as they are (after `--`).
         #[arg(last = true)]
         mutants_args: Vec<String>,
@@ -215,9 +218,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Mutants {
             package,
             file,
+            iterate,
             mutants_args,
         } => {
-            let clean = mutants::run(&package, &file, &mutants_args)?;
+            let clean = mutants::run(&package, &file, iterate, &mutants_args)?;
             std::process::exit(if clean { 0 } else { 1 });
         }
     }

@@ -19,13 +19,16 @@
 //! each with its reason, as `exclude_re` in `.cargo/mutants.toml`; nothing
 //! else is excluded. Each crate is run on its own (its own tests only), and
 //! cargo-mutants' full output lands in `target/mutants/<package>/mutants.out`;
-//! the summary printed at the end is also written to
-//! `target/mutants/summary.txt`. The run is slow (every mutant is a rebuild
-//! and a test run), so it is not part of `cargo xtask test`.
+//! the verdicts behind the report are kept in
+//! `target/mutants/<package>/results`, and the summary printed at the end is
+//! also written to `target/mutants/summary.txt`. The run is slow (every
+//! mutant is a rebuild and a test run), so it is not part of
+//! `cargo xtask test`; after adding tests, `--iterate` runs again only the
+//! mutants the last run did not catch.
 
 use crate::deployment::workspace_root;
 use anyhow::{Context, Result, bail};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
@@ -186,6 +189,94 @@ impl Mutant {
     }
 }
 
+/// The mutants of each verdict, as cargo-mutants lists them (one
+/// `path:line:col: change` per line).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Lists {
+    pub caught: Vec<String>,
+    pub missed: Vec<String>,
+    pub unviable: Vec<String>,
+    pub timeout: Vec<String>,
+}
+
+impl Lists {
+    pub fn get(&self, v: Verdict) -> &Vec<String> {
+        match v {
+            Verdict::Caught => &self.caught,
+            Verdict::Missed => &self.missed,
+            Verdict::Unviable => &self.unviable,
+            Verdict::Timeout => &self.timeout,
+        }
+    }
+
+    fn get_mut(&mut self, v: Verdict) -> &mut Vec<String> {
+        match v {
+            Verdict::Caught => &mut self.caught,
+            Verdict::Missed => &mut self.missed,
+            Verdict::Unviable => &mut self.unviable,
+            Verdict::Timeout => &mut self.timeout,
+        }
+    }
+
+    /// Reads the lists in `dir` (a missing list is empty).
+    pub fn read(dir: &Path) -> Result<Lists> {
+        let mut lists = Lists::default();
+        for v in Verdict::ALL {
+            let path = dir.join(v.list_file());
+            let text = match std::fs::read_to_string(&path) {
+                Ok(text) => text,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+            };
+            *lists.get_mut(v) = text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(str::to_string)
+                .collect();
+        }
+        Ok(lists)
+    }
+
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        for v in Verdict::ALL {
+            let path = dir.join(v.list_file());
+            let mut text = self.get(v).join("\n");
+            if !text.is_empty() {
+                text.push('\n');
+            }
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The outcome of re-running only the mutants `self` did not catch:
+    /// what was caught or unviable stays so (a mutant's verdict can only
+    /// change with the tests or the code, and then its name is re-listed),
+    /// the rest is what the re-run found.
+    pub fn iterate(&self, rerun: &Lists) -> Lists {
+        let union = |a: &Vec<String>, b: &Vec<String>| {
+            let mut v = a.clone();
+            v.extend(b.iter().filter(|m| !a.contains(m)).cloned());
+            v
+        };
+        Lists {
+            caught: union(&self.caught, &rerun.caught),
+            unviable: union(&self.unviable, &rerun.unviable),
+            missed: rerun.missed.clone(),
+            timeout: rerun.timeout.clone(),
+        }
+    }
+
+    /// Keeps only the mutants named in `current` (the mutants as they are
+    /// listed now: others are stale names, or now judged equivalent).
+    pub fn retain(&mut self, current: &BTreeSet<String>) {
+        for v in Verdict::ALL {
+            self.get_mut(v).retain(|m| current.contains(m));
+        }
+    }
+}
+
 /// Caught, missed, unviable and timed-out mutants of one crate or file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -242,21 +333,14 @@ pub struct Report {
 }
 
 impl Report {
-    /// Reads the lists cargo-mutants wrote under `mutants.out`.
-    pub fn read(out: &Path) -> Result<Report> {
-        let mut lists = Vec::new();
-        for v in Verdict::ALL {
-            let path = out.join(v.list_file());
-            let text = match std::fs::read_to_string(&path) {
-                Ok(text) => text,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-                Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-            };
-            lists.push((v, text));
-        }
-        Ok(Report::from_lists(
-            lists.iter().map(|(v, text)| (*v, text.as_str())),
-        ))
+    /// Tallies the mutants of each verdict.
+    pub fn of(lists: &Lists) -> Report {
+        Report::from_lists(
+            Verdict::ALL
+                .map(|v| (v, lists.get(v).join("\n")))
+                .iter()
+                .map(|(v, t)| (*v, t.as_str())),
+        )
     }
 
     /// Tallies lists of mutants, one `path:line:col: change` per line.
@@ -278,15 +362,13 @@ impl Report {
 
     /// The report as printed: the crate's totals, each file, then every
     /// survivor and timeout with its location.
-    pub fn render(&self, package: &str, equivalent: Option<usize>) -> String {
+    pub fn render(&self, package: &str, equivalent: usize) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "{package}: {}", self.total.line());
-        if let Some(n) = equivalent {
-            let _ = writeln!(
-                s,
-                "  {n} mutants judged equivalent (.cargo/mutants.toml) not run"
-            );
-        }
+        let _ = writeln!(
+            s,
+            "  {equivalent} mutants judged equivalent (.cargo/mutants.toml) not run"
+        );
         let width = self.files.keys().map(String::len).max().unwrap_or(0);
         for (file, counts) in &self.files {
             let _ = writeln!(s, "  {file:<width$}  {}", counts.line());
@@ -301,8 +383,10 @@ impl Report {
 }
 
 /// Runs cargo-mutants on the selected cores and prints the summary; returns
-/// whether every viable mutant was detected.
-pub fn run(packages: &[String], files: &[String], extra: &[String]) -> Result<bool> {
+/// whether every viable mutant was detected. With `iterate`, only the
+/// mutants the last run did not catch are run again, and the report is the
+/// union (see [`Lists::iterate`]).
+pub fn run(packages: &[String], files: &[String], iterate: bool, extra: &[String]) -> Result<bool> {
     let selections = select(TARGETS, packages, files)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     ensure_installed(&cargo)?;
@@ -315,8 +399,17 @@ pub fn run(packages: &[String], files: &[String], extra: &[String]) -> Result<bo
     for sel in &selections {
         let package = sel.target.package;
         let out = out_root.join(package);
+        let results = out.join("results");
         let args = mutants_args(sel);
-        let equivalent = count_equivalent(&cargo, &root, &args);
+        let current = list_mutants(&cargo, &root, &args, false)?;
+        let equivalent = list_mutants(&cargo, &root, &args, true)?
+            .difference(&current)
+            .count();
+        let previous = match iterate {
+            true if results.is_dir() => Some(Lists::read(&results)?),
+            true => Some(Lists::read(&out.join("mutants.out"))?),
+            false => None,
+        };
         eprintln!("xtask: cargo mutants {}", args.join(" "));
         let status = Command::new(&cargo)
             .current_dir(&root)
@@ -324,6 +417,7 @@ pub fn run(packages: &[String], files: &[String], extra: &[String]) -> Result<bo
             .args(&args)
             .arg("--output")
             .arg(&out)
+            .args(iterate.then_some("--iterate"))
             .args(extra)
             .status()
             .context("running cargo mutants")?;
@@ -332,7 +426,14 @@ pub fn run(packages: &[String], files: &[String], extra: &[String]) -> Result<bo
         if !matches!(status.code(), Some(0 | 2 | 3)) {
             bail!("cargo mutants for {package} failed ({status})");
         }
-        let report = Report::read(&out.join("mutants.out"))?;
+        let fresh = Lists::read(&out.join("mutants.out"))?;
+        let mut lists = match &previous {
+            Some(previous) => previous.iterate(&fresh),
+            None => fresh,
+        };
+        lists.retain(&current);
+        lists.write(&results)?;
+        let report = Report::of(&lists);
         clean &= report.survivors.is_empty();
         summary.push_str(&report.render(package, equivalent));
     }
@@ -355,22 +456,31 @@ fn mutants_args(sel: &Selection) -> Vec<String> {
     args
 }
 
-/// How many of the selection's mutants `.cargo/mutants.toml` excludes as
-/// equivalent (the difference between the lists with and without it);
-/// `None` if cargo-mutants could not list them.
-fn count_equivalent(cargo: &str, root: &Path, args: &[String]) -> Option<usize> {
-    let list = |no_config: bool| -> Option<usize> {
-        let mut cmd = Command::new(cargo);
-        cmd.current_dir(root).args(["mutants", "--list"]).args(args);
-        if no_config {
-            cmd.arg("--no-config");
-        }
-        let out = cmd.output().ok()?;
-        out.status
-            .success()
-            .then(|| String::from_utf8_lossy(&out.stdout).lines().count())
-    };
-    Some(list(true)?.saturating_sub(list(false)?))
+/// The names of the selection's mutants, as `cargo mutants --list` gives
+/// them; with `no_config`, including those `.cargo/mutants.toml` excludes
+/// as equivalent.
+fn list_mutants(
+    cargo: &str,
+    root: &Path,
+    args: &[String],
+    no_config: bool,
+) -> Result<BTreeSet<String>> {
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root).args(["mutants", "--list"]).args(args);
+    if no_config {
+        cmd.arg("--no-config");
+    }
+    let out = cmd.output().context("running cargo mutants --list")?;
+    if !out.status.success() {
+        bail!(
+            "cargo mutants --list failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect())
 }
 
 /// Installs cargo-mutants with `cargo install --locked` when it is missing.
@@ -528,7 +638,7 @@ mod tests {
         assert_eq!(r.files["b.rs"].missed, 1);
         assert_eq!(r.survivors.len(), 1);
         assert_eq!(r.survivors[0].at, "9:5");
-        let text = r.render("crate", Some(2));
+        let text = r.render("crate", 2);
         assert!(text.starts_with("crate: caught   3  missed   1"), "{text}");
         assert!(text.contains("80.0% of 5 viable"), "{text}");
         assert!(text.contains("2 mutants judged equivalent"), "{text}");
@@ -537,15 +647,60 @@ mod tests {
     }
 
     #[test]
-    fn nothing_viable_scores_full_and_missing_lists_read_as_empty() {
+    fn nothing_viable_scores_full_and_lists_survive_a_write_and_read() {
         assert_eq!(Counts::default().score(), 100.0);
         let dir = std::env::temp_dir().join(format!("xtask-mutants-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("caught.txt"), "x.rs:1:1: a\n").unwrap();
-        let r = Report::read(&dir).unwrap();
+        // A missing list reads as empty.
+        std::fs::write(dir.join("caught.txt"), "x.rs:1:1: a\n\n").unwrap();
+        let read = Lists::read(&dir).unwrap();
+        assert_eq!(read.caught, ["x.rs:1:1: a"]);
+        assert!(read.missed.is_empty() && read.timeout.is_empty());
+        let lists = Lists {
+            caught: vec!["a.rs:1:1: x".into(), "a.rs:2:1: y".into()],
+            missed: vec!["b.rs:1:1: z".into()],
+            unviable: vec![],
+            timeout: vec!["c.rs:3:3: w".into()],
+        };
+        lists.write(&dir).unwrap();
+        let back = Lists::read(&dir).unwrap();
         std::fs::remove_dir_all(&dir).unwrap();
-        assert_eq!(r.total.caught, 1);
-        assert_eq!(r.total.viable(), 1);
-        assert!(r.survivors.is_empty());
+        assert_eq!(back, lists);
+        let r = Report::of(&back);
+        assert_eq!((r.total.caught, r.total.missed, r.total.timeout), (2, 1, 1));
+    }
+
+    #[test]
+    fn an_iteration_keeps_what_was_caught_and_takes_the_rest_from_the_rerun() {
+        let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let before = Lists {
+            caught: strings(&["a:1:1: c1"]),
+            missed: strings(&["a:2:1: m1", "a:3:1: m2", "a:4:1: m3"]),
+            unviable: strings(&["a:5:1: u1"]),
+            timeout: strings(&["a:6:1: t1"]),
+        };
+        let rerun = Lists {
+            caught: strings(&["a:2:1: m1", "a:6:1: t1"]),
+            missed: strings(&["a:3:1: m2"]),
+            unviable: strings(&["a:5:1: u1"]),
+            timeout: vec![],
+        };
+        let mut after = before.iterate(&rerun);
+        assert_eq!(
+            after.caught,
+            strings(&["a:1:1: c1", "a:2:1: m1", "a:6:1: t1"])
+        );
+        assert_eq!(after.missed, strings(&["a:3:1: m2"]));
+        assert_eq!(after.unviable, strings(&["a:5:1: u1"]));
+        assert!(after.timeout.is_empty());
+        // m3 was neither re-run nor is it listed any more (judged
+        // equivalent): it is dropped, as is a stale name.
+        let current: BTreeSet<String> = ["a:1:1: c1", "a:3:1: m2", "a:6:1: t1", "a:5:1: u1"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        after.retain(&current);
+        assert_eq!(after.caught, strings(&["a:1:1: c1", "a:6:1: t1"]));
+        assert_eq!(after.missed, strings(&["a:3:1: m2"]));
     }
 }

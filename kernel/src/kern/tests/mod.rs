@@ -28,8 +28,11 @@ use std::vec::Vec;
 const USER_BASE: u64 = 0x40_0000;
 const USER_SIZE: usize = 0x4000;
 
+/// A PCI function's bus, device and function numbers.
+type Bdf = (u8, u8, u8);
+
 /// A PCI config write that reached the device: bdf, offset, width, value.
-type PciWrite = ((u8, u8, u8), u16, u8, u32);
+type PciWrite = (Bdf, u16, u8, u32);
 
 /// An MMIO mapping a service asked for: base, length, hole.
 type Mapped = (u64, u64, Option<(u64, u64)>);
@@ -42,7 +45,7 @@ struct FakePlatform {
     /// Config space of the one fake PCI function (any BDF reads it).
     pci: [u8; 256],
     /// Every PCI config read and write: (bdf, offset, width, value written).
-    pci_reads: Vec<((u8, u8, u8), u16, u8)>,
+    pci_reads: Vec<(Bdf, u16, u8)>,
     pci_writes: Vec<PciWrite>,
     /// Bytes asked of `alloc_dma`, and the error it gives when set.
     dma_requests: Vec<u64>,

@@ -1,18 +1,21 @@
-//! Host tests of manifest parsing and validation: here the `[machine]`
-//! table and the committed deployments; `errors` (one bad manifest per
-//! rule, each with its exact message and line), `grants` (ownership of
-//! MMIO, PCI, VT-d and notification bits), `machine` (hostile grants the
-//! q35 map refuses, and the supervisor's rank) and `config` (good
-//! manifests and the `KernelConfig` they give).
+//! Host tests of manifest parsing and validation: here the committed
+//! deployments; `machine_table` (the `[machine]` table at the edges of
+//! each rule), `errors` (one bad manifest per rule, each with its exact
+//! message and line), `grants` (ownership of MMIO, PCI, VT-d and
+//! notification bits), `machine` (hostile grants the q35 map refuses, and
+//! the supervisor's rank), `edges` and `config` (good manifests and the
+//! `KernelConfig` they give).
 
 use super::machine::check_iommu_options;
 use super::*;
 use faultline_ipc::harness::ExitCode;
 
 mod config;
+mod edges;
 mod errors;
 mod grants;
 mod machine;
+mod machine_table;
 
 /// The crates the test manifests may name.
 fn packages() -> BTreeSet<String> {

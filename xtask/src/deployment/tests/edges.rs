@@ -1,0 +1,106 @@
+//! Rules at their edges: the smallest and largest values each check
+//! accepts and the first ones it refuses, and the lists the checks work
+//! from.
+
+use super::*;
+use crate::deployment::grants::parse_pci_id;
+
+#[test]
+fn deployment_names_are_every_manifest_sorted() {
+    let names = all_names().unwrap();
+    assert!(names.contains(&"default".to_string()), "{names:?}");
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for n in &names {
+        let path = workspace_root()
+            .join(DEPLOYMENT_DIR)
+            .join(format!("{n}.toml"));
+        assert!(path.is_file(), "{}", path.display());
+    }
+    let on_disk = std::fs::read_dir(workspace_root().join(DEPLOYMENT_DIR))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "toml")
+        })
+        .count();
+    assert_eq!(names.len(), on_disk);
+}
+
+#[test]
+fn pci_ids_are_exactly_four_hex_digits_each() {
+    assert_eq!(parse_pci_id("1234:11e8"), Some((0x1234, 0x11e8)));
+    assert_eq!(parse_pci_id("ABCD:ffff"), Some((0xabcd, 0xffff)));
+    for bad in [
+        "123:11e8",
+        "1234:11e",
+        "12345:11e8",
+        "+123:11e8",
+        "1234:+1e8",
+        "12g4:11e8",
+        "1234-11e8",
+        "1234:11e8:0",
+        "",
+    ] {
+        assert_eq!(parse_pci_id(bad), None, "{bad:?}");
+    }
+}
+
+/// A service `a` with these MMIO grants, the supervisor besides.
+fn mmio(grants: &str) -> Result<Deployment> {
+    parse_str(&with_sup(&format!(
+        "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\nmmio = [{grants}]\n"
+    )))
+}
+
+#[test]
+fn mmio_grants_may_touch_each_other_and_the_vtd_registers_in_either_order() {
+    for grants in [
+        // Higher first, then the page right below it.
+        "{ name = \"hi\", base = 0xfeb02000, size = 0x1000 }, { name = \"lo\", base = 0xfeb01000, size = 0x1000 }",
+        // Ending where VT-d unit 0's registers begin, and starting where they end.
+        "{ name = \"below\", base = 0xfed8f000, size = 0x1000 }, { name = \"above\", base = 0xfed91000, size = 0x1000 }",
+    ] {
+        assert!(
+            mmio(grants).is_ok(),
+            "{grants}: {:#}",
+            mmio(grants).unwrap_err()
+        );
+    }
+    // One page further in either direction overlaps the registers.
+    for base in ["0xfed8f000, size = 0x2000", "0xfed90000, size = 0x1000"] {
+        let msg = format!(
+            "{:#}",
+            mmio(&format!("{{ name = \"r\", base = {base} }}")).unwrap_err()
+        );
+        assert!(msg.contains("overlaps VT-d unit 0's registers"), "{msg}");
+    }
+}
+
+#[test]
+fn a_pci_index_goes_up_to_255() {
+    let pci = |index: u32| {
+        parse_str(&with_sup(&format!(
+            "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\n\
+             pci = [{{ name = \"e\", device = \"1234:11e8\", index = {index} }}]\n"
+        )))
+    };
+    let d = pci(255).unwrap_or_else(|e| panic!("{e:#}"));
+    let caps = &d.system.unwrap().config.services[1].caps;
+    assert_eq!(
+        caps[0].kind,
+        faultline_ipc::kconfig::CapSpec::Pci {
+            vendor: 0x1234,
+            device: 0x11e8,
+            index: 255
+        }
+    );
+    assert_eq!(
+        format!("{:#}", pci(256).unwrap_err()),
+        "t.toml:12: service a: pci e: index 256 is outside 0..=255"
+    );
+}
