@@ -89,7 +89,11 @@
 //! or vector state is ever saved or switched: x87, MMX, SSE and AVX
 //! instructions fault (CR0.EM set, CR4.OSFXSR and OSXSAVE clear), and the
 //! service that uses one is stopped with #NM or #UD. So those registers can
-//! never carry data from one service to another.
+//! never carry data from one service to another. (Some hypervisors run x87
+//! and SSE code despite CR0.EM; a boot probe finds out, and there the
+//! kernel saves and restores the x87 and SSE registers on every switch
+//! between services instead, so the rule that they carry nothing between
+//! services still holds.)
 //!
 //! # Devices
 //!

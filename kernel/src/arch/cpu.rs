@@ -107,3 +107,54 @@ pub fn floating_point_forbidden() -> bool {
     c0.contains(Cr0::CR0_EMULATE_COPROCESSOR)
         && !c4.intersects(Cr4::CR4_ENABLE_SSE | Cr4::CR4_ENABLE_OS_XSAVE)
 }
+
+/// One service's x87/SSE register state, as FXSAVE lays it out.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct FpuState([u8; 512]);
+
+impl FpuState {
+    /// The state after FNINIT with SSE exceptions masked: what a service
+    /// starts with (FCW 0x37f at byte 0, MXCSR 0x1f80 at byte 24).
+    pub const fn clean() -> FpuState {
+        let mut bytes = [0u8; 512];
+        bytes[0] = 0x7f;
+        bytes[1] = 0x03;
+        bytes[24] = 0x80;
+        bytes[25] = 0x1f;
+        FpuState(bytes)
+    }
+}
+
+/// For hypervisors that execute x87 and SSE instructions despite CR0.EM
+/// (the boot probe finds out): lets them run (CR0.EM clear, CR4.OSFXSR
+/// set) so that the kernel can save and restore the registers with
+/// FXSAVE/FXRSTOR on every switch between services instead.
+pub fn switch_floating_point() {
+    use x86::controlregs::{Cr0, Cr4, cr0, cr0_write, cr4, cr4_write};
+    // SAFETY: the kernel is soft-float and uses none of these registers;
+    // the bits only make FXSAVE/FXRSTOR cover the SSE registers.
+    unsafe {
+        cr0_write(
+            (cr0() | Cr0::CR0_MONITOR_COPROCESSOR)
+                & !(Cr0::CR0_EMULATE_COPROCESSOR | Cr0::CR0_TASK_SWITCHED),
+        );
+        cr4_write(cr4() | Cr4::CR4_ENABLE_SSE | Cr4::CR4_UNMASKED_SSE);
+    }
+}
+
+/// Saves the live x87/SSE registers into `state`.
+pub fn save_floating_point(state: &mut FpuState) {
+    // SAFETY: `state` is 512 bytes, 16-byte aligned, as FXSAVE needs; only
+    // called after `switch_floating_point` (CR0.EM clear).
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) state.0.as_mut_ptr(), options(nostack)) }
+}
+
+/// Loads the x87/SSE registers from `state`.
+pub fn restore_floating_point(state: &FpuState) {
+    // SAFETY: as in `save_floating_point`; `state` was written by FXSAVE or
+    // is `FpuState::clean()` (reserved MXCSR bits clear).
+    unsafe {
+        core::arch::asm!("fxrstor64 [{}]", in(reg) state.0.as_ptr(), options(nostack, readonly))
+    }
+}

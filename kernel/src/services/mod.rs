@@ -198,6 +198,8 @@ fn start() -> ! {
         resetting: heapless::Vec::new(),
         retiring: heapless::Vec::new(),
         logs: Default::default(),
+        fpu: [crate::arch::cpu::FpuState::clean(); faultline_ipc::kconfig::MAX_SERVICES],
+        fpu_owner: None,
     };
     if let Err((task, e)) = kernel.start_all(&mut platform) {
         log::error!("services: cannot start {}: {e}", kernel.tasks[task].name);
@@ -404,6 +406,7 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
                     stop_unresumable(sys, next, rip);
                     continue;
                 }
+                switch_floating_point(&mut sys.platform, next);
                 let task = &sys.kernel.tasks[next];
                 *frame = user_frame(&task.regs);
                 syscall::mark_sysret(frame, sys.entered_by_syscall[next] == task.generation);
@@ -428,6 +431,20 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             x86::irq::disable();
         }
     }
+}
+
+/// Where floating point runs despite CR0.EM (see `probe`), gives `next`
+/// its own registers: the live ones are saved for their owner first.
+fn switch_floating_point(platform: &mut MachinePlatform, next: usize) {
+    use crate::arch::cpu;
+    if !probe::fpu_switched() || platform.fpu_owner == Some(next) {
+        return;
+    }
+    if let Some(owner) = platform.fpu_owner {
+        cpu::save_floating_point(&mut platform.fpu[owner]);
+    }
+    cpu::restore_floating_point(&platform.fpu[next]);
+    platform.fpu_owner = Some(next);
 }
 
 /// Stops a service whose saved RIP is not a lower-half canonical address

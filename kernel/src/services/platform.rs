@@ -44,6 +44,11 @@ pub struct MachinePlatform {
     pub retiring: heapless::Vec<(UserSpace, u64), MAX_SERVICES>,
     /// Per-service console budgets.
     pub logs: [crate::kern::logline::LogBudget; MAX_SERVICES],
+    /// Per-service floating-point registers, used only where the boot
+    /// probe found that floating point cannot be made to fault.
+    pub fpu: [crate::arch::cpu::FpuState; MAX_SERVICES],
+    /// The service whose floating-point registers are live.
+    pub fpu_owner: Option<usize>,
 }
 
 impl MachinePlatform {
@@ -262,6 +267,13 @@ impl Platform for MachinePlatform {
                 unsafe { paging::activate(paging::active_root_of_kernel()) };
             }
             self.retire(old, self.quiet_at[task]);
+        }
+        // A fresh start has fresh floating-point registers too.
+        if let Some(state) = self.fpu.get_mut(task) {
+            *state = crate::arch::cpu::FpuState::clean();
+        }
+        if self.fpu_owner == Some(task) {
+            self.fpu_owner = None;
         }
         let mut space = UserSpace::new(s.memory_pages)?;
         let regs = match loader::load(image, &mut space, s.stack_pages) {

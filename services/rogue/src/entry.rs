@@ -112,12 +112,31 @@ pub fn console_attacks() {
 }
 
 /// (10): an x87 instruction. The kernel keeps CR0.EM set, so it raises
-/// #NM and this service stops; it never returns.
+/// #NM and this service stops. On a hypervisor that runs it anyway (the
+/// kernel's boot probe finds out and then switches floating-point registers
+/// per service instead), the value loaded must survive a call to pong,
+/// during which other services run; then this service stops itself with
+/// `ud2`. Never returns.
 #[allow(unsafe_code)]
-pub fn use_the_fpu() -> ! {
-    // SAFETY: `fld1` faults (#NM) before doing anything; the kernel stops
-    // this service and never resumes it.
+pub fn use_the_fpu(still_there: impl FnOnce() -> bool) -> ! {
+    // SAFETY: `fld1` either faults (#NM) before doing anything, and the
+    // kernel stops this service, or pushes 1.0 on the x87 stack, which no
+    // Rust code here uses (the service is soft-float).
     unsafe { core::arch::asm!("fld1", options(nostack, nomem)) };
-    log!("rogue: UNEXPECTED the FPU was usable");
-    userlib::exit(1)
+    let answered = still_there();
+    let mut bits = 0u64;
+    // SAFETY: stores the x87 top of stack into `bits`, ours and 8 bytes.
+    unsafe {
+        core::arch::asm!("fstp qword ptr [{}]", in(reg) &mut bits as *mut u64, options(nostack))
+    };
+    if answered && bits == 1.0f64.to_bits() {
+        log!(
+            "rogue: (10) x87 code ran here (this hypervisor ignores CR0.EM); its registers were its own across a call to pong"
+        );
+    } else {
+        log!("rogue: UNEXPECTED x87 state after a call to pong: {bits:#x}");
+        userlib::exit(1)
+    }
+    // SAFETY: `ud2` raises #UD; the kernel stops this service there.
+    unsafe { core::arch::asm!("ud2", options(noreturn, nostack, nomem)) }
 }
