@@ -1,0 +1,1 @@
+//! Host tests of the driver core against the VT-d model.
