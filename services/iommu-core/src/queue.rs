@@ -59,10 +59,7 @@ impl Descriptor {
     /// (function mask 0: exactly that function).
     pub const fn context_device(domain: u16, source: u16) -> Self {
         Self {
-            low: TYPE_CONTEXT
-                | GRANULARITY_NARROW
-                | (domain as u64) << 16
-                | (source as u64) << 32,
+            low: TYPE_CONTEXT | GRANULARITY_NARROW | (domain as u64) << 16 | (source as u64) << 32,
             high: 0,
         }
     }
@@ -178,7 +175,11 @@ pub fn page_blocks(start: u64, end: u64, max_mask: u8, mut f: impl FnMut(u64, u8
     let mut count = 0;
     while at < end {
         let pages = (end - at) >> 12;
-        let align = if at == 0 { 63 } else { (at >> 12).trailing_zeros() };
+        let align = if at == 0 {
+            63
+        } else {
+            (at >> 12).trailing_zeros()
+        };
         let fit = 63 - pages.leading_zeros();
         let mask = align.min(fit).min(u32::from(max_mask)) as u8;
         f(at, mask);

@@ -13,7 +13,9 @@ impl SourceId {
         if device > 31 || function > 7 {
             return None;
         }
-        Some(Self(((bus as u16) << 8) | ((device as u16) << 3) | function as u16))
+        Some(Self(
+            ((bus as u16) << 8) | ((device as u16) << 3) | function as u16,
+        ))
     }
 
     /// Index into the root table.

@@ -340,7 +340,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
     }
 
     fn check_range(&self, iova: u64, len: u64) -> Result<u64, Error> {
-        if len == 0 || iova % PAGE_SIZE != 0 || len % PAGE_SIZE != 0 {
+        if len == 0 || !iova.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
             return Err(Error::Misaligned);
         }
         let end = iova.checked_add(len).ok_or(Error::OutOfRange)?;
@@ -364,7 +364,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
     ) -> Result<(), Error> {
         let domain = self.domain(source)?;
         let end = self.check_range(iova, len)?;
-        if paddr % PAGE_SIZE != 0 {
+        if !paddr.is_multiple_of(PAGE_SIZE) {
             return Err(Error::Misaligned);
         }
         let paddr_end = paddr.checked_add(len).ok_or(Error::OutOfRange)?;
@@ -382,7 +382,11 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         let mut at = iova;
         while at < end {
             match tables.probe(at) {
-                Probe::Leaf { base, .. } => return Err(Error::Overlap { iova: base.max(iova) }),
+                Probe::Leaf { base, .. } => {
+                    return Err(Error::Overlap {
+                        iova: base.max(iova),
+                    });
+                }
                 Probe::Hole { base, size } => at = base + size,
             }
         }
@@ -391,8 +395,8 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         while at < end {
             let target = paddr + (at - iova);
             let use_large = large
-                && at % LARGE_PAGE_SIZE == 0
-                && target % LARGE_PAGE_SIZE == 0
+                && at.is_multiple_of(LARGE_PAGE_SIZE)
+                && target.is_multiple_of(LARGE_PAGE_SIZE)
                 && end - at >= LARGE_PAGE_SIZE
                 && matches!(tables.probe(at), Probe::Hole { size, .. } if size >= LARGE_PAGE_SIZE);
             let (level, size) = if use_large {
@@ -465,12 +469,13 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         let mut batch = [Descriptor::iotlb_domain(domain, drain); MAX_PAGE_INVALIDATIONS];
         let mut count = 0;
         if self.cap.page_selective_invalidation() {
-            let blocks = queue::page_blocks(start, end, self.cap.max_address_mask(), |iova, mask| {
-                if count < MAX_PAGE_INVALIDATIONS {
-                    batch[count] = Descriptor::iotlb_pages(domain, iova, mask, drain);
-                }
-                count += 1;
-            });
+            let blocks =
+                queue::page_blocks(start, end, self.cap.max_address_mask(), |iova, mask| {
+                    if count < MAX_PAGE_INVALIDATIONS {
+                        batch[count] = Descriptor::iotlb_pages(domain, iova, mask, drain);
+                    }
+                    count += 1;
+                });
             if blocks > MAX_PAGE_INVALIDATIONS {
                 count = 0;
             }
@@ -492,7 +497,8 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         if status.contains(FaultStatus::PPF) {
             let first = usize::from(status.fault_record_index()) % count;
             for i in 0..count {
-                let record = regs::fault_record(self.cap.fault_recording_offset(), (first + i) % count);
+                let record =
+                    regs::fault_record(self.cap.fault_recording_offset(), (first + i) % count);
                 let high = self.mmio.read(record.high);
                 if high & RECORD_FAULT == 0 {
                     break;
@@ -506,7 +512,8 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             }
         }
         if status.contains(FaultStatus::PFO) {
-            self.mmio.write(regs::FSTS, u64::from(FaultStatus::PFO.bits()));
+            self.mmio
+                .write(regs::FSTS, u64::from(FaultStatus::PFO.bits()));
             summary.overflow = true;
         }
         summary

@@ -65,7 +65,10 @@ impl Memory {
     }
 
     fn locate(&self, paddr: u64) -> (u64, usize) {
-        assert!(paddr % 8 == 0, "model: unaligned access at {paddr:#x}");
+        assert!(
+            paddr.is_multiple_of(8),
+            "model: unaligned access at {paddr:#x}"
+        );
         let frame = paddr & !(FRAME - 1);
         assert!(
             self.frames.contains_key(&frame),
@@ -129,7 +132,7 @@ impl Memory {
 
     /// A snooped 4-byte device write (a wait descriptor's status).
     pub fn device_write32(&mut self, paddr: u64, value: u32) {
-        assert!(paddr % 4 == 0);
+        assert!(paddr.is_multiple_of(4));
         let frame = paddr & !(FRAME - 1);
         let offset = (paddr - frame) as usize;
         let memory = self

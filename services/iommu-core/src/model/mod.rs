@@ -123,7 +123,7 @@ pub(crate) struct IotlbEntry {
 
 pub(crate) struct State {
     config: ModelConfig,
-    memory: Memory,
+    pub(crate) memory: Memory,
     events: Vec<Event>,
     gsts_stuck: bool,
     queue_stuck: bool,
@@ -167,7 +167,7 @@ impl State {
 /// A modelled unit; clone it to keep a handle while the driver owns the
 /// [`ModelRegisters`], [`ModelMemory`] and [`ModelDelay`] views.
 #[derive(Clone)]
-pub struct Model(Rc<RefCell<State>>);
+pub struct Model(pub(crate) Rc<RefCell<State>>);
 
 impl Model {
     pub fn new(config: ModelConfig) -> Self {

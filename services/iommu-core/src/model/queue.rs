@@ -81,7 +81,7 @@ impl State {
                         }
                         let iova = high & !0xfff;
                         let size = 1u64 << (12 + u32::from(mask));
-                        if iova % size != 0 {
+                        if !iova.is_multiple_of(size) {
                             return Err(format!("{iova:#x} not aligned to mask {mask}"));
                         }
                         self.iotlb.retain(|e| {

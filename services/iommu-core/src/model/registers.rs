@@ -90,9 +90,9 @@ impl State {
     fn decode(&self, offset: usize) -> Option<(Reg, usize)> {
         let fro = ((self.config.cap >> 24) & 0x3ff) as usize * 16;
         let iro = ((self.config.ecap >> 8) & 0x3ff) as usize * 16;
-        if offset >= fro && offset < fro + 16 * self.record_count() && offset % 8 == 0 {
+        if offset >= fro && offset < fro + 16 * self.record_count() && offset.is_multiple_of(8) {
             let index = (offset - fro) / 16;
-            let reg = if offset % 16 == 0 {
+            let reg = if offset.is_multiple_of(16) {
                 Reg::RecordLow(index)
             } else {
                 Reg::RecordHigh(index)
@@ -100,7 +100,10 @@ impl State {
             return Some((reg, 8));
         }
         if offset == iro || offset == iro + 8 {
-            return Some((Reg::Unmodelled(if offset == iro { "IVA" } else { "IOTLB" }), 8));
+            return Some((
+                Reg::Unmodelled(if offset == iro { "IVA" } else { "IOTLB" }),
+                8,
+            ));
         }
         let reg = match offset {
             0x00 => Reg::Ver,
@@ -172,7 +175,10 @@ impl State {
         // The one architectural narrow access: clearing F through the high
         // dword of a fault recording register.
         let fro = ((self.config.cap >> 24) & 0x3ff) as usize * 16;
-        if size == 4 && offset >= fro && offset < fro + 16 * self.record_count() && offset % 16 == 12
+        if size == 4
+            && offset >= fro
+            && offset < fro + 16 * self.record_count()
+            && offset % 16 == 12
         {
             let index = (offset - fro) / 16;
             self.events.push(Event::Write("FRCD.dw3", value));
@@ -221,7 +227,10 @@ impl State {
             }
             Reg::Fedata => self.fedata = value as u32 & 0xffff,
             Reg::Feaddr => {
-                assert!(value & 3 == 0, "model: FEADDR {value:#x} sets reserved bits");
+                assert!(
+                    value & 3 == 0,
+                    "model: FEADDR {value:#x} sets reserved bits"
+                );
                 self.feaddr = value as u32;
             }
             Reg::Feuaddr | Reg::Ics => {}
@@ -241,7 +250,10 @@ impl State {
                 self.iqa = value;
             }
             Reg::Iqt => {
-                assert!(value & !0x7fff0 == 0, "model: IQT {value:#x} sets reserved bits");
+                assert!(
+                    value & !0x7fff0 == 0,
+                    "model: IQT {value:#x} sets reserved bits"
+                );
                 self.iqt = value;
                 if self.gsts & GSTS_QIES != 0 {
                     self.run_queue();

@@ -59,7 +59,9 @@ impl State {
     }
 
     fn read_context(&self, source: u16) -> Result<Context, Fault> {
-        let root = self.root.expect("translation is on, so a root table was set");
+        let root = self
+            .root
+            .expect("translation is on, so a root table was set");
         let at = root + 16 * u64::from(source >> 8);
         let low = self.memory.device_read(at).ok_or((8, false))?;
         let high = self.memory.device_read(at + 8).ok_or((8, false))?;
@@ -111,9 +113,10 @@ impl State {
         if iova >> agaw.min(mgaw) != 0 {
             return Err((4, context.fpd));
         }
-        let hit = self.iotlb.iter().position(|e| {
-            e.domain == context.domain && e.base <= iova && iova < e.base + e.size
-        });
+        let hit = self
+            .iotlb
+            .iter()
+            .position(|e| e.domain == context.domain && e.base <= iova && iova < e.base + e.size);
         if let Some(i) = hit {
             let e = self.iotlb[i];
             if (write && e.write) || (!write && e.read) {
@@ -130,10 +133,7 @@ impl State {
         for level in (1..=u32::from(context.levels)).rev() {
             let size = 1u64 << (12 + 9 * (level - 1));
             let slot = table + 8 * ((iova >> (12 + 9 * (level - 1))) & 0x1ff);
-            let pte = self
-                .memory
-                .device_read(slot)
-                .ok_or((7, context.fpd))?;
+            let pte = self.memory.device_read(slot).ok_or((7, context.fpd))?;
             read &= pte & 1 != 0;
             writable &= pte & 2 != 0;
             if (write && !writable) || (!write && !read) {
