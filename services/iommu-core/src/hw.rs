@@ -25,7 +25,9 @@ pub trait Registers {
 /// Memory the remapping hardware reads (tables, invalidation queue) and
 /// writes (wait status).
 pub trait DmaMemory {
-    /// A zeroed, 4 KiB-aligned frame; `None` when the budget is spent.
+    /// A 4 KiB-aligned frame that reads as zero from the CPU; `None` when
+    /// the budget is spent. On a unit that does not snoop, the core flushes
+    /// it before the hardware can walk it.
     fn alloc_frame(&mut self) -> Option<u64>;
     /// Gives back a frame from [`DmaMemory::alloc_frame`]. The core only
     /// frees a table after the IOTLB no longer refers to it.

@@ -4,7 +4,8 @@
 //!
 //! These functions only edit memory; the caller (`unit`) decides which
 //! invalidations the edits need. Every entry written is flushed through
-//! [`DmaMemory::flush`] when the unit does not snoop. An entry with R = W = 0
+//! [`DmaMemory::flush`] when the unit does not snoop, and so is every new
+//! table frame (its zeros may still be in the CPU cache). An entry with R = W = 0
 //! is not present (VT-d has no separate present bit); table entries carry
 //! R and W because hardware checks access rights at every level.
 
@@ -136,6 +137,9 @@ impl<M: DmaMemory> Tables<'_, M> {
             let mut entry = self.mem.read_u64(at);
             if !present(entry) {
                 let frame = self.mem.alloc_frame().ok_or(Error::OutOfTableMemory)?;
+                if !self.coherent {
+                    self.mem.flush(frame, PAGE_SIZE as usize);
+                }
                 entry = frame | PTE_READ | PTE_WRITE;
                 self.write(at, entry);
             }

@@ -5,13 +5,17 @@
 //! unit's table walks do not see until [`Memory::flush`] writes them back:
 //! a driver that forgets to flush a table entry walks stale memory and the
 //! test faults. The invalidation queue and wait-status writes are coherent
-//! (the spec snoops them), so they use the CPU view. Touching memory that is
+//! (the spec snoops them), so they use the CPU view. A new frame is zero
+//! for the CPU but, on a non-snooping unit, stale for the walk until the
+//! driver flushes it. Touching memory that is
 //! not an allocated frame (or a freed one) is a driver bug and panics.
 
 use std::collections::BTreeMap;
 
 const FRAME: u64 = 4096;
 const LINE: u64 = 64;
+/// What a non-coherent unit sees in a new frame that was not flushed.
+const STALE: u8 = 0xa5;
 
 pub(crate) struct Memory {
     frames: BTreeMap<u64, Box<[u8; 4096]>>,
@@ -51,7 +55,16 @@ impl Memory {
             self.next += FRAME;
             self.next - FRAME
         });
-        self.frames.insert(frame, Box::new([0; 4096]));
+        if self.coherent {
+            self.frames.insert(frame, Box::new([0; 4096]));
+        } else {
+            // Zeroed by the CPU, but the zeros sit in its cache: memory
+            // still holds what was there before until the frame is flushed.
+            self.frames.insert(frame, Box::new([STALE; 4096]));
+            for line in (frame..frame + FRAME).step_by(LINE as usize) {
+                self.dirty.insert(line, [0; 64]);
+            }
+        }
         Some(frame)
     }
 

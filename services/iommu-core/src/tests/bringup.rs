@@ -56,7 +56,7 @@ fn bring_up_order() {
 fn unattached_device_is_denied_after_bring_up() {
     let model = Model::qemu();
     assert_eq!(model.translate(EDU, 0x1000, true), Ok(0x1000));
-    let _unit = Unit::bring_up(
+    let mut unit = Unit::bring_up(
         model.registers(),
         model.memory(),
         model.delay(),
@@ -66,6 +66,18 @@ fn unattached_device_is_denied_after_bring_up() {
     assert_eq!(
         model.translate(EDU, 0x1000, true),
         Err(FaultReason::RootNotPresent)
+    );
+    unit.drain_faults(|_| ());
+    // Far corners of the root and context tables read as not present too
+    // (the new tables were flushed, not just zeroed in the CPU cache).
+    assert_eq!(
+        model.translate(SourceId(0xff00), 0, false),
+        Err(FaultReason::RootNotPresent)
+    );
+    unit.attach(EDU).unwrap();
+    assert_eq!(
+        model.translate(SourceId(0x00ff), 0, false),
+        Err(FaultReason::ContextNotPresent)
     );
 }
 

@@ -36,6 +36,11 @@ fn map_then_translate() {
         model.translate(EDU, 0x10_3000, false),
         Err(FaultReason::ReadDenied)
     );
+    // Same level-1 table, another cache line: never written, still empty.
+    assert_eq!(
+        model.translate(EDU, 0x1f_f000, false),
+        Err(FaultReason::ReadDenied)
+    );
     assert_eq!(
         unit.lookup(EDU, 0x10_1008),
         Ok(Some((0x7_6543_3008, Access::READ)))

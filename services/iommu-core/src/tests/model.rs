@@ -104,8 +104,10 @@ fn wait_writes_status() {
     assert_eq!(regs.read64(0x80), 0x10, "IQH advanced");
 }
 
+const STALE: u64 = 0xa5a5_a5a5_a5a5_a5a5;
+
 /// Rule: with ECAP.C = 0 the walk reads memory, not the CPU cache: an
-/// entry written but not flushed is not seen.
+/// entry written but not flushed is not seen, nor are a new frame's zeros.
 #[test]
 fn unflushed_writes_are_invisible_to_the_walk() {
     let model = Model::qemu();
@@ -114,8 +116,10 @@ fn unflushed_writes_are_invisible_to_the_walk() {
     mem.write_u64(frame + 16, 0xabc);
     assert_eq!(mem.read_u64(frame + 16), 0xabc);
     let state = model.0.borrow();
-    assert_eq!(state.memory.device_read(frame + 16), Some(0));
+    assert_eq!(state.memory.device_read(frame + 16), Some(STALE));
     drop(state);
     mem.flush(frame + 16, 8);
-    assert_eq!(model.0.borrow().memory.device_read(frame + 16), Some(0xabc));
+    let state = model.0.borrow();
+    assert_eq!(state.memory.device_read(frame + 16), Some(0xabc));
+    assert_eq!(state.memory.device_read(frame + 64), Some(STALE));
 }
