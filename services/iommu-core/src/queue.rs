@@ -4,7 +4,8 @@
 //! submission ends with an invalidation wait descriptor whose status write
 //! (SW = 1, never together with IF) stores a fresh sequence number into a
 //! separate status slot; the core polls that slot with a bounded delay and
-//! watches FSTS.IQE, so a rejected descriptor is an error, not a hang.
+//! watches FSTS.IQE, so a rejected descriptor is an error, not a hang; the
+//! rejected batch is dropped and the queue is usable again afterwards.
 //! Submissions are synchronous, so the queue is empty whenever a new one
 //! starts. The queue frame itself is read coherently by the hardware, so it
 //! is not flushed.
@@ -158,6 +159,13 @@ impl Queue {
             }
             let status = FaultStatus::from_bits_retain(mmio.read32(regs::FSTS));
             if status.contains(FaultStatus::IQE) {
+                // IQH points at the rejected descriptor. Drop it and
+                // everything after it (IQT is ignored while IQE is set),
+                // then clear IQE so the queue takes new work again.
+                let head = mmio.read(regs::IQH);
+                self.tail = ((head >> 4) as u16) % QUEUE_ENTRIES;
+                mmio.write(regs::IQT, u64::from(self.tail) << 4);
+                mmio.write(regs::FSTS, u64::from(FaultStatus::IQE.bits()));
                 return Err(Error::InvalidationQueueError);
             }
             delay.delay_us(1);

@@ -427,7 +427,10 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
     /// Unmaps `iova..iova + len` of `source`'s domain. Every page in the
     /// range must be mapped, and the range must not end inside a 2 MiB
     /// page. All or nothing; when it returns `Ok`, the IOTLB no longer
-    /// holds the range and the device's DMA there faults.
+    /// holds the range and the device's DMA there faults. If the
+    /// invalidation itself fails (`Timeout`, `InvalidationQueueError`) the
+    /// tables no longer map the range but the IOTLB may: the frames must
+    /// not be reused, and the service treats the unit as failed.
     pub fn unmap(&mut self, source: SourceId, iova: u64, len: u64) -> Result<(), Error> {
         let domain = self.domain(source)?;
         let end = self.check_range(iova, len)?;

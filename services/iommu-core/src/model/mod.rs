@@ -127,6 +127,7 @@ pub(crate) struct State {
     events: Vec<Event>,
     gsts_stuck: bool,
     queue_stuck: bool,
+    reject_next_descriptor: bool,
     elapsed_ns: u64,
     gsts: u32,
     rtaddr: u64,
@@ -178,6 +179,7 @@ impl Model {
             events: Vec::new(),
             gsts_stuck: false,
             queue_stuck: false,
+            reject_next_descriptor: false,
             elapsed_ns: 0,
             gsts: 0,
             rtaddr: 0,
@@ -253,6 +255,12 @@ impl Model {
     /// The invalidation queue stops fetching descriptors.
     pub fn set_queue_stuck(&self, stuck: bool) {
         self.0.borrow_mut().queue_stuck = stuck;
+    }
+
+    /// The next descriptor fetched is rejected (FSTS.IQE), as hardware
+    /// rejects one it finds malformed.
+    pub fn reject_next_descriptor(&self) {
+        self.0.borrow_mut().reject_next_descriptor = true;
     }
 
     /// At most `frames` more frames can be allocated (`None`: unlimited).

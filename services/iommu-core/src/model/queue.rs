@@ -28,6 +28,9 @@ impl State {
     }
 
     fn execute(&mut self, low: u64, high: u64) -> Result<(), String> {
+        if std::mem::take(&mut self.reject_next_descriptor) {
+            return Err("rejected on request (test knob)".into());
+        }
         let kind = (low & 0xf) | ((low >> 9) & 7) << 4;
         let granularity = (low >> 4) & 3;
         let domain = (low >> 16) as u16;

@@ -134,4 +134,7 @@ fn decode_raw_records() {
         assert_eq!(FaultReason::from_code(code).code(), code);
     }
     assert_eq!(record.source.to_string(), "01:01.0");
+    assert_eq!(SourceId::new(0, 32, 0), None);
+    assert_eq!(SourceId::new(0, 0, 8), None);
+    assert_eq!(SourceId::new(0xff, 31, 7), Some(SourceId(0xffff)));
 }

@@ -240,3 +240,26 @@ fn unmap_wait_is_bounded() {
         Err(Error::Timeout(crate::Operation::InvalidationWait))
     );
 }
+
+/// Rule: a descriptor the unit rejects (FSTS.IQE) is a typed error, and the
+/// queue works again afterwards (IQE cleared, the batch dropped).
+#[test]
+fn rejected_descriptor_is_an_error_and_the_queue_recovers() {
+    let (model, mut unit) = qemu();
+    unit.attach(EDU).unwrap();
+    unit.map(EDU, 0, 0x1000, 0x2000, RW).unwrap();
+    assert_eq!(model.translate(EDU, 0x1000, false), Ok(0x2000));
+    model.reject_next_descriptor();
+    assert_eq!(
+        unit.unmap(EDU, 0, 0x1000),
+        Err(Error::InvalidationQueueError)
+    );
+    assert_eq!(model.fault_status() & (1 << 4), 0, "IQE cleared");
+    model.clear_events();
+    unit.unmap(EDU, 0x1000, 0x1000).unwrap();
+    assert_eq!(model.invalidations().len(), 2);
+    assert_eq!(
+        model.translate(EDU, 0x1000, false),
+        Err(FaultReason::ReadDenied)
+    );
+}
