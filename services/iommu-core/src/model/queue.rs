@@ -1,7 +1,8 @@
 //! The model's invalidation queue: fetches descriptors from IQH to IQT on
 //! each IQT write, executes them against the context cache and IOTLB, and
 //! stops with FSTS.IQE at the first malformed one (IQH left pointing at
-//! it), as QEMU does. While IQE is set nothing more is fetched.
+//! it), as QEMU does. While IQE is set nothing more is fetched; clearing it
+//! resumes fetching from IQH.
 
 use super::{Event, Invalidation, State};
 

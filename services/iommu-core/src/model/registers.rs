@@ -216,7 +216,14 @@ impl State {
                 );
                 self.rtaddr = value;
             }
-            Reg::Fsts => self.fsts &= !(value as u32 & 0x7d),
+            Reg::Fsts => {
+                let had_iqe = self.fsts & (1 << 4) != 0;
+                self.fsts &= !(value as u32 & 0x7d);
+                // Clearing IQE lets the queue fetch from IQH again.
+                if had_iqe && self.fsts & (1 << 4) == 0 && self.gsts & GSTS_QIES != 0 {
+                    self.run_queue();
+                }
+            }
             Reg::Fectl => {
                 assert!(value as u32 & !(1 << 31) == 0, "model: FECTL {value:#x}");
                 self.fectl = (self.fectl & (1 << 30)) | value as u32;

@@ -250,11 +250,13 @@ fn rejected_descriptor_is_an_error_and_the_queue_recovers() {
     unit.map(EDU, 0, 0x1000, 0x2000, RW).unwrap();
     assert_eq!(model.translate(EDU, 0x1000, false), Ok(0x2000));
     model.reject_next_descriptor();
+    model.clear_events();
     assert_eq!(
         unit.unmap(EDU, 0, 0x1000),
         Err(Error::InvalidationQueueError)
     );
     assert_eq!(model.fault_status() & (1 << 4), 0, "IQE cleared");
+    assert_eq!(model.invalidations(), [], "the rejected batch is dropped");
     model.clear_events();
     unit.unmap(EDU, 0x1000, 0x1000).unwrap();
     assert_eq!(model.invalidations().len(), 2);
