@@ -6,7 +6,7 @@
 //! map/unmap with the invalidations the hardware needs, and draining the
 //! fault recording registers into typed [`FaultRecord`]s. It is generic over
 //! three small traits so the same code drives QEMU's `intel-iommu` through
-//! MMIO and, under `cargo test`, the strict VT-d [`model`]:
+//! MMIO and, under `cargo test`, the strict VT-d model (`model`, behind the `model` feature):
 //!
 //! - [`Registers`]: 32- and 64-bit register reads and writes at an offset.
 //!   The core only reaches it through [`hw::Mmio`], which always uses the
@@ -19,7 +19,7 @@
 //!   invalidation wait polls with a bounded delay and ends in
 //!   [`Error::Timeout`].
 //!
-//! Modules: [`hw`] (the traits), [`unit`] (the driver core), [`pagetable`]
+//! Modules: [`hw`] (the traits), [`unit`](mod@unit) (the driver core), [`pagetable`]
 //! (second-level tables), [`entry`] (root/context/PTE encodings),
 //! [`queue`] (invalidation descriptors and the queue), [`fault`] (fault
 //! records), [`source`] (PCI source ids), [`error`].

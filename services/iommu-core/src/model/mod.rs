@@ -9,7 +9,7 @@
 //! - GCMD/GSTS: SRTP latches RTADDR, QIE needs IQT = 0, TE needs a root
 //!   table; knobs make GSTS never acknowledge or the queue never run.
 //! - [`Model::translate`] walks exactly the root, context and second-level
-//!   entries in memory (not in the CPU cache: see [`memory`]), through a
+//!   entries in memory (not in the CPU cache: see the `memory` module), through a
 //!   context cache and an IOTLB that only invalidation descriptors empty, so
 //!   a missing invalidation leaves a stale translation that tests see. With
 //!   CAP.CM = 1 it also caches not-present entries.
