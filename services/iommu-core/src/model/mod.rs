@@ -129,6 +129,7 @@ pub(crate) struct State {
     queue_stuck: bool,
     reject_next_descriptor: bool,
     elapsed_ns: u64,
+    register_reads: usize,
     gsts: u32,
     rtaddr: u64,
     root: Option<u64>,
@@ -181,6 +182,7 @@ impl Model {
             queue_stuck: false,
             reject_next_descriptor: false,
             elapsed_ns: 0,
+            register_reads: 0,
             gsts: 0,
             rtaddr: 0,
             root: None,
@@ -275,6 +277,11 @@ impl Model {
     /// Total time the driver spent in [`ModelDelay`].
     pub fn elapsed_ns(&self) -> u64 {
         self.0.borrow().elapsed_ns
+    }
+
+    /// Register reads so far (writes are in [`Model::events`]).
+    pub fn register_reads(&self) -> usize {
+        self.0.borrow().register_reads
     }
 
     /// Why the queue set FSTS.IQE, one line per rejected descriptor.

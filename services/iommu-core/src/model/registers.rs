@@ -143,6 +143,7 @@ impl State {
     }
 
     pub(super) fn read(&mut self, offset: usize, size: usize) -> u64 {
+        self.register_reads += 1;
         let Some((reg, width)) = self.decode(offset) else {
             panic!("model: {size}-byte read at {offset:#x}, where no register is");
         };

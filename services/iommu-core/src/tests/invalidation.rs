@@ -265,3 +265,26 @@ fn rejected_descriptor_is_an_error_and_the_queue_recovers() {
         Err(FaultReason::ReadDenied)
     );
 }
+
+/// Rule (cost): on a unit that completes invalidations at once, as QEMU
+/// does, a 4 KiB map costs no register access and its unmap exactly one
+/// (the IQT write); the wait is observed in memory, not by polling FSTS.
+#[test]
+fn map_unmap_pair_costs_one_register_access() {
+    let (model, mut unit) = qemu();
+    unit.attach(EDU).unwrap();
+    unit.map(EDU, 0x1000, 0x1000, 0x1000, RW).unwrap();
+    unit.unmap(EDU, 0x1000, 0x1000).unwrap();
+    let reads = model.register_reads();
+    model.clear_events();
+    unit.map(EDU, 0x1000, 0x1000, 0x1000, RW).unwrap();
+    unit.unmap(EDU, 0x1000, 0x1000).unwrap();
+    assert_eq!(model.register_reads(), reads);
+    let writes: Vec<_> = model
+        .events()
+        .into_iter()
+        .filter(|e| matches!(e, Event::Write(..)))
+        .collect();
+    // Bring-up queued 3 descriptors and each unmap 2 (page + wait): tail 7.
+    assert_eq!(writes, [Event::Write("IQT", 7 << 4)]);
+}
