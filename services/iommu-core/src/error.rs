@@ -25,6 +25,8 @@ pub enum Unsupported {
     QueuedInvalidation,
     /// CAP.SAGAW offers neither a 39-bit nor a 48-bit table.
     AddressWidth,
+    /// Scalable mode was asked for, but ECAP lacks SMTS or SLTS.
+    ScalableMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -25,6 +25,7 @@ pub const MAX_BATCH: usize = 64;
 pub const TYPE_CONTEXT: u64 = 1;
 pub const TYPE_IOTLB: u64 = 2;
 pub const TYPE_WAIT: u64 = 5;
+pub const TYPE_PASID_CACHE: u64 = 7;
 
 /// Granularity field (bits 5:4) of context-cache and IOTLB descriptors.
 pub const GRANULARITY_GLOBAL: u64 = 1 << 4;
@@ -61,6 +62,15 @@ impl Descriptor {
     pub const fn context_device(domain: u16, source: u16) -> Self {
         Self {
             low: TYPE_CONTEXT | GRANULARITY_NARROW | (domain as u64) << 16 | (source as u64) << 32,
+            high: 0,
+        }
+    }
+
+    /// Invalidate every PASID-cache entry tagged `domain` (scalable mode;
+    /// granularity 00 = domain-selective).
+    pub const fn pasid_domain(domain: u16) -> Self {
+        Self {
+            low: TYPE_PASID_CACHE | (domain as u64) << 16,
             high: 0,
         }
     }

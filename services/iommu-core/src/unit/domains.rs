@@ -6,7 +6,6 @@ use embedded_hal::delay::DelayNs;
 use faultline_vtd::LargePageSizes;
 
 use super::{Domain, DomainId, MAX_PAGE_INVALIDATIONS, Unit};
-use crate::entry::{self, ENTRY_BYTES};
 use crate::error::Error;
 use crate::hw::{DmaMemory, Registers};
 use crate::pagetable::{Access, LARGE_PAGE_SIZE, PAGE_SIZE, Probe, Tables};
@@ -61,40 +60,21 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             .position(Option::is_none)
             .ok_or(Error::TooManyDomains)?;
         let id = self.free_domain_id().ok_or(Error::TooManyDomains)?;
-        let root_slot = self.root + ENTRY_BYTES * u64::from(source.bus());
-        let mut root_low = self.mem.read_u64(root_slot);
-        let new_context_table = root_low & entry::PRESENT == 0;
-        if new_context_table {
-            let table = self.mem.alloc_frame().ok_or(Error::OutOfTableMemory)?;
-            root_low = entry::root_entry(table).0;
-        }
-        let Some(tables) = self.mem.alloc_frame() else {
-            if new_context_table {
-                self.mem.free_frame(root_low & entry::POINTER_MASK);
-            }
-            return Err(Error::OutOfTableMemory);
-        };
-        let coherent = self.ecap.coherency();
-        if !coherent {
-            self.mem.flush(tables, PAGE_SIZE as usize);
-        }
-        if new_context_table {
-            let table = root_low & entry::POINTER_MASK;
-            if !coherent {
-                self.mem.flush(table, PAGE_SIZE as usize);
-            }
-            self.write_entry(root_slot, root_low, 0);
-        }
-        let context = (root_low & entry::POINTER_MASK) + ENTRY_BYTES * u64::from(source.devfn());
-        let (low, high) = entry::context_entry(tables, self.width.levels(), id);
-        self.write_entry(context, low, high);
-        self.domains[slot] = Some(Domain { source, id, tables });
+        let (tables, pasid) = self.install_context(source, id)?;
+        self.domains[slot] = Some(Domain {
+            source,
+            id,
+            tables,
+            pasid,
+        });
         if self.cap.caching_mode() {
             let drain = self.drain_bits();
-            self.invalidate(&[
+            let batch = [
                 Descriptor::context_device(0, source.0),
+                Descriptor::pasid_domain(id),
                 Descriptor::iotlb_domain(id, drain),
-            ])?;
+            ];
+            self.invalidate_context_batch(&batch, pasid.is_some())?;
         } else {
             self.flush_write_buffer()?;
         }
@@ -109,23 +89,35 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         let Some(domain) = self.domains[slot] else {
             return Err(Error::NotAttached);
         };
-        let root_low = self
-            .mem
-            .read_u64(self.root + ENTRY_BYTES * u64::from(source.bus()));
-        let context = (root_low & entry::POINTER_MASK) + ENTRY_BYTES * u64::from(source.devfn());
-        self.mem.write_u64(context, 0);
-        self.mem.write_u64(context + 8, 0);
-        if !self.ecap.coherency() {
-            self.mem.flush(context, ENTRY_BYTES as usize);
-        }
+        self.remove_context(source);
         let drain = self.drain_bits();
-        self.invalidate(&[
+        let batch = [
             Descriptor::context_device(domain.id, source.0),
+            Descriptor::pasid_domain(domain.id),
             Descriptor::iotlb_domain(domain.id, drain),
-        ])?;
+        ];
+        self.invalidate_context_batch(&batch, domain.pasid.is_some())?;
         self.domains[slot] = None;
         self.tables(&domain).free_all();
+        if let Some((directory, table)) = domain.pasid {
+            self.mem.free_frame(directory);
+            self.mem.free_frame(table);
+        }
         Ok(())
+    }
+
+    /// Submits `[context, pasid, iotlb]`, leaving out the PASID-cache
+    /// invalidation in legacy mode.
+    fn invalidate_context_batch(
+        &mut self,
+        batch: &[Descriptor; 3],
+        scalable: bool,
+    ) -> Result<(), Error> {
+        if scalable {
+            self.invalidate(batch)
+        } else {
+            self.invalidate(&[batch[0], batch[2]])
+        }
     }
 
     fn check_range(&self, iova: u64, len: u64) -> Result<u64, Error> {

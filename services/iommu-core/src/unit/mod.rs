@@ -22,15 +22,16 @@
 
 use embedded_hal::delay::DelayNs;
 use faultline_vtd::regs::{self, GlobalCommand, GlobalStatus};
-use faultline_vtd::{AddressWidth, Capability, ExtendedCapability, Version};
+use faultline_vtd::{AddressWidth, Capability, ExtendedCapability, TranslationMode, Version};
 
-use crate::entry::ENTRY_BYTES;
+use crate::entry::{self, ENTRY_BYTES};
 use crate::error::{Error, Operation, Unsupported};
 use crate::hw::{DmaMemory, Mmio, Registers};
 use crate::pagetable::PAGE_SIZE;
 use crate::queue::{self, Descriptor, Queue};
 use crate::source::SourceId;
 
+mod context;
 mod domains;
 mod faults;
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub handshake_timeout_us: u32,
     /// Bound on each invalidation wait, in microseconds.
     pub invalidation_timeout_us: u32,
+    /// Legacy or scalable mode (second-level tables either way).
+    pub mode: TranslationMode,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             host_address_width: 48,
             handshake_timeout_us: 10_000,
             invalidation_timeout_us: 10_000,
+            mode: TranslationMode::Legacy,
         }
     }
 }
@@ -70,9 +74,11 @@ struct Domain {
     source: SourceId,
     id: DomainId,
     tables: u64,
+    /// Scalable mode: the device's PASID directory and PASID table.
+    pasid: Option<(u64, u64)>,
 }
 
-/// One VT-d unit driven in legacy mode.
+/// One VT-d unit driven in legacy or scalable mode.
 pub struct Unit<R, M, D> {
     mmio: Mmio<R>,
     mem: M,
@@ -96,6 +102,9 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         let ecap = ExtendedCapability(mmio.read(regs::ECAP));
         if !ecap.queued_invalidation() {
             return Err(Error::Unsupported(Unsupported::QueuedInvalidation));
+        }
+        if config.mode == TranslationMode::Scalable && !ecap.scalable_second_level_supported() {
+            return Err(Error::Unsupported(Unsupported::ScalableMode));
         }
         let widths = cap.supported_address_widths();
         let width = [AddressWidth::Bits48, AddressWidth::Bits39]
@@ -124,7 +133,11 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             queue,
             domains: [None; MAX_DOMAINS],
         };
-        unit.mmio.write(regs::RTADDR, root);
+        let ttm = match config.mode {
+            TranslationMode::Legacy => 0,
+            TranslationMode::Scalable => entry::RTADDR_SCALABLE,
+        };
+        unit.mmio.write(regs::RTADDR, root | ttm);
         unit.command(GlobalCommand::SRTP, Operation::SetRootTable)?;
         unit.mmio.write(regs::IQT, 0);
         unit.mmio.write(regs::IQA, unit.queue.address_register());
@@ -136,6 +149,11 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         ])?;
         unit.command(GlobalCommand::TE, Operation::EnableTranslation)?;
         Ok(unit)
+    }
+
+    /// The mode the unit was brought up in.
+    pub fn mode(&self) -> TranslationMode {
+        self.config.mode
     }
 
     pub fn version(&self) -> Version {
