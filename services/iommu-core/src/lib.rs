@@ -24,19 +24,21 @@
 //! [`queue`] (invalidation descriptors and the queue), [`fault`] (fault
 //! records), [`source`] (PCI source ids), [`error`].
 //!
-//! # Growing into scalable mode and page requests
+//! # Modes, and what grows next
 //!
-//! Only legacy mode is implemented. The shape leaves room for the rest:
-//! root/context encodings are isolated in [`entry`], so a scalable-mode
-//! variant (RTADDR.TTM = 01, 32-byte context entries pointing at a PASID
-//! directory and table with PGTT = 2) adds encoders there and a `Mode`
-//! switch in [`unit::Unit::bring_up`]; the second-level tables in
-//! [`pagetable`] are reused unchanged because a PGTT = 2 PASID entry points
-//! at the same tables. The queue in [`queue`] takes any 128-bit descriptor,
-//! so PASID-cache (type 7) and page group responses (type 9) are new
-//! constructors; 256-bit descriptors (IQA.DW) only change the slot size.
-//! The page request queue is one more DMA frame plus PQH/PQT/PQA/PRS, drained
-//! like the fault records in [`fault`]; the model grows the same way.
+//! Legacy and scalable mode are both implemented with second-level tables
+//! ([`Config::mode`]); the difference is confined to [`entry`] and
+//! `unit::context` (root halves, 32-byte context entries, a PASID directory
+//! and table per device whose RID_PASID entry has PGTT = 2, PASID-cache
+//! invalidation), and [`pagetable`] serves both. Next: more PASIDs per
+//! device are more PASID table entries plus PASID-selective PASID-cache
+//! and IOTLB invalidations; first-level tables (PGTT = 1) would be a second
+//! table format beside [`pagetable`]. The queue in [`queue`] takes any
+//! 128-bit descriptor, so page group responses (type 9) are one more
+//! constructor; 256-bit descriptors (IQA.DW) only change the slot size. The
+//! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS, drained
+//! like the fault records in [`fault`]; the model grows the same way (its
+//! page-request registers are "not modelled" today and panic if touched).
 #![cfg_attr(not(any(test, feature = "model")), no_std)]
 #![forbid(unsafe_code)]
 

@@ -12,7 +12,10 @@
 //!   entries in memory (not in the CPU cache: see the `memory` module), through a
 //!   context cache and an IOTLB that only invalidation descriptors empty, so
 //!   a missing invalidation leaves a stale translation that tests see. With
-//!   CAP.CM = 1 it also caches not-present entries.
+//!   CAP.CM = 1 it also caches not-present entries. In scalable mode
+//!   (RTADDR.TTM = 01) the walk goes root half → 32-byte context entry →
+//!   PASID directory → PASID table entry (PGTT = 2) → second level, and a
+//!   PASID cache that only PASID-cache invalidations empty sits in between.
 //! - Faults go to the fault recording registers with QEMU's behaviour: one
 //!   record per pending source, PFO when the next record is full.
 //! - The invalidation queue runs on each IQT write and sets FSTS.IQE on a
@@ -39,6 +42,9 @@ use crate::hw::{DmaMemory, Registers};
 use crate::source::SourceId;
 use memory::Memory;
 
+/// ECAP of QEMU 10.0.2 with `x-scalable-mode=on`.
+pub const QEMU_ECAP_SCALABLE: u64 = 0x4800_80f0_0f4a;
+
 /// CAP of QEMU 10.0.2's default `intel-iommu`.
 pub const QEMU_CAP: u64 = 0x00d2_008c_222f_0606;
 /// ECAP of QEMU 10.0.2's default `intel-iommu`.
@@ -58,6 +64,14 @@ impl ModelConfig {
             cap: QEMU_CAP,
             ecap: QEMU_ECAP,
             host_address_width: 48,
+        }
+    }
+
+    /// QEMU with `x-scalable-mode=on`.
+    pub const fn qemu_scalable() -> Self {
+        Self {
+            ecap: QEMU_ECAP_SCALABLE,
+            ..Self::qemu()
         }
     }
 
@@ -91,6 +105,7 @@ pub enum Invalidation {
     IotlbGlobal,
     IotlbDomain { domain: u16 },
     IotlbPages { domain: u16, iova: u64, mask: u8 },
+    PasidCache { domain: u16 },
     Wait,
 }
 
@@ -149,6 +164,10 @@ pub(crate) struct State {
     fri: usize,
     dropped_faults: usize,
     context_cache: Vec<CachedContext>,
+    /// Scalable mode: PASID entries (RID_PASID) resolved per source.
+    pasid_cache: Vec<(u16, walk::Context)>,
+    /// RTADDR.TTM = 01 when the root table was last set.
+    scalable: bool,
     iotlb: Vec<IotlbEntry>,
 }
 
@@ -202,6 +221,8 @@ impl Model {
             fri: 0,
             dropped_faults: 0,
             context_cache: Vec::new(),
+            pasid_cache: Vec::new(),
+            scalable: false,
             iotlb: Vec::new(),
         })))
     }

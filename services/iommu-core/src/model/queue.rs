@@ -96,6 +96,22 @@ impl State {
                     _ => return Err("IOTLB granularity 0 is reserved".into()),
                 }
             }
+            7 => {
+                if self.config.ecap & (1 << 43) == 0 {
+                    return Err("PASID-cache descriptor without ECAP.SMTS".into());
+                }
+                if low & 0xfff0_0000_0000_f1c0 != 0 || high != 0 {
+                    return Err("PASID-cache descriptor sets reserved bits".into());
+                }
+                match granularity {
+                    // Domain-selective, or PASID-selective within the domain
+                    // (only RID_PASID 0 is ever cached).
+                    0 | 1 => self.pasid_cache.retain(|(_, c)| c.domain != domain),
+                    3 => self.pasid_cache.clear(),
+                    _ => return Err("PASID-cache granularity 2 is reserved".into()),
+                }
+                Invalidation::PasidCache { domain }
+            }
             5 => {
                 if low & 0xffff_f180 != 0 || high & 3 != 0 {
                     return Err("wait descriptor sets reserved bits".into());

@@ -211,9 +211,11 @@ impl State {
                     value & 0x3ff == 0 && value & !0xfff & !self.host_mask() == 0,
                     "model: RTADDR {value:#x} sets reserved bits"
                 );
+                let ttm = value & 0xc00;
+                let smts = self.config.ecap & (1 << 43) != 0;
                 assert!(
-                    value & 0xc00 == 0,
-                    "model: RTADDR {value:#x} asks for a translation table mode other than legacy"
+                    ttm == 0 || (ttm == 0x400 && smts),
+                    "model: RTADDR {value:#x} asks for a translation table mode the unit lacks"
                 );
                 self.rtaddr = value;
             }
@@ -297,6 +299,7 @@ impl State {
             0 => {}
             CMD_SRTP => {
                 self.root = Some(self.rtaddr & !0xfff);
+                self.scalable = self.rtaddr & 0xc00 == 0x400;
                 self.gsts |= GSTS_RTPS;
             }
             CMD_WBF => {}

@@ -14,6 +14,8 @@ pub(crate) struct Context {
     table: u64,
     levels: u8,
     fpd: bool,
+    /// Scalable mode, from a context entry: the PASID directory still to walk.
+    directory: Option<u64>,
 }
 
 /// A fault reason code and whether the context entry said FPD.
@@ -35,7 +37,7 @@ impl State {
         self.walk(source, iova, write).map_err(|(code, fpd)| {
             // Root, root/context table read and reserved-bit faults are
             // reported even with FPD set.
-            let qualified = !matches!(code, 1 | 8 | 9 | 0xa | 0xb);
+            let qualified = !matches!(code, 1 | 8 | 9 | 0xa | 0xb | 0x50 | 0x58);
             if !(qualified && fpd) {
                 self.record_fault(source, iova, code, write);
             }
@@ -58,7 +60,108 @@ impl State {
         context
     }
 
+    /// Context, then (scalable mode) the PASID entry through the PASID cache.
+    fn resolve(&mut self, source: u16) -> Result<Context, Fault> {
+        let context = self.context(source)?;
+        let Some(directory) = context.directory else {
+            return Ok(context);
+        };
+        if let Some((_, cached)) = self.pasid_cache.iter().find(|(s, _)| *s == source) {
+            return Ok(*cached);
+        }
+        let resolved = self.read_pasid_entry(directory, context.fpd)?;
+        self.pasid_cache.push((source, resolved));
+        Ok(resolved)
+    }
+
+    /// RID_PASID (0) through the PASID directory and table.
+    fn read_pasid_entry(&self, directory: u64, fpd: bool) -> Result<Context, Fault> {
+        let dir_entry = self.memory.device_read(directory).ok_or((0x50, false))?;
+        let fpd = fpd || dir_entry & 2 != 0;
+        if dir_entry & 1 == 0 {
+            return Err((0x51, fpd));
+        }
+        let table = dir_entry & !0xfff & self.host_mask();
+        let mut entry = [0u64; 8];
+        for (i, qword) in entry.iter_mut().enumerate() {
+            *qword = self
+                .memory
+                .device_read(table + 8 * i as u64)
+                .ok_or((0x58, false))?;
+        }
+        let fpd = fpd || entry[0] & 2 != 0;
+        if entry[0] & 1 == 0 {
+            return Err((0x59, fpd));
+        }
+        let aw = (entry[0] >> 2) & 7;
+        let sagaw = (self.config.cap >> 8) & 0x1f;
+        let pgtt = (entry[0] >> 6) & 7;
+        if pgtt != 2 || !(aw == 1 || aw == 2) || sagaw & (1 << aw) == 0 {
+            return Err((0x5b, fpd));
+        }
+        Ok(Context {
+            domain: entry[1] as u16,
+            table: entry[0] & !0xfff & self.host_mask(),
+            levels: aw as u8 + 2,
+            fpd,
+            directory: None,
+        })
+    }
+
+    fn read_scalable_context(&self, source: u16) -> Result<Context, Fault> {
+        let root = self
+            .root
+            .expect("translation is on, so a root table was set");
+        let at = root + 16 * u64::from(source >> 8);
+        let low = self.memory.device_read(at).ok_or((8, false))?;
+        let high = self.memory.device_read(at + 8).ok_or((8, false))?;
+        for half in [low, high] {
+            if half & 0xffe != 0 || half & !0xfff & !self.host_mask() != 0 {
+                return Err((0xa, false));
+            }
+        }
+        let half = if source & 0xff >= 128 { high } else { low };
+        if half & 1 == 0 {
+            return Err((1, false));
+        }
+        let at = (half & !0xfff) + 32 * u64::from(source & 0x7f);
+        let mut entry = [0u64; 4];
+        for (i, qword) in entry.iter_mut().enumerate() {
+            *qword = self
+                .memory
+                .device_read(at + 8 * i as u64)
+                .ok_or((9, false))?;
+        }
+        let fpd = entry[0] & 2 != 0;
+        if entry[0] & 0x1e0 != 0
+            || entry[0] & !0xfff & !self.host_mask() != 0
+            || entry[1] & !0x1f_ffff != 0
+            || entry[2] != 0
+            || entry[3] != 0
+        {
+            return Err((0xb, false));
+        }
+        if entry[0] & 1 == 0 {
+            return Err((2, fpd));
+        }
+        assert_eq!(
+            entry[1] & 0xf_ffff,
+            0,
+            "model: only RID_PASID 0 is modelled"
+        );
+        Ok(Context {
+            domain: 0,
+            table: 0,
+            levels: 0,
+            fpd,
+            directory: Some(entry[0] & !0xfff & self.host_mask()),
+        })
+    }
+
     fn read_context(&self, source: u16) -> Result<Context, Fault> {
+        if self.scalable {
+            return self.read_scalable_context(source);
+        }
         let root = self
             .root
             .expect("translation is on, so a root table was set");
@@ -102,11 +205,12 @@ impl State {
             table: low & !0xfff,
             levels: aw as u8 + 2,
             fpd,
+            directory: None,
         })
     }
 
     fn walk(&mut self, source: u16, iova: u64, write: bool) -> Result<u64, Fault> {
-        let context = self.context(source)?;
+        let context = self.resolve(source)?;
         let denied = (if write { 5 } else { 6 }, context.fpd);
         let agaw = 30 + 9 * (u32::from(context.levels) - 2);
         let mgaw = ((self.config.cap >> 16) & 0x3f) as u32 + 1;

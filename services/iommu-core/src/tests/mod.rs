@@ -7,6 +7,7 @@ mod invalidation;
 mod map;
 mod model;
 mod prop;
+mod scalable;
 
 use crate::model::{Model, ModelConfig, ModelDelay, ModelMemory, ModelRegisters};
 use crate::{Config, SourceId, Unit};
@@ -21,6 +22,22 @@ fn up(config: ModelConfig) -> (Model, TestUnit) {
         model.memory(),
         model.delay(),
         Config::default(),
+    )
+    .expect("bring-up");
+    (model, unit)
+}
+
+/// A model with `config` and a unit brought up on it in scalable mode.
+fn up_scalable(config: ModelConfig) -> (Model, TestUnit) {
+    let model = Model::new(config);
+    let unit = Unit::bring_up(
+        model.registers(),
+        model.memory(),
+        model.delay(),
+        Config {
+            mode: faultline_vtd::TranslationMode::Scalable,
+            ..Config::default()
+        },
     )
     .expect("bring-up");
     (model, unit)

@@ -81,70 +81,96 @@ fn check_all(model: &Model, reference: &Reference, touched: &[u64]) {
     }
 }
 
+/// Runs `ops` on a fresh unit (legacy or scalable mode) and checks every
+/// step against the reference.
+fn run(ops: Vec<Op>, scalable: bool) -> Result<(), TestCaseError> {
+    let (model, mut unit) = if scalable {
+        up_scalable(ModelConfig::qemu_scalable())
+    } else {
+        qemu()
+    };
+    unit.attach(EDU).unwrap();
+    let mut reference = Reference::new();
+    let mut touched = Vec::new();
+    for op in ops {
+        match op {
+            Op::Map {
+                page,
+                pages,
+                target,
+                access,
+            } => {
+                let access = Access::from_bits_truncate(access);
+                let result = unit.map(EDU, page << 12, target << 12, pages << 12, access);
+                let clash = (page..page + pages).find(|p| reference.contains_key(p));
+                match clash {
+                    Some(p) => prop_assert_eq!(result, Err(Error::Overlap { iova: p << 12 })),
+                    None => {
+                        prop_assert_eq!(result, Ok(()));
+                        for i in 0..pages {
+                            reference.insert(page + i, (target + i, access));
+                        }
+                    }
+                }
+            }
+            Op::Unmap { page, pages } => {
+                let result = unit.unmap(EDU, page << 12, pages << 12);
+                let hole = (page..page + pages).find(|p| !reference.contains_key(p));
+                match result {
+                    Ok(()) => {
+                        prop_assert_eq!(hole, None);
+                        for p in page..page + pages {
+                            reference.remove(&p);
+                        }
+                    }
+                    Err(Error::NotMapped { iova }) => prop_assert_eq!(Some(iova >> 12), hole),
+                    Err(Error::SplitsLargePage { iova }) => {
+                        // Only where a 2 MiB leaf really sits across an
+                        // edge, and before any hole (errors come in
+                        // address order).
+                        prop_assert_eq!(iova % (2 << 20), 0);
+                        let end = (page + pages) << 12;
+                        prop_assert!(iova < page << 12 || iova + (2 << 20) > end);
+                        if let Some(h) = hole {
+                            prop_assert!(iova < h << 12);
+                        }
+                    }
+                    Err(e) => prop_assert!(false, "unexpected {:?}", e),
+                }
+            }
+        }
+        match &op {
+            Op::Map { page, pages, .. } | Op::Unmap { page, pages } => {
+                for p in [*page, page + pages / 2, page + pages - 1, page + pages] {
+                    touched.push(p);
+                }
+            }
+        }
+        check_all(&model, &reference, &touched);
+        // Keep the single fault record free so faults stay observable.
+        unit.drain_faults(|_| ());
+    }
+    for (page, (target, access)) in &reference {
+        prop_assert_eq!(
+            unit.lookup(EDU, page << 12),
+            Ok(Some((target << 12, *access)))
+        );
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
     fn map_unmap_sequences_match_a_reference(ops in proptest::collection::vec(op(), 1..24)) {
-        let (model, mut unit) = qemu();
-        unit.attach(EDU).unwrap();
-        let mut reference = Reference::new();
-        let mut touched = Vec::new();
-        for op in ops {
-            match op {
-                Op::Map { page, pages, target, access } => {
-                    let access = Access::from_bits_truncate(access);
-                    let result = unit.map(EDU, page << 12, target << 12, pages << 12, access);
-                    let clash = (page..page + pages).find(|p| reference.contains_key(p));
-                    match clash {
-                        Some(p) => prop_assert_eq!(result, Err(Error::Overlap { iova: p << 12 })),
-                        None => {
-                            prop_assert_eq!(result, Ok(()));
-                            for i in 0..pages {
-                                reference.insert(page + i, (target + i, access));
-                            }
-                        }
-                    }
-                }
-                Op::Unmap { page, pages } => {
-                    let result = unit.unmap(EDU, page << 12, pages << 12);
-                    let hole = (page..page + pages).find(|p| !reference.contains_key(p));
-                    match result {
-                        Ok(()) => {
-                            prop_assert_eq!(hole, None);
-                            for p in page..page + pages {
-                                reference.remove(&p);
-                            }
-                        }
-                        Err(Error::NotMapped { iova }) => prop_assert_eq!(Some(iova >> 12), hole),
-                        Err(Error::SplitsLargePage { iova }) => {
-                            // Only where a 2 MiB leaf really sits across an
-                            // edge, and before any hole (errors come in
-                            // address order).
-                            prop_assert_eq!(iova % (2 << 20), 0);
-                            let end = (page + pages) << 12;
-                            prop_assert!(iova < page << 12 || iova + (2 << 20) > end);
-                            if let Some(h) = hole {
-                                prop_assert!(iova < h << 12);
-                            }
-                        }
-                        Err(e) => prop_assert!(false, "unexpected {:?}", e),
-                    }
-                }
-            }
-            match &op {
-                Op::Map { page, pages, .. } | Op::Unmap { page, pages } => {
-                    for p in [*page, page + pages / 2, page + pages - 1, page + pages] {
-                        touched.push(p);
-                    }
-                }
-            }
-            check_all(&model, &reference, &touched);
-            // Keep the single fault record free so faults stay observable.
-            unit.drain_faults(|_| ());
-        }
-        for (page, (target, access)) in &reference {
-            prop_assert_eq!(unit.lookup(EDU, page << 12), Ok(Some((target << 12, *access))));
-        }
+        run(ops, false)?;
+    }
+
+    #[test]
+    fn scalable_map_unmap_sequences_match_a_reference(
+        ops in proptest::collection::vec(op(), 1..24),
+    ) {
+        run(ops, true)?;
     }
 }

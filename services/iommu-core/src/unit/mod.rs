@@ -1,4 +1,4 @@
-//! The driver core for one remapping unit in legacy mode.
+//! The driver core for one remapping unit, in legacy or scalable mode.
 //!
 //! [`Unit::bring_up`] takes a unit with translation off to: root table set
 //! (GCMD.SRTP), queued invalidation on (GCMD.QIE), context cache and IOTLB
@@ -9,7 +9,8 @@
 //! and each is followed by a bounded wait for GSTS to acknowledge it.
 //!
 //! [`Unit::attach`] gives a device its own domain (id and second-level
-//! tables); [`Unit::map`] and [`Unit::unmap`] edit those tables. The rules
+//! tables; the mode-specific context structures are in `context`);
+//! [`Unit::map`] and [`Unit::unmap`] edit those tables. The rules
 //! the hardware imposes on when to invalidate are all here:
 //! - not present → present (attach, map): nothing needs invalidating unless
 //!   CAP.CM says not-present entries may be cached; then the context cache
@@ -17,7 +18,8 @@
 //!   asks for a write-buffer flush.
 //! - present → not present (unmap, detach): the IOTLB (page-selective where
 //!   CAP.PSI allows, else domain-selective) and, for detach, the context
-//!   cache are invalidated and waited for before the call returns.
+//!   cache (and in scalable mode the PASID cache) are invalidated and
+//!   waited for before the call returns.
 //! - ECAP.C = 0: every table write is flushed from the CPU caches.
 
 use embedded_hal::delay::DelayNs;
