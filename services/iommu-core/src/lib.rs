@@ -1,0 +1,65 @@
+//! The VT-d driver core of Faultline's IOMMU service.
+//!
+//! Everything the IOMMU service does to a remapping unit that is not IPC
+//! lives here: bring-up (root table, queued invalidation, translation on),
+//! one domain per attached device with its own second-level page tables,
+//! map/unmap with the invalidations the hardware needs, and draining the
+//! fault recording registers into typed [`FaultRecord`]s. It is generic over
+//! three small traits so the same code drives QEMU's `intel-iommu` through
+//! MMIO and, under `cargo test`, the strict VT-d model (`model`, behind the `model` feature):
+//!
+//! - [`Registers`]: 32- and 64-bit register reads and writes at an offset.
+//!   The core only reaches it through [`hw::Mmio`], which always uses the
+//!   architectural width from `faultline_vtd::regs` (QEMU aborts on a
+//!   64-bit write to a 32-bit register).
+//! - [`DmaMemory`]: zeroed 4 KiB frames whose physical address the core
+//!   knows, 64-bit reads/writes into them, and a cache flush for units that
+//!   do not snoop (ECAP.C = 0).
+//! - [`embedded_hal::delay::DelayNs`]: every GCMD→GSTS handshake and every
+//!   invalidation wait polls with a bounded delay and ends in
+//!   [`Error::Timeout`].
+//!
+//! Modules: [`hw`] (the traits), [`unit`](mod@unit) (the driver core), [`pagetable`]
+//! (second-level tables), [`entry`] (root/context/PTE encodings),
+//! [`queue`] (invalidation descriptors and the queue), [`fault`] (fault
+//! records), [`source`] (PCI source ids), [`error`].
+//!
+//! # Modes, and what grows next
+//!
+//! Legacy and scalable mode are both implemented with second-level tables
+//! ([`Config::mode`]); the difference is confined to [`entry`] and
+//! `unit::context` (root halves, 32-byte context entries, a PASID directory
+//! and table per device whose RID_PASID entry has PGTT = 2, PASID-cache
+//! invalidation), and [`pagetable`] serves both. Next: more PASIDs per
+//! device are more PASID table entries plus PASID-selective PASID-cache
+//! and IOTLB invalidations; first-level tables (PGTT = 1) would be a second
+//! table format beside [`pagetable`]. The queue in [`queue`] takes any
+//! 128-bit descriptor, so page group responses (type 9) are one more
+//! constructor; 256-bit descriptors (IQA.DW) only change the slot size. The
+//! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS, drained
+//! like the fault records in [`fault`]; the model grows the same way (its
+//! page-request registers are "not modelled" today and panic if touched).
+#![cfg_attr(not(any(test, feature = "model")), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod entry;
+pub mod error;
+pub mod fault;
+pub mod hw;
+pub mod pagetable;
+pub mod queue;
+pub mod source;
+pub mod unit;
+
+#[cfg(any(test, feature = "model"))]
+pub mod model;
+
+pub use error::{Error, Operation, Unsupported};
+pub use fault::{FaultAccess, FaultReason, FaultRecord, FaultSummary};
+pub use hw::{DmaMemory, Registers};
+pub use pagetable::Access;
+pub use source::SourceId;
+pub use unit::{Config, DomainId, Unit};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,134 @@
+//! The model's invalidation queue: fetches descriptors from IQH to IQT on
+//! each IQT write, executes them against the context cache and IOTLB, and
+//! stops with FSTS.IQE at the first malformed one (IQH left pointing at
+//! it), as QEMU does. While IQE is set nothing more is fetched; clearing it
+//! resumes fetching from IQH.
+
+use super::{Event, Invalidation, State};
+
+const FSTS_IQE: u32 = 1 << 4;
+
+impl State {
+    pub(super) fn run_queue(&mut self) {
+        if self.queue_stuck || self.fsts & FSTS_IQE != 0 {
+            return;
+        }
+        while self.iqh != self.iqt {
+            let index = self.iqh >> 4;
+            let at = self.queue_base + 16 * index;
+            let low = self.memory.cpu_read(at);
+            let high = self.memory.cpu_read(at + 8);
+            if let Err(why) = self.execute(low, high) {
+                self.queue_errors
+                    .push(format!("descriptor {index} ({low:#x}, {high:#x}): {why}"));
+                self.fsts |= FSTS_IQE;
+                return;
+            }
+            self.iqh = ((index + 1) % self.queue_entries) << 4;
+        }
+    }
+
+    fn execute(&mut self, low: u64, high: u64) -> Result<(), String> {
+        if std::mem::take(&mut self.reject_next_descriptor) {
+            return Err("rejected on request (test knob)".into());
+        }
+        let kind = (low & 0xf) | ((low >> 9) & 7) << 4;
+        let granularity = (low >> 4) & 3;
+        let domain = (low >> 16) as u16;
+        let done = match kind {
+            1 => {
+                if low & 0xfffc_0000_0000_ffc0 != 0 || high != 0 {
+                    return Err("context-cache descriptor sets reserved bits".into());
+                }
+                match granularity {
+                    1 => {
+                        self.context_cache.clear();
+                        Invalidation::ContextGlobal
+                    }
+                    2 => {
+                        self.context_cache
+                            .retain(|c| c.context.map_or(true, |c| c.domain != domain));
+                        Invalidation::ContextDomain { domain }
+                    }
+                    3 => {
+                        let source = (low >> 32) as u16;
+                        // FM masks function-number bits 2, 2:1 or 2:0.
+                        let ignored: u16 = [0, 0b100, 0b110, 0b111][((low >> 48) & 3) as usize];
+                        self.context_cache
+                            .retain(|c| c.source & !ignored != source & !ignored);
+                        Invalidation::ContextDevice { domain, source }
+                    }
+                    _ => return Err("context-cache granularity 0 is reserved".into()),
+                }
+            }
+            2 => {
+                if low & 0xffff_ffff_0000_f100 != 0 || high & 0xf80 != 0 {
+                    return Err("IOTLB descriptor sets reserved bits".into());
+                }
+                match granularity {
+                    1 => {
+                        self.iotlb.clear();
+                        Invalidation::IotlbGlobal
+                    }
+                    2 => {
+                        self.iotlb.retain(|e| e.domain != domain);
+                        Invalidation::IotlbDomain { domain }
+                    }
+                    3 => {
+                        if self.config.cap & (1 << 39) == 0 {
+                            return Err("page-selective invalidation without CAP.PSI".into());
+                        }
+                        let mask = (high & 0x3f) as u8;
+                        let mamv = ((self.config.cap >> 48) & 0x3f) as u8;
+                        if mask > mamv {
+                            return Err(format!("address mask {mask} above MAMV {mamv}"));
+                        }
+                        let iova = high & !0xfff;
+                        let size = 1u64 << (12 + u32::from(mask));
+                        if !iova.is_multiple_of(size) {
+                            return Err(format!("{iova:#x} not aligned to mask {mask}"));
+                        }
+                        self.iotlb.retain(|e| {
+                            e.domain != domain || e.base + e.size <= iova || e.base >= iova + size
+                        });
+                        Invalidation::IotlbPages { domain, iova, mask }
+                    }
+                    _ => return Err("IOTLB granularity 0 is reserved".into()),
+                }
+            }
+            7 => {
+                if self.config.ecap & (1 << 43) == 0 {
+                    return Err("PASID-cache descriptor without ECAP.SMTS".into());
+                }
+                if low & 0xfff0_0000_0000_f1c0 != 0 || high != 0 {
+                    return Err("PASID-cache descriptor sets reserved bits".into());
+                }
+                match granularity {
+                    // Domain-selective, or PASID-selective within the domain
+                    // (only RID_PASID 0 is ever cached).
+                    0 | 1 => self.pasid_cache.retain(|(_, c)| c.domain != domain),
+                    3 => self.pasid_cache.clear(),
+                    _ => return Err("PASID-cache granularity 2 is reserved".into()),
+                }
+                Invalidation::PasidCache { domain }
+            }
+            5 => {
+                if low & 0xffff_f180 != 0 || high & 3 != 0 {
+                    return Err("wait descriptor sets reserved bits".into());
+                }
+                let status_write = low & (1 << 5) != 0;
+                let interrupt = low & (1 << 4) != 0;
+                match (status_write, interrupt) {
+                    (true, true) => return Err("wait descriptor with both SW and IF".into()),
+                    (false, false) => return Err("wait descriptor with neither SW nor IF".into()),
+                    (true, false) => self.memory.device_write32(high, (low >> 32) as u32),
+                    (false, true) => {}
+                }
+                Invalidation::Wait
+            }
+            other => return Err(format!("descriptor type {other} is not supported")),
+        };
+        self.events.push(Event::Invalidation(done));
+        Ok(())
+    }
+}
