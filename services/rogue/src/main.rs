@@ -123,7 +123,7 @@ fn main() {
         pong,
         &mut seq,
         &t,
-        "(8) forged kernel lines escaped, flood dropped and counted",
+        "(8) forged kernel lines escaped, flood held to the console budget",
     );
     log!("rogue: all attempts refused");
     entry::use_the_fpu(|| pong_answers(pong, &mut seq))
