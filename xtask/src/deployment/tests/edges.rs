@@ -104,3 +104,28 @@ fn a_pci_index_goes_up_to_255() {
         "t.toml:12: service a: pci e: index 256 is outside 0..=255"
     );
 }
+
+#[test]
+fn capability_names_are_1_to_24_bytes_of_lowercase_digits_and_dashes() {
+    let named = |name: &str| {
+        mmio(&format!(
+            "{{ name = {name:?}, base = 0x1000, size = 0x1000 }}"
+        ))
+    };
+    let longest = "a".repeat(24);
+    let d = named(&longest).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        d.system.unwrap().config.services[1].caps[0].name.as_str(),
+        longest
+    );
+    assert!(named("r-2").is_ok());
+    for bad in ["Regs", "a_b", "", &"a".repeat(25)] {
+        let msg = format!("{:#}", named(bad).unwrap_err());
+        assert_eq!(
+            msg,
+            format!(
+                "t.toml:12: service a: capability name {bad:?}: use 1 to 24 bytes of a-z, 0-9 and -"
+            )
+        );
+    }
+}
