@@ -129,3 +129,40 @@ fn capability_names_are_1_to_24_bytes_of_lowercase_digits_and_dashes() {
         );
     }
 }
+
+#[test]
+fn the_limits_on_services_channels_and_caps_are_reachable() {
+    // 16 services (the supervisor and 15 more).
+    let many: String = (0..15)
+        .map(|i| errors::svc(&format!("s{i}"), "ping", ""))
+        .collect();
+    let d = parse_str(&with_sup(&many)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services.len(), 16);
+    // 32 channels, between four clients and four servers (eight ends each).
+    let ends: String = (0..4)
+        .map(|i| {
+            errors::svc(&format!("a{i}"), "ping", "") + &errors::svc(&format!("b{i}"), "pong", "")
+        })
+        .collect();
+    let mut text = with_sup(&ends);
+    for i in 0..32 {
+        text.push_str(&format!(
+            "[[channels]]\nname = \"c{i}\"\nclient = \"a{}\"\nserver = \"b{}\"\n",
+            i % 4,
+            i / 8
+        ));
+    }
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.channels.len(), 32);
+    // 24 capabilities in one service.
+    let irqs: String = (0..24)
+        .map(|i| format!(" {{ name = \"i{i}\", bit = {i} }},\n"))
+        .collect();
+    let text = with_sup(&errors::svc(
+        "ping",
+        "ping",
+        &format!("irqs = [\n{irqs}]\n"),
+    ));
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services[1].caps.len(), 24);
+}
