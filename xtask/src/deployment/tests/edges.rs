@@ -166,3 +166,33 @@ fn the_limits_on_services_channels_and_caps_are_reachable() {
     let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(d.system.unwrap().config.services[1].caps.len(), 24);
 }
+
+#[test]
+fn a_deployment_name_of_24_bytes_is_fine() {
+    let name = "d".repeat(24);
+    let d = parse(&name, Path::new("t.toml"), &with_sup(""), &packages())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.deployment.as_str(), name);
+}
+
+#[test]
+fn restart_hold_is_spelled_out_or_left_out() {
+    for restart in ["restart = \"hold\"\n", ""] {
+        let d = parse_str(&with_sup(&errors::svc("ping", "ping", restart)))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            d.system.unwrap().config.services[1].restart,
+            faultline_ipc::kconfig::RestartPolicy::Hold,
+            "{restart:?}"
+        );
+    }
+}
+
+#[test]
+fn a_deployment_is_a_scenario_unless_it_says_otherwise() {
+    assert!(parse_str(HEAD).unwrap().manifest.expect.scenario);
+    let d = parse_str(&format!("{HEAD}[expect]\nexit = \"failure\"\n")).unwrap();
+    assert!(d.manifest.expect.scenario);
+    let d = parse_str(&format!("{HEAD}[expect]\nscenario = false\n")).unwrap();
+    assert!(!d.manifest.expect.scenario);
+}
