@@ -196,3 +196,29 @@ fn a_deployment_is_a_scenario_unless_it_says_otherwise() {
     let d = parse_str(&format!("{HEAD}[expect]\nscenario = false\n")).unwrap();
     assert!(!d.manifest.expect.scenario);
 }
+
+#[test]
+fn priority_15_is_the_least_important_allowed() {
+    let text = format!("{HEAD}{}", SUP.replace("priority = 0", "priority = 15"));
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services[0].priority, 15);
+}
+
+#[test]
+fn services_may_use_exactly_half_the_machine() {
+    // 64 + 16384 + (16000 + 320) KiB = 32768 KiB, half of 64 MiB.
+    let text = format!(
+        "description = \"x\"\n[machine]\nmemory-mib = 64\n{SUP}{}{}",
+        errors::svc("a", "ping", "").replace("memory-kib = 64", "memory-kib = 16384"),
+        errors::svc("b", "ping", "dma-kib = 320\n")
+            .replace("memory-kib = 64", "memory-kib = 16000"),
+    );
+    assert!(
+        parse_str(&text).is_ok(),
+        "{:#}",
+        parse_str(&text).unwrap_err()
+    );
+    // Four more KiB is too much.
+    let text = text.replace("dma-kib = 320", "dma-kib = 324");
+    assert!(format!("{:#}", parse_str(&text).unwrap_err()).contains("services need 32772 KiB"));
+}
