@@ -61,7 +61,7 @@ fn mmio(grants: &str) -> Result<Deployment> {
 fn mmio_grants_may_touch_each_other_and_the_vtd_registers_in_either_order() {
     for grants in [
         // Higher first, then the page right below it.
-        "{ name = \"hi\", base = 0x2000, size = 0x1000 }, { name = \"lo\", base = 0x1000, size = 0x1000 }",
+        "{ name = \"hi\", base = 0xfeb02000, size = 0x1000 }, { name = \"lo\", base = 0xfeb01000, size = 0x1000 }",
         // Ending where VT-d unit 0's registers begin, and starting where they end.
         "{ name = \"below\", base = 0xfed8f000, size = 0x1000 }, { name = \"above\", base = 0xfed91000, size = 0x1000 }",
     ] {
@@ -109,7 +109,7 @@ fn a_pci_index_goes_up_to_255() {
 fn capability_names_are_1_to_24_bytes_of_lowercase_digits_and_dashes() {
     let named = |name: &str| {
         mmio(&format!(
-            "{{ name = {name:?}, base = 0x1000, size = 0x1000 }}"
+            "{{ name = {name:?}, base = 0xfeb01000, size = 0x1000 }}"
         ))
     };
     let longest = "a".repeat(24);
@@ -154,14 +154,15 @@ fn the_limits_on_services_channels_and_caps_are_reachable() {
     }
     let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(d.system.unwrap().config.channels.len(), 32);
-    // 24 capabilities in one service.
-    let irqs: String = (0..24)
-        .map(|i| format!(" {{ name = \"i{i}\", bit = {i} }},\n"))
+    // 24 capabilities in one service: notification grants to the
+    // supervisor, one bit each.
+    let notify: String = (0..24)
+        .map(|i| format!(" {{ name = \"n{i}\", service = \"sup\", bit = {i} }},\n"))
         .collect();
     let text = with_sup(&errors::svc(
         "ping",
         "ping",
-        &format!("irqs = [\n{irqs}]\n"),
+        &format!("notify = [\n{notify}]\n"),
     ));
     let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(d.system.unwrap().config.services[1].caps.len(), 24);
