@@ -105,3 +105,21 @@ fn channel_errors_say_what_happened() {
         assert_eq!(e.to_string(), text);
     }
 }
+
+#[test]
+fn postcard_errors_map_onto_the_envelope_s_error_kinds() {
+    use postcard::Error as P;
+    let cases = [
+        (P::DeserializeUnexpectedEnd, WireError::Truncated),
+        (P::DeserializeBadEnum, WireError::UnknownVariant),
+        (P::SerializeBufferFull, WireError::BufferFull),
+        (P::DeserializeBadBool, WireError::BadValue),
+        (P::DeserializeBadVarint, WireError::BadValue),
+        (P::DeserializeBadUtf8, WireError::BadValue),
+        (P::SerdeDeCustom, WireError::BadValue),
+        (P::WontImplement, WireError::BadValue),
+    ];
+    for (e, want) in cases {
+        assert_eq!(WireError::from_postcard(&e), want, "{e:?}");
+    }
+}

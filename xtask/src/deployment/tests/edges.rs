@@ -104,3 +104,122 @@ fn a_pci_index_goes_up_to_255() {
         "t.toml:12: service a: pci e: index 256 is outside 0..=255"
     );
 }
+
+#[test]
+fn capability_names_are_1_to_24_bytes_of_lowercase_digits_and_dashes() {
+    let named = |name: &str| {
+        mmio(&format!(
+            "{{ name = {name:?}, base = 0xfeb01000, size = 0x1000 }}"
+        ))
+    };
+    let longest = "a".repeat(24);
+    let d = named(&longest).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(
+        d.system.unwrap().config.services[1].caps[0].name.as_str(),
+        longest
+    );
+    assert!(named("r-2").is_ok());
+    for bad in ["Regs", "a_b", "", &"a".repeat(25)] {
+        let msg = format!("{:#}", named(bad).unwrap_err());
+        assert_eq!(
+            msg,
+            format!(
+                "t.toml:12: service a: capability name {bad:?}: use 1 to 24 bytes of a-z, 0-9 and -"
+            )
+        );
+    }
+}
+
+#[test]
+fn the_limits_on_services_channels_and_caps_are_reachable() {
+    // 16 services (the supervisor and 15 more).
+    let many: String = (0..15)
+        .map(|i| errors::svc(&format!("s{i}"), "ping", ""))
+        .collect();
+    let d = parse_str(&with_sup(&many)).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services.len(), 16);
+    // 32 channels, between four clients and four servers (eight ends each).
+    let ends: String = (0..4)
+        .map(|i| {
+            errors::svc(&format!("a{i}"), "ping", "") + &errors::svc(&format!("b{i}"), "pong", "")
+        })
+        .collect();
+    let mut text = with_sup(&ends);
+    for i in 0..32 {
+        text.push_str(&format!(
+            "[[channels]]\nname = \"c{i}\"\nclient = \"a{}\"\nserver = \"b{}\"\n",
+            i % 4,
+            i / 8
+        ));
+    }
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.channels.len(), 32);
+    // 24 capabilities in one service: notification grants to the
+    // supervisor, one bit each.
+    let notify: String = (0..24)
+        .map(|i| format!(" {{ name = \"n{i}\", service = \"sup\", bit = {i} }},\n"))
+        .collect();
+    let text = with_sup(&errors::svc(
+        "ping",
+        "ping",
+        &format!("notify = [\n{notify}]\n"),
+    ));
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services[1].caps.len(), 24);
+}
+
+#[test]
+fn a_deployment_name_of_24_bytes_is_fine() {
+    let name = "d".repeat(24);
+    let d = parse(&name, Path::new("t.toml"), &with_sup(""), &packages())
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.deployment.as_str(), name);
+}
+
+#[test]
+fn restart_hold_is_spelled_out_or_left_out() {
+    for restart in ["restart = \"hold\"\n", ""] {
+        let d = parse_str(&with_sup(&errors::svc("ping", "ping", restart)))
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(
+            d.system.unwrap().config.services[1].restart,
+            faultline_ipc::kconfig::RestartPolicy::Hold,
+            "{restart:?}"
+        );
+    }
+}
+
+#[test]
+fn a_deployment_is_a_scenario_unless_it_says_otherwise() {
+    assert!(parse_str(HEAD).unwrap().manifest.expect.scenario);
+    let d = parse_str(&format!("{HEAD}[expect]\nexit = \"failure\"\n")).unwrap();
+    assert!(d.manifest.expect.scenario);
+    let d = parse_str(&format!("{HEAD}[expect]\nscenario = false\n")).unwrap();
+    assert!(!d.manifest.expect.scenario);
+}
+
+#[test]
+fn priority_15_is_the_least_important_allowed() {
+    let text = format!("{HEAD}{}", SUP.replace("priority = 0", "priority = 15"));
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(d.system.unwrap().config.services[0].priority, 15);
+}
+
+#[test]
+fn services_may_use_exactly_half_the_machine() {
+    // 64 + 16384 + (16000 + 320) KiB = 32768 KiB, half of 64 MiB.
+    let text = format!(
+        "description = \"x\"\n[machine]\nmemory-mib = 64\n{SUP}{}{}",
+        errors::svc("a", "ping", "").replace("memory-kib = 64", "memory-kib = 16384"),
+        errors::svc("b", "ping", "dma-kib = 320\n")
+            .replace("memory-kib = 64", "memory-kib = 16000"),
+    );
+    assert!(
+        parse_str(&text).is_ok(),
+        "{:#}",
+        parse_str(&text).unwrap_err()
+    );
+    // Four more KiB is too much.
+    let text = text.replace("dma-kib = 320", "dma-kib = 324");
+    assert!(format!("{:#}", parse_str(&text).unwrap_err()).contains("services need 32772 KiB"));
+}
