@@ -133,6 +133,19 @@ mod tests {
     }
 
     #[test]
+    fn each_line_costs_exactly_its_bytes() {
+        let mut b = LogBudget::default();
+        assert!(b.take(0, 1000));
+        assert!(b.take(0, LOG_BURST_BYTES - 1000), "the rest of the burst");
+        assert!(!b.take(0, 1));
+        let mut b = LogBudget::default();
+        for _ in 0..4 {
+            assert!(b.take(0, LOG_BURST_BYTES / 4));
+        }
+        assert!(!b.take(0, 1));
+    }
+
+    #[test]
     fn a_line_longer_than_the_burst_never_fits() {
         let mut b = LogBudget::default();
         assert!(!b.take(0, LOG_BURST_BYTES + 1));
