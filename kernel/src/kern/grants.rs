@@ -259,3 +259,49 @@ mod tests {
         assert!(GrantError::NotMemoryBar { bar: 1 }.refuses_start());
     }
 }
+
+#[cfg(test)]
+mod messages {
+    use super::*;
+    use std::string::ToString;
+
+    #[test]
+    fn refusals_say_what_was_hit_and_where() {
+        let e = GrantError::Overlaps {
+            base: 0xfee0_0000,
+            len: 0x1000,
+            what: Reserved::LocalApic,
+            at: 0xfee0_0000,
+        };
+        assert_eq!(
+            e.to_string(),
+            "[0xfee00000, +0x1000) overlaps the local APIC at 0xfee00000"
+        );
+        for (what, text) in [
+            (Reserved::Ram, "RAM"),
+            (Reserved::IoApic, "an I/O APIC"),
+            (Reserved::Hpet, "the HPET"),
+            (Reserved::Ecam, "PCI configuration space (ECAM)"),
+            (Reserved::VtdUnit, "a VT-d unit's registers"),
+            (Reserved::PciBar, "a PCI function's BAR"),
+        ] {
+            assert!(what.name().starts_with(text), "{what:?}");
+        }
+        assert_eq!(
+            GrantError::Bridge {
+                class: 6,
+                subclass: 1
+            }
+            .to_string(),
+            "PCI class 06:01 is a bridge or chipset function; never granted"
+        );
+        assert_eq!(
+            GrantError::NotMemoryBar { bar: 2 }.to_string(),
+            "BAR 2 is not a memory BAR"
+        );
+        assert_eq!(
+            GrantError::BadRange { base: 1, len: 0 }.to_string(),
+            "[0x1, +0x0) is empty, unaligned or wraps"
+        );
+    }
+}

@@ -162,3 +162,92 @@ pub fn merge_write(
     }
     Ok(merged)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A type-0 header with the capability list bit and `pointer` at 0x34.
+    fn space(pointer: u8) -> [u8; 256] {
+        let mut c = [0u8; 256];
+        c[0x06] = 1 << 4;
+        c[0x34] = pointer;
+        c
+    }
+
+    fn reader(c: &[u8; 256]) -> impl FnMut(u16, u8) -> u32 + '_ {
+        |offset, width| {
+            (0..u16::from(width)).fold(0, |v, i| {
+                v | (u32::from(c[usize::from(offset + i)]) << (8 * i))
+            })
+        }
+    }
+
+    #[test]
+    fn the_list_ends_at_a_null_pointer_and_pointers_are_dword_aligned() {
+        // The pointer's two low bits are reserved: 0x43 means 0x40.
+        let mut c = space(0x43);
+        c[0x40..0x42].copy_from_slice(&[CAP_PM, 0x00]);
+        let caps = capabilities(&mut reader(&c));
+        assert_eq!(
+            caps.as_slice(),
+            [CapRange {
+                id: CAP_PM,
+                start: 0x40,
+                end: 0x48
+            }]
+        );
+        // Byte 0x48 is outside the capability: the driver's.
+        assert_eq!(writable_bits(&mut reader(&c), 0x48), 0xff);
+        assert_eq!(writable_bits(&mut reader(&c), 0x47), 0);
+    }
+
+    #[test]
+    fn a_looping_list_is_followed_once() {
+        let mut c = space(0x40);
+        c[0x40..0x42].copy_from_slice(&[CAP_MSI, 0x50]);
+        c[0x50..0x52].copy_from_slice(&[CAP_PCIE, 0x40]);
+        let caps = capabilities(&mut reader(&c));
+        let ids: std::vec::Vec<u8> = caps.iter().map(|c| c.id).collect();
+        assert_eq!(ids, [CAP_MSI, CAP_PCIE]);
+    }
+
+    #[test]
+    fn without_the_list_bit_there_are_no_capabilities() {
+        let mut c = space(0x40);
+        c[0x06] = 0;
+        c[0x40..0x42].copy_from_slice(&[CAP_MSI, 0x00]);
+        assert!(capabilities(&mut reader(&c)).is_empty());
+        assert_eq!(writable_bits(&mut reader(&c), 0x40), 0xff);
+    }
+
+    #[test]
+    fn status_errors_cache_line_and_latency_are_writable() {
+        let c = space(0);
+        let mut r = reader(&c);
+        assert_eq!(
+            writable_bits(&mut r, 0x06),
+            0,
+            "status low byte is read-only"
+        );
+        assert_eq!(writable_bits(&mut r, 0x07), STATUS_HIGH_W1C);
+        assert_eq!(writable_bits(&mut r, 0x0c), 0xff);
+        assert_eq!(writable_bits(&mut r, 0x0d), 0xff);
+        assert_eq!(writable_bits(&mut r, 0x0e), 0);
+        // Writing 1s to the error bits clears them; the read-only bits of
+        // the byte keep their value.
+        assert_eq!(merge_write(&mut r, 0x07, 1, 0xff, 0x06), Ok(0xff));
+        assert_eq!(
+            merge_write(&mut r, 0x06, 2, 0xf900, 0x0610),
+            Err(Refused { offset: 0x06 })
+        );
+    }
+
+    #[test]
+    fn msi_size_follows_its_control_word() {
+        assert_eq!(msi_len(0), 10);
+        assert_eq!(msi_len(1 << 7), 14);
+        assert_eq!(msi_len(1 << 8), 20);
+        assert_eq!(msi_len((1 << 7) | (1 << 8)), 24);
+    }
+}
