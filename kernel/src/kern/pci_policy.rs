@@ -243,6 +243,85 @@ mod tests {
         );
     }
 
+    /// The first byte at or after 0x40 a driver may write, with one
+    /// capability `id` at 0x40 (its byte 2 set to `byte2`).
+    fn first_free(id: u8, byte2: u8) -> u16 {
+        let mut c = space(0x40);
+        c[0x40..0x43].copy_from_slice(&[id, 0x00, byte2]);
+        (0x40..0x100)
+            .find(|&o| writable_bits(&mut reader(&c), o) != 0)
+            .unwrap_or(0x100)
+    }
+
+    #[test]
+    fn each_capability_covers_its_architectural_size() {
+        assert_eq!(first_free(CAP_PM, 0), 0x48);
+        assert_eq!(first_free(CAP_MSI, 0x80), 0x4e); // 64-bit MSI
+        assert_eq!(first_free(CAP_PCIE, 0), 0x7c);
+        assert_eq!(first_free(CAP_MSIX, 0), 0x4c);
+        // A vendor capability's length is its byte 2; its body (from byte
+        // 3) is the driver's.
+        assert_eq!(first_free(CAP_VENDOR, 0x10), 0x43);
+        let mut c = space(0x40);
+        c[0x40..0x43].copy_from_slice(&[CAP_VENDOR, 0x00, 0x10]);
+        assert_eq!(
+            capabilities(&mut reader(&c)).as_slice(),
+            [CapRange {
+                id: CAP_VENDOR,
+                start: 0x40,
+                end: 0x50
+            }]
+        );
+        // A capability of unknown size runs to the end of the legacy space.
+        assert_eq!(first_free(0x0d, 0), 0x100);
+    }
+
+    #[test]
+    fn an_unknown_capability_runs_to_the_next_one_above_it() {
+        // Listed out of address order: unknown at 0x60, PM at 0x80, MSI-X
+        // at 0x40. The unknown one ends where PM starts, not at MSI-X.
+        let mut c = space(0x60);
+        c[0x60..0x62].copy_from_slice(&[0x0d, 0x80]);
+        c[0x80..0x82].copy_from_slice(&[CAP_PM, 0x40]);
+        c[0x40..0x42].copy_from_slice(&[CAP_MSIX, 0x00]);
+        let caps = capabilities(&mut reader(&c));
+        assert_eq!(
+            caps.as_slice(),
+            [
+                CapRange {
+                    id: 0x0d,
+                    start: 0x60,
+                    end: 0x80
+                },
+                CapRange {
+                    id: CAP_PM,
+                    start: 0x80,
+                    end: 0x88
+                },
+                CapRange {
+                    id: CAP_MSIX,
+                    start: 0x40,
+                    end: 0x4c
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn bits_outside_the_allow_list_keep_their_value_in_every_byte() {
+        let c = space(0);
+        let mut r = reader(&c);
+        // Fast back-to-back (command bit 9) is set and not the driver's;
+        // the driver writes memory and bus master only.
+        assert_eq!(merge_write(&mut r, 0x04, 2, 0x0006, 0x0200), Ok(0x0206));
+        assert_eq!(merge_write(&mut r, 0x04, 2, 0xffff, 0x0000), Ok(0x0547));
+        assert_eq!(
+            merge_write(&mut r, 0x0c, 2, 0x1234, 0xffff),
+            Ok(0x1234),
+            "cache line size and latency timer are wholly the driver's"
+        );
+    }
+
     #[test]
     fn msi_size_follows_its_control_word() {
         assert_eq!(msi_len(0), 10);
