@@ -140,6 +140,9 @@ fn nmi_self_test() {
 /// Reports NMIs taken since the last report (one line however many).
 fn report_nmis() {
     let now = crate::arch::interrupts::nmis();
+    if now == NMIS_REPORTED.load(Ordering::Relaxed) {
+        return; // nothing new: no write on the scheduler's path
+    }
     let seen = NMIS_REPORTED.swap(now, Ordering::Relaxed);
     if now > seen {
         crate::kprintln!(

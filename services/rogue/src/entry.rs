@@ -27,10 +27,10 @@ pub fn blocking_syscall_with_flags() -> (u64, u64) {
     let _ = set_timer(time().ns + 5_000_000);
     let status: u64;
     let flags: u64;
-    // SAFETY: the flags are set and cleared inside this block, around one
-    // `recv` into `buf` (exclusively ours, 16 bytes as the call says);
-    // `syscall` clobbers rcx and r11 and returns results in rdi, rsi, rdx
-    // and r10, all declared. DF is clear again before any Rust code runs.
+    // Flags are set and cleared inside the block, around one `recv`;
+    // `syscall` clobbers rcx and r11 and returns in rdi, rsi, rdx, r10.
+    // SAFETY: `buf` is ours, 16 bytes as the call says; every register
+    // the call touches is declared; DF is clear again before Rust runs.
     unsafe {
         core::arch::asm!(
             "pushfq",
