@@ -121,6 +121,33 @@
 //! not reuse the service's memory until the function is quiet; a restart
 //! programs its MSI again.
 //!
+//! # DMA isolation
+//!
+//! On a machine with an IOMMU, the IOMMU service (the one holder of each
+//! VT-d unit's registers) decides where a device may DMA, and the kernel
+//! enforces two rules for it:
+//!
+//! - **No bus mastering without a domain.** A write that sets a function's
+//!   bus-master bit is [`Error::NotPermitted`] (offset 4 in `rdi`) until the
+//!   IOMMU service has said, with [`Sysnum::DeviceTranslated`], that the
+//!   function is attached to a domain with translation on. When the IOMMU
+//!   service stops, every function it vouched for loses bus mastering and
+//!   is refused it again until the restarted service vouches anew.
+//! - **Memory is named by capability.** A driver names DMA memory to the
+//!   IOMMU service by its buffer number (from [`Sysnum::DmaAlloc`]) inside
+//!   a call; only the IOMMU service can turn that into frames
+//!   ([`Sysnum::ClientDma`]), and only for the client of a call it is
+//!   holding, so a driver can name only its own memory, and a PCI function
+//!   only one it holds ([`Sysnum::ClientPci`]). Physical addresses are not
+//!   given to drivers. Frames the IOMMU service pinned outlive their owner:
+//!   when the owner stops, the kernel posts [`NOTIFY_DMA_REVOKED`], the
+//!   IOMMU service unmaps them and invalidates the IOTLB, and only when it
+//!   releases the pin ([`Sysnum::DmaUnpin`]) are the frames reused.
+//!
+//! On a machine without an IOMMU there is nothing to enforce: bus
+//! mastering is a driver's to set, and [`Sysnum::DmaAlloc`] returns
+//! physical addresses.
+//!
 //! # Console
 //!
 //! [`Sysnum::Log`] lines are the service's own: the kernel prints each as
@@ -140,8 +167,11 @@ pub const MAX_CAP_NAME: usize = 24;
 pub const NOTIFY_TASK_FAULT: u32 = 1 << 31;
 /// Notification bit the kernel posts when the caller's timer expires.
 pub const NOTIFY_TIMER: u32 = 1 << 30;
+/// Notification bit the kernel posts to the IOMMU service when the owner
+/// of memory it pinned stopped (see [`Sysnum::DmaRevoked`]).
+pub const NOTIFY_DMA_REVOKED: u32 = 1 << 29;
 /// Bits a deployment may assign to notifications and IRQs.
-pub const NOTIFY_USER_BITS: u32 = (1 << 30) - 1;
+pub const NOTIFY_USER_BITS: u32 = (1 << 29) - 1;
 
 /// System call numbers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -176,7 +206,9 @@ pub enum Sysnum {
     /// `(handle)`: map a granted MMIO region; returns `(vaddr, len)`.
     MmioMap = 12,
     /// `(handle, bytes)`: allocate zeroed, contiguous DMA memory from a DMA
-    /// budget; returns `(vaddr, paddr)`.
+    /// budget; returns `(vaddr, buffer, paddr)`. `buffer` names it to the
+    /// IOMMU service (see "DMA memory" above); `paddr` is 0 unless the caller
+    /// holds a VT-d unit's registers or the machine has no IOMMU.
     DmaAlloc = 13,
     /// `(handle, offset, width)`: read a granted PCI function's config space.
     PciConfigRead = 14,
@@ -196,11 +228,33 @@ pub enum Sysnum {
     /// `(handle)`: returns the MSI `(address, data)` the kernel programmed
     /// the IRQ capability's PCI function with.
     IrqInfo = 19,
+    /// `(token, handle)`: IOMMU service only. The PCI function that the
+    /// client of the call `token` (pending on the caller) holds as
+    /// `handle`; returns `(bdf)` as `bus << 8 | device << 3 | function`.
+    ClientPci = 20,
+    /// `(token, buffer, offset, len)`: IOMMU service only. Pins
+    /// `[offset, offset + len)` (page-aligned) of DMA buffer `buffer` of the
+    /// client of the call `token`; returns `(paddr, pin)`. The frames stay
+    /// the client's, and are not reused after it stops until the pin is
+    /// released with [`Sysnum::DmaUnpin`].
+    ClientDma = 21,
+    /// `(pin)`: IOMMU service only. The pinned range is no longer mapped
+    /// for any device and the IOTLB has been invalidated.
+    DmaUnpin = 22,
+    /// `()`: IOMMU service only. A pin of the caller's whose owner stopped
+    /// (posted as [`NOTIFY_DMA_REVOKED`]); returns `(pin)`, or
+    /// [`Error::NotFound`] when none is left.
+    DmaRevoked = 23,
+    /// `(handle, bdf, on)`: IOMMU service only, `handle` its VT-d register
+    /// capability. `on = 1`: function `bdf` is attached to a domain with
+    /// translation on, so its driver may enable bus mastering. `on = 0`:
+    /// it no longer is; the kernel turns bus mastering off.
+    DeviceTranslated = 24,
 }
 
 impl Sysnum {
     /// Every call, in number order.
-    pub const ALL: [Sysnum; 20] = [
+    pub const ALL: [Sysnum; 25] = [
         Self::Log,
         Self::Exit,
         Self::Yield,
@@ -221,6 +275,11 @@ impl Sysnum {
         Self::TaskStatus,
         Self::TaskRestart,
         Self::IrqInfo,
+        Self::ClientPci,
+        Self::ClientDma,
+        Self::DmaUnpin,
+        Self::DmaRevoked,
+        Self::DeviceTranslated,
     ];
 
     /// Decodes a number from `rax`.
@@ -416,6 +475,8 @@ mod tests {
 
     #[test]
     fn reserved_notification_bits_are_outside_user_bits() {
-        assert_eq!(NOTIFY_USER_BITS & (NOTIFY_TASK_FAULT | NOTIFY_TIMER), 0);
+        let reserved = NOTIFY_TASK_FAULT | NOTIFY_TIMER | NOTIFY_DMA_REVOKED;
+        assert_eq!(NOTIFY_USER_BITS & reserved, 0);
+        assert_eq!(NOTIFY_USER_BITS | reserved, u32::MAX);
     }
 }

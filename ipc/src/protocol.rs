@@ -17,6 +17,7 @@
 //! | `0x0001` | [`ping`] |
 //! | `0x0002` | [`bench`] |
 //! | `0x0003` | [`events`] |
+//! | `0x0004` | [`iommu`] |
 //! | `0xffff` | channel refusals ([`crate::channel::REFUSAL`]) |
 
 use crate::wire::ProtocolId;
@@ -25,6 +26,7 @@ use serde::de::DeserializeOwned;
 
 pub mod bench;
 pub mod events;
+pub mod iommu;
 pub mod ping;
 
 /// A request/response protocol.

@@ -63,6 +63,11 @@ impl Kernel {
                 let (addr, data) = p.irq_msi(irq);
                 Outcome::Done([addr, u64::from(data), 0, 0])
             }),
+            Sysnum::ClientPci
+            | Sysnum::ClientDma
+            | Sysnum::DmaUnpin
+            | Sysnum::DmaRevoked
+            | Sysnum::DeviceTranslated => Err((Error::BadSyscall, 0)),
             Sysnum::MmioMap => self.mmio_map(p, caller, args[0]),
             Sysnum::DmaAlloc => self.dma_alloc(p, caller, args[0], args[1]),
             Sysnum::PciConfigRead | Sysnum::PciConfigWrite => self.pci_config(p, caller, nr, args),
@@ -204,7 +209,7 @@ impl Kernel {
         }
         *used += pages;
         match p.alloc_dma(caller, pages) {
-            Ok((virt, phys)) => Ok(Outcome::Done([virt, phys, 0, 0])),
+            Ok((virt, phys)) => Ok(Outcome::Done([virt, 0, phys, 0])),
             Err(e) => {
                 if let Ok(Cap::Dma { used, .. }) = self.tasks[caller].caps.get_mut(handle) {
                     *used -= pages;

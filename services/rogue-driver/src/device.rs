@@ -77,14 +77,16 @@ impl Edu {
     }
 
     /// Allocates a DMA page and starts a device-to-RAM transfer into it;
-    /// returns the page's physical address.
+    /// returns the address the device was given: the page's physical
+    /// address where the kernel gives it out (no IOMMU), otherwise 0.
     pub fn start_dma_to_ram(&self, dma: Handle) -> Result<u64, SysError> {
         let page = dma_alloc(dma, 4096)?;
+        let target = page.paddr.unwrap_or(0);
         self.write64(DMA_SRC, DMA_BUFFER);
-        self.write64(DMA_DST, page.paddr);
+        self.write64(DMA_DST, target);
         self.write64(DMA_COUNT, 4096);
         self.write64(DMA_CMD, DMA_START_TO_RAM);
-        Ok(page.paddr)
+        Ok(target)
     }
 }
 

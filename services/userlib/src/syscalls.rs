@@ -33,11 +33,25 @@ pub struct MmioRegion {
     pub len: u64,
 }
 
-/// DMA memory: where the service sees it, and where the device does.
+/// DMA memory: where the service sees it, and the number that names it
+/// to the IOMMU service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DmaRegion {
     pub vaddr: u64,
+    /// The buffer's number, for map requests to the IOMMU service.
+    pub buffer: u8,
+    /// Where the device sees it without an IOMMU; `None` on a machine with
+    /// one (devices see only what the IOMMU service maps), except to the
+    /// IOMMU service itself.
+    pub paddr: Option<u64>,
+}
+
+/// A pinned range of a client's DMA buffer, as the IOMMU service sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Pinned {
     pub paddr: u64,
+    /// Names the pin for [`dma_unpin`] and in [`dma_revoked`].
+    pub pin: u64,
 }
 
 /// What to program a device's MSI registers with.
@@ -200,8 +214,56 @@ pub fn mmio_map(handle: Handle) -> Result<MmioRegion, SysError> {
 
 /// Allocates zeroed, contiguous DMA memory from a DMA budget.
 pub fn dma_alloc(handle: Handle, bytes: u64) -> Result<DmaRegion, SysError> {
-    let [vaddr, paddr, ..] = simple(Sysnum::DmaAlloc, [handle.0, bytes, 0, 0, 0, 0])?;
-    Ok(DmaRegion { vaddr, paddr })
+    let [vaddr, buffer, paddr, ..] = simple(Sysnum::DmaAlloc, [handle.0, bytes, 0, 0, 0, 0])?;
+    Ok(DmaRegion {
+        vaddr,
+        buffer: buffer as u8,
+        paddr: (paddr != 0).then_some(paddr),
+    })
+}
+
+/// IOMMU service only: the PCI function (as `bus << 8 | device << 3 |
+/// function`) the client of the pending call `token` holds as `handle`.
+pub fn client_pci(token: &ReplyToken, handle: u8) -> Result<u16, SysError> {
+    let args = [token.raw(), u64::from(handle), 0, 0, 0, 0];
+    simple(Sysnum::ClientPci, args).map(|v| v[0] as u16)
+}
+
+/// IOMMU service only: pins `[offset, offset + len)` of DMA buffer `buffer`
+/// of the client of the pending call `token`.
+pub fn client_dma(
+    token: &ReplyToken,
+    buffer: u8,
+    offset: u64,
+    len: u64,
+) -> Result<Pinned, SysError> {
+    let args = [token.raw(), u64::from(buffer), offset, len, 0, 0];
+    let [paddr, pin, ..] = simple(Sysnum::ClientDma, args)?;
+    Ok(Pinned { paddr, pin })
+}
+
+/// IOMMU service only: releases a pin (its range is unmapped everywhere
+/// and the IOTLB invalidated).
+pub fn dma_unpin(pin: u64) -> Result<(), SysError> {
+    simple(Sysnum::DmaUnpin, [pin, 0, 0, 0, 0, 0]).map(drop)
+}
+
+/// IOMMU service only: a pin whose owner stopped, to unmap and release;
+/// `Ok(None)` when there is none left.
+pub fn dma_revoked() -> Result<Option<u64>, SysError> {
+    match simple(Sysnum::DmaRevoked, [0; 6]) {
+        Ok(v) => Ok(Some(v[0])),
+        Err(SysError::Kernel(Error::NotFound)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// IOMMU service only: function `bdf` is (`on`) or is no longer attached
+/// to a domain with translation on; `vtd` is the caller's VT-d register
+/// capability.
+pub fn device_translated(vtd: Handle, bdf: u16, on: bool) -> Result<(), SysError> {
+    let args = [vtd.0, u64::from(bdf), u64::from(on), 0, 0, 0];
+    simple(Sysnum::DeviceTranslated, args).map(drop)
 }
 
 /// Reads `width` (1, 2 or 4) bytes of a granted PCI function's config space.
