@@ -226,7 +226,7 @@ impl Translated {
 /// Checks a pin request against buffer `buf`: the range is page-aligned,
 /// not empty and inside it. Returns its physical and virtual start.
 pub fn pin_range(buf: &Buffer, offset: u64, len: u64) -> Result<(u64, u64), Error> {
-    if len == 0 || offset % PAGE != 0 || len % PAGE != 0 {
+    if len == 0 || !offset.is_multiple_of(PAGE) || !len.is_multiple_of(PAGE) {
         return Err(Error::BadArgument);
     }
     match offset.checked_add(len) {
