@@ -428,7 +428,7 @@ pub fn vtd_unit(unit: u8) -> Option<(u64, u64)> {
 }
 
 fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, &'static str> {
-    if drhd.register_base == 0 || drhd.register_base % 4096 != 0 {
+    if drhd.register_base == 0 || !drhd.register_base.is_multiple_of(4096) {
         return Err("register base is not page-aligned");
     }
     Ok(VtdUnit { index, drhd: *drhd })
