@@ -8,6 +8,7 @@ mod delivery;
 mod devices;
 mod dispatch;
 mod hardening;
+mod iommu;
 mod ipc;
 mod rules;
 mod scheduling;
