@@ -13,8 +13,7 @@ const OTHER: usize = 2;
 const SERVER_H: u64 = 0;
 const VTD: u64 = 2;
 const IOMMU_DMA: u64 = 3;
-/// The driver's handles.
-const CLIENT_H: u64 = 0;
+/// The driver's handles (0 is its client end of channel 0).
 const EDU: u64 = 1;
 const DMA: u64 = 2;
 /// `other`'s DMA handle.
@@ -110,12 +109,13 @@ fn world(iommu: bool) -> (Kernel, FakePlatform) {
 /// it; returns the reply token.
 fn pending_call(k: &mut Kernel, p: &mut FakePlatform, client: usize) -> u64 {
     p.put(client, REQ, b"map");
+    let client_end = 0;
     sys(
         k,
         p,
         client,
         Sysnum::Call,
-        [0, REQ, 3, REPLY, MAX_MESSAGE as u64, 0],
+        [client_end, REQ, 3, REPLY, MAX_MESSAGE as u64, 0],
     );
     sys(
         k,
