@@ -8,6 +8,10 @@
 use super::Kernel;
 use super::task::State;
 
+/// How long every service must have been waiting, with no timer armed,
+/// before a deployment with interrupt holders counts as finished.
+pub const QUIET_NS: u64 = 1_000_000_000;
+
 impl Kernel {
     /// Picks the service to run next, or `None` if nothing is runnable
     /// (the CPU idles). `rotate` moves past the current service among equal
@@ -38,18 +42,24 @@ impl Kernel {
         Some(pick)
     }
 
-    /// Whether nothing can ever run again: no runnable service and no armed
-    /// timer. (Interrupts could still wake a service that holds an IRQ.)
-    pub fn quiescent(&self) -> bool {
-        self.tasks
+    /// Whether the deployment has finished, `idle_ns` after a service
+    /// last ran: nothing runnable, no armed timer, and either no live
+    /// service holds an interrupt or none has run for [`QUIET_NS`]. A
+    /// service that expects an interrupt (a device operation in flight)
+    /// arms a timer as its deadline, so a run never ends under it; an
+    /// interrupt holder that waits with no deadline is a server at rest.
+    pub fn quiescent(&self, idle_ns: u64) -> bool {
+        let waiting = self
+            .tasks
             .iter()
-            .all(|t| t.state != State::Runnable && t.timer.is_none())
-            && !self.tasks.iter().any(|t| {
-                t.caps
-                    .slots()
-                    .iter()
-                    .any(|s| matches!(s.cap, super::caps::Cap::Irq { .. }))
-                    && !t.state.is_stopped()
-            })
+            .all(|t| t.state != State::Runnable && t.timer.is_none());
+        let irq_holder = self.tasks.iter().any(|t| {
+            t.caps
+                .slots()
+                .iter()
+                .any(|s| matches!(s.cap, super::caps::Cap::Irq { .. }))
+                && !t.state.is_stopped()
+        });
+        waiting && (!irq_holder || idle_ns >= QUIET_NS)
     }
 }

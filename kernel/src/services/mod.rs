@@ -35,6 +35,8 @@ struct System {
     /// syscall (0 if it was anything else): such a service may be resumed
     /// with `sysretq`, since `rcx` and `r11` are clobbered by the ABI.
     entered_by_syscall: [u32; faultline_ipc::kconfig::MAX_SERVICES],
+    /// When (ns since boot) a service last ran.
+    last_ran_ns: u64,
 }
 
 static SYSTEM: InterruptSpinMutex<Option<System>> = InterruptSpinMutex::new(None);
@@ -238,6 +240,7 @@ fn start() -> ! {
         kernel,
         platform,
         entered_by_syscall: [0; faultline_ipc::kconfig::MAX_SERVICES],
+        last_ran_ns: 0,
     });
     let mut frame = user_frame(&Regs::default());
     resume_next(&mut frame, false);
@@ -430,6 +433,7 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             deliver_events(sys);
             report_nmis();
             if let Some(next) = sys.kernel.schedule(rotate) {
+                sys.last_ran_ns = sys.platform.now_ns();
                 let rip = sys.kernel.tasks[next].regs.rip;
                 if !crate::kern::entry::resumable(rip) {
                     stop_unresumable(sys, next, rip);
@@ -447,7 +451,8 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
                 }
                 return;
             }
-            if sys.kernel.quiescent() {
+            let idle_ns = sys.platform.now_ns().saturating_sub(sys.last_ran_ns);
+            if sys.kernel.quiescent(idle_ns) {
                 finish(sys);
             }
         }

@@ -210,12 +210,12 @@ fn scheduling_by_priority_then_round_robin() {
     let b = k.schedule(true).unwrap();
     assert_ne!(a, b);
     assert!([CLIENT, CLIENT2].contains(&a) && [CLIENT, CLIENT2].contains(&b));
-    assert!(!k.quiescent());
+    assert!(!k.quiescent(0));
     for c in [CLIENT, CLIENT2] {
         sys(&mut k, &mut p, c, Sysnum::Exit, [0, 0, 0, 0, 0, 0]);
     }
     assert_eq!(k.schedule(false), None);
-    assert!(k.quiescent());
+    assert!(k.quiescent(0));
 }
 
 proptest! {

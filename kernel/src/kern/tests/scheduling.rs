@@ -72,16 +72,20 @@ fn the_most_important_runnable_service_runs() {
 }
 
 #[test]
-fn quiet_only_with_nothing_runnable_no_timer_and_no_live_irq_holder() {
+fn quiet_only_with_nothing_runnable_no_timer_and_irq_holders_quiet_for_a_while() {
     let (mut k, mut p) = flat(1, 3);
     let irq = 1;
-    assert!(!k.quiescent(), "services are runnable");
+    assert!(!k.quiescent(0), "services are runnable");
+    assert!(!k.quiescent(u64::MAX), "services are runnable");
     let timer = u64::from(faultline_ipc::abi::NOTIFY_TIMER);
     sys(&mut k, &mut p, 0, Sysnum::Wait, [timer, 0, 0, 0, 0, 0]);
     sys(&mut k, &mut p, irq, Sysnum::Wait, [1, 0, 0, 0, 0, 0]);
     assert_eq!(k.schedule(false), None);
-    // Everyone waits, but an interrupt can still wake the IRQ holder.
-    assert!(!k.quiescent(), "an IRQ holder is alive");
+    // Everyone waits, but an interrupt can still wake the IRQ holder,
+    // until nothing has run for the quiet period.
+    assert!(!k.quiescent(0), "an IRQ holder is alive");
+    assert!(!k.quiescent(super::super::sched::QUIET_NS - 1));
+    assert!(k.quiescent(super::super::sched::QUIET_NS));
     k.fault(
         &mut p,
         irq,
@@ -92,14 +96,15 @@ fn quiet_only_with_nothing_runnable_no_timer_and_no_live_irq_holder() {
             rip: 0,
         },
     );
-    assert!(k.quiescent());
-    // An armed timer will wake service 0.
+    assert!(k.quiescent(0));
+    // An armed timer will wake service 0, however long the wait.
     k.tasks[0].timer = Some(5);
-    assert!(!k.quiescent(), "a timer is armed");
+    assert!(!k.quiescent(0), "a timer is armed");
+    assert!(!k.quiescent(u64::MAX), "a timer is armed");
     k.tick(5);
     assert_eq!(k.tasks[0].timer, None);
     assert_eq!(k.tasks[0].state, State::Runnable);
-    assert!(!k.quiescent());
+    assert!(!k.quiescent(0));
 }
 
 #[test]
