@@ -1,7 +1,8 @@
 //! Building the bootable image for a deployment.
 //!
 //! For a deployment with services, each distinct service crate is built for
-//! `x86_64-unknown-none` (`--bin <crate> --features image`), its ELF is
+//! `x86_64-unknown-none` (`--bin <crate> --features <crate>/image`, plus
+//! `<crate>/<feature>` for each of its manifest `features`), its ELF is
 //! checked ([`crate::elf`]) against the loader's rules and the service's
 //! memory budget, and the deployment directory is written:
 //!
@@ -80,9 +81,10 @@ fn build_services(root: &Path, system: &System, release: bool) -> Result<Vec<Elf
     let mut cmd = cargo();
     cmd.current_dir(root).args(["build", "--target", TARGET]);
     let mut features = Vec::new();
-    for krate in &system.images {
+    for (krate, extra) in system.images.iter().zip(&system.features) {
         cmd.args(["--package", krate, "--bin", krate]);
         features.push(format!("{krate}/image"));
+        features.extend(extra.iter().map(|f| format!("{krate}/{f}")));
     }
     cmd.args(["--features", &features.join(",")]);
     if release {
@@ -221,6 +223,7 @@ fn summary(
             json!({
                 "index": i,
                 "crate": system.images[i],
+                "features": system.features[i],
                 "file": format!("images/{i}.elf"),
                 "built": e.path.display().to_string(),
                 "bytes": e.bytes.len(),
@@ -240,6 +243,7 @@ fn summary(
         "services": services,
         "channels": channels,
         "images": images,
+        "warnings": dep.warnings,
     })
 }
 
