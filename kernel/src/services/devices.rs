@@ -194,6 +194,18 @@ pub fn quiesce(at: (u8, u8, u8)) -> Quiesced {
     }
 }
 
+/// Turns bus mastering off on `at` (and only that), flushing the write.
+pub fn bus_master_off(at: (u8, u8, u8)) {
+    let Some(f) = function(at) else {
+        return;
+    };
+    let command = read(f.bdf, 0x04, 2);
+    if command & CMD_BUS_MASTER != 0 {
+        write(f.bdf, 0x04, 2, command & !CMD_BUS_MASTER);
+        let _ = read(f.bdf, 0x04, 2);
+    }
+}
+
 /// Puts back what a function-level reset cleared: the BARs as the boot
 /// scan found them (so every grant still names the same registers). The
 /// command register stays off until the next driver turns it on.

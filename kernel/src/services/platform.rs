@@ -15,13 +15,16 @@ pub const IRQ_VECTOR_BASE: u8 = 0x50;
 /// Most IRQ capabilities in a deployment.
 pub const MAX_IRQS: usize = 16;
 
-/// One interrupt granted to a service: the MSI of one PCI function.
+/// One interrupt granted to a service: the MSI of one PCI function, or a
+/// VT-d unit's fault event interrupt.
 #[derive(Clone, Copy, Debug)]
 pub struct IrqLine {
     pub task: u8,
     pub bits: u32,
-    /// The function whose MSI the kernel programmed with this line's vector.
-    pub bdf: (u8, u8, u8),
+    /// The function whose MSI the kernel programmed with this line's
+    /// vector; `None` for a VT-d unit's interrupt, which its IOMMU service
+    /// programs.
+    pub bdf: Option<(u8, u8, u8)>,
     /// Delivered and not yet acknowledged.
     pub masked: bool,
     /// Fired again while masked.
@@ -180,6 +183,23 @@ impl Platform for MachinePlatform {
         self.space_mut(task)?.alloc_dma(bytes)
     }
 
+    fn dma_keep(&mut self, task: usize, vaddr: u64, bytes: u64) {
+        if let Ok(space) = self.space_mut(task) {
+            space.disown(vaddr, bytes);
+        }
+    }
+
+    fn dma_free(&mut self, paddr: u64) {
+        let frame = crate::mm::PhysFrame::containing(paddr);
+        if crate::memory::with(|m| m.frames.deallocate(frame)).is_err() {
+            log::error!("kernel: kept DMA frame {paddr:#x} was not allocated");
+        }
+    }
+
+    fn bus_master_off(&mut self, bdf: (u8, u8, u8)) {
+        devices::bus_master_off(bdf);
+    }
+
     fn pci_read(&mut self, (bus, device, function): (u8, u8, u8), offset: u16, width: u8) -> u32 {
         crate::platform::pci_config_read(
             Bdf {
@@ -225,7 +245,9 @@ impl Platform for MachinePlatform {
         if let Some(line) = self.irqs.get_mut(usize::from(irq)) {
             line.masked = false;
             line.pending = false;
-            let bdf = line.bdf;
+            let Some(bdf) = line.bdf else {
+                return;
+            };
             self.finish_reset(bdf);
             if let Err(e) = devices::program_msi(bdf, IRQ_VECTOR_BASE + irq) {
                 log::error!("kernel: cannot program MSI again for IRQ {irq}: {e}");
@@ -242,7 +264,7 @@ impl Platform for MachinePlatform {
         if q.reset {
             let _ = self.resetting.push((bdf, quiet));
         }
-        for line in self.irqs.iter_mut().filter(|l| l.bdf == bdf) {
+        for line in self.irqs.iter_mut().filter(|l| l.bdf == Some(bdf)) {
             line.masked = true;
             line.pending = false;
         }
