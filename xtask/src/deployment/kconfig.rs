@@ -64,13 +64,6 @@ fn bits(bit: u64) -> u32 {
     1u32 << bit
 }
 
-/// The fault event interrupt of VT-d unit `unit`, delivered as `bits`
-/// (`None` while the kernel config has no such grant).
-fn vtd_fault_irq(unit: u8, bits: u32) -> Option<CapSpec> {
-    let _ = (unit, bits);
-    None
-}
-
 /// Builds the system; returns `None` (with errors pushed) if a service's
 /// capability names clash or are too many.
 pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<System> {
@@ -111,13 +104,14 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
                     span: v.span(),
                     kind: CapSpec::VtdMmio { unit },
                 });
-                if let Some(kind) = vtd_fault_irq(unit, bits(s.vtd_fault_bit() + u64::from(unit))) {
-                    caps.push(Cap {
-                        name: format!("vtd{unit}-fault"),
-                        span: v.span(),
-                        kind,
-                    });
-                }
+                caps.push(Cap {
+                    name: format!("vtd{unit}-fault"),
+                    span: v.span(),
+                    kind: CapSpec::VtdIrq {
+                        unit,
+                        bits: bits(s.vtd_fault_bit() + u64::from(unit)),
+                    },
+                });
             }
         }
         for g in &s.mmio {

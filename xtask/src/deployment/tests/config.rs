@@ -133,6 +133,7 @@ fn capabilities_come_in_the_documented_order() {
         cap_names(c, 1),
         [
             "vtd0",
+            "vtd0-fault",
             "regs",
             "edu",
             "edu-bar0",
@@ -149,6 +150,10 @@ fn capabilities_come_in_the_documented_order() {
         kinds,
         [
             &CapSpec::VtdMmio { unit: 0 },
+            &CapSpec::VtdIrq {
+                unit: 0,
+                bits: 1 << 1
+            },
             &CapSpec::Mmio {
                 base: 0xfe00_0000,
                 len: 0x1000
@@ -158,11 +163,11 @@ fn capabilities_come_in_the_documented_order() {
                 device: 0x11e8,
                 index: 0
             },
-            &CapSpec::PciBar { pci: 2, bar: 0 },
-            &CapSpec::PciBar { pci: 2, bar: 2 },
+            &CapSpec::PciBar { pci: 3, bar: 0 },
+            &CapSpec::PciBar { pci: 3, bar: 2 },
             &CapSpec::Irq {
                 bits: 1 << 3,
-                pci: 2
+                pci: 3
             },
             &CapSpec::Dma { bytes: 64 * 1024 },
             &CapSpec::Notification {

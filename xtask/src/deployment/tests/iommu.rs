@@ -47,13 +47,38 @@ fn caps(config: &KernelConfig, service: &str) -> Vec<(String, CapSpec)> {
 fn vtd_grants_every_unit_of_the_machine_by_number() {
     let d = parse_str(&with_iommu(&iommu(""))).unwrap_or_else(|e| panic!("{e:#}"));
     let c = d.system.unwrap().config;
-    let vtd: Vec<_> = caps(&c, "iommu")
-        .into_iter()
-        .filter(|(_, k)| matches!(k, CapSpec::VtdMmio { .. }))
-        .collect();
-    assert_eq!(vtd, [("vtd0".to_string(), CapSpec::VtdMmio { unit: 0 })]);
+    assert_eq!(
+        caps(&c, "iommu"),
+        [
+            ("vtd0".to_string(), CapSpec::VtdMmio { unit: 0 }),
+            (
+                "vtd0-fault".to_string(),
+                CapSpec::VtdIrq {
+                    unit: 0,
+                    bits: 1 << 1
+                }
+            ),
+        ]
+    );
     assert_eq!(super::super::q35::vtd_units(true).len(), 1);
     assert!(super::super::q35::vtd_units(false).is_empty());
+}
+
+#[test]
+fn the_holder_picks_the_fault_interrupt_bit() {
+    let d =
+        parse_str(&with_iommu(&iommu("vtd-fault-bit = 28\n"))).unwrap_or_else(|e| panic!("{e:#}"));
+    let c = d.system.unwrap().config;
+    assert_eq!(
+        caps(&c, "iommu")[1],
+        (
+            "vtd0-fault".to_string(),
+            CapSpec::VtdIrq {
+                unit: 0,
+                bits: 1 << 28
+            }
+        )
+    );
 }
 
 #[test]
