@@ -102,11 +102,11 @@ fn main() -> ! {
         Ok(edu) => edu,
         Err(e) => fail(format_args!("cannot map BAR0: {e:?}")),
     };
-    if edu.ident() != device::EDU_IDENT {
-        fail(format_args!("edu identifies as {:#x}", edu.ident()));
-    }
     if let Err(e) = device::set_command(pci, device::COMMAND_BUS_MASTER) {
         fail(format_args!("bus mastering refused after attach: {e}"));
+    }
+    if edu.ident() != device::EDU_IDENT {
+        fail(format_args!("edu identifies as {:#x}", edu.ident()));
     }
 
     let a = alloc(dma);
