@@ -221,7 +221,7 @@ pub(super) fn check_bits(errs: &mut Errors, services: &Services, units: usize) {
                 .as_ref()
                 .map_or_else(|| s.vtd.as_ref().expect("vtd = true").span(), |b| b.span());
             for unit in 0..units as u64 {
-                let bit = toml::Spanned::new(span.clone(), s.vtd_fault_bit() + unit);
+                let bit = toml::Spanned::new(span.clone(), s.vtd_fault_bit(unit));
                 claim(
                     errs,
                     sname,

@@ -109,7 +109,7 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
                     span: v.span(),
                     kind: CapSpec::VtdIrq {
                         unit,
-                        bits: bits(s.vtd_fault_bit() + u64::from(unit)),
+                        bits: bits(s.vtd_fault_bit(u64::from(unit))),
                     },
                 });
             }

@@ -198,11 +198,13 @@ impl Service {
         self.vtd.as_ref().is_some_and(|v| *v.get_ref())
     }
 
-    /// The notification bit of VT-d unit 0's fault event interrupt.
-    pub fn vtd_fault_bit(&self) -> u64 {
+    /// The notification bit of VT-d unit `unit`'s fault event interrupt:
+    /// `vtd-fault-bit` (default 1) plus the unit's number.
+    pub fn vtd_fault_bit(&self, unit: u64) -> u64 {
         self.vtd_fault_bit
             .as_ref()
             .map_or(DEFAULT_VTD_FAULT_BIT, |b| *b.get_ref())
+            + unit
     }
 
     pub fn stack_kib(&self) -> u64 {

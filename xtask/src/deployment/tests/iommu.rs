@@ -82,6 +82,17 @@ fn the_holder_picks_the_fault_interrupt_bit() {
 }
 
 #[test]
+fn each_unit_has_its_own_fault_bit() {
+    let text = with_iommu(&iommu("vtd-fault-bit = 5\n"));
+    let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
+    let (_, holder) = d.manifest.services_in_order()[1];
+    assert_eq!([0, 1, 2].map(|u| holder.vtd_fault_bit(u)), [5, 6, 7]);
+    let d = parse_str(&with_iommu(&iommu(""))).unwrap_or_else(|e| panic!("{e:#}"));
+    let (_, holder) = d.manifest.services_in_order()[1];
+    assert_eq!(holder.vtd_fault_bit(3), 4);
+}
+
+#[test]
 fn vtd_on_a_machine_without_an_iommu_is_refused() {
     assert_eq!(
         err(&with_sup(&iommu(""))),
