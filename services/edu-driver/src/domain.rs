@@ -47,7 +47,14 @@ impl Domain {
             client: Client::new(KernelTransport, iommu),
             pci: pci.0 as u8,
         };
-        match domain.call(IommuRequest::Attach { pci: domain.pci })? {
+        let request = IommuRequest::Attach { pci: domain.pci };
+        // The first call after the IOMMU service restarted is not
+        // delivered; a driver that has nothing mapped yet simply asks again.
+        let answer = match domain.call(request) {
+            Err(Failed::Channel(ChannelError::PeerRestarted { .. })) => domain.call(request),
+            answer => answer,
+        };
+        match answer? {
             IommuResponse::Attached(info) => Ok((domain, info)),
             other => Err(Failed::Odd(other)),
         }
