@@ -103,6 +103,52 @@ impl Kernel {
         Ok(Outcome::Done([id, 0, 0, 0]))
     }
 
+    /// Checks that `handle` is one of the caller's VT-d register
+    /// capabilities.
+    fn vtd_handle(&self, caller: usize, handle: u64) -> Result<(), (Error, u64)> {
+        match self.tasks[caller].caps.get(handle) {
+            Ok(Cap::Mmio { vtd: Some(_), .. }) => Ok(()),
+            Ok(_) => Err((Error::WrongKind, 0)),
+            Err(e) => Err((e, 0)),
+        }
+    }
+
+    /// `IrqRoute`: a granted device interrupt, for its remapping entry.
+    pub(super) fn irq_route(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [handle, irq, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        self.vtd_handle(caller, handle)?;
+        let irq = u8::try_from(irq).map_err(|_| (Error::NotFound, 0))?;
+        let (bdf, vector, apic) = p.irq_route(irq).map_err(|e| (e, 0))?;
+        Ok(Outcome::Done([
+            bdf_word(bdf),
+            u64::from(vector),
+            u64::from(apic),
+            0,
+        ]))
+    }
+
+    /// `IrqRemap`: a device's MSI now names a remapping entry (or not).
+    pub(super) fn irq_remap(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [handle, irq, irte, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        self.vtd_handle(caller, handle)?;
+        let irq = u8::try_from(irq).map_err(|_| (Error::NotFound, 0))?;
+        let irte = match irte {
+            u64::MAX => None,
+            h => Some(u16::try_from(h).map_err(|_| (Error::BadArgument, 0))?),
+        };
+        p.irq_route(irq).map_err(|e| (e, 0))?;
+        p.irq_remap(irq, irte).map_err(|e| (e, 0))?;
+        Ok(Outcome::Done([0; 4]))
+    }
+
     /// `DeviceTranslated`: the gate opens (or closes) for a function.
     pub(super) fn device_translated(
         &mut self,
@@ -110,11 +156,7 @@ impl Kernel {
         caller: usize,
         [handle, bdf, on, ..]: [u64; 6],
     ) -> Result<Outcome, (Error, u64)> {
-        match self.tasks[caller].caps.get(handle) {
-            Ok(Cap::Mmio { vtd: Some(_), .. }) => {}
-            Ok(_) => return Err((Error::WrongKind, 0)),
-            Err(e) => return Err((e, 0)),
-        }
+        self.vtd_handle(caller, handle)?;
         let bdf = u16::try_from(bdf)
             .map(bdf_of_word)
             .map_err(|_| (Error::BadArgument, 0))?;
@@ -172,6 +214,16 @@ impl Kernel {
             }
         }
     }
+}
+
+/// The MSI address and data that name interrupt remapping entry `irte`
+/// (VT-d remappable format: address bits 31:20 0xFEE, the handle's bits
+/// 14:0 in address bits 19:5 and its bit 15 in address bit 2, bit 4 set
+/// for remappable format, SHV (bit 3) clear so the data is ignored).
+pub fn remappable_msi(irte: u16) -> (u64, u16) {
+    let h = u64::from(irte);
+    let address = 0xfee0_0000 | ((h & 0x7fff) << 5) | (1 << 4) | (((h >> 15) & 1) << 2);
+    (address, 0)
 }
 
 /// `bus << 8 | device << 3 | function`, as the ABI passes a function.

@@ -95,7 +95,16 @@ pub trait Platform {
     fn dma_free(&mut self, paddr: u64);
     /// Turns bus mastering off on `bdf` (nothing else).
     fn bus_master_off(&mut self, bdf: (u8, u8, u8));
+    /// Interrupt line `irq`: `(bdf, vector, apic_id)` of a PCI function's
+    /// MSI; `WrongKind` for another kind of line, `NotFound` past the last.
+    fn irq_route(&self, irq: u8) -> Result<IrqRouteInfo, Error>;
+    /// Reprograms line `irq`'s MSI in remappable format naming entry
+    /// `irte`, or in compatibility format for `None`.
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error>;
 }
+
+/// A device interrupt line: its PCI function, vector and destination APIC.
+pub type IrqRouteInfo = ((u8, u8, u8), u8, u32);
 
 /// A channel: one client, one server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

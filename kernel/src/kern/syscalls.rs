@@ -71,6 +71,8 @@ impl Kernel {
             Sysnum::DmaUnpin => self.dma_unpin(p, caller, args[0]),
             Sysnum::DmaRevoked => self.dma_revoked(caller),
             Sysnum::DeviceTranslated => self.device_translated(p, caller, args),
+            Sysnum::IrqRoute => self.irq_route(p, caller, args),
+            Sysnum::IrqRemap => self.irq_remap(p, caller, args),
             Sysnum::MmioMap => self.mmio_map(p, caller, args[0]),
             Sysnum::DmaAlloc => self.dma_alloc(p, caller, args[0], args[1]),
             Sysnum::PciConfigRead | Sysnum::PciConfigWrite => self.pci_config(p, caller, nr, args),

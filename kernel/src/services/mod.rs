@@ -86,6 +86,7 @@ impl Resolver for BootResolver<'_> {
                 task,
                 bits,
                 bdf: None,
+                remap: None,
                 masked: false,
                 pending: false,
             })
@@ -104,6 +105,7 @@ impl Resolver for BootResolver<'_> {
                 task,
                 bits,
                 bdf: Some(bdf),
+                remap: None,
                 masked: false,
                 pending: false,
             })

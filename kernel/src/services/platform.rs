@@ -25,6 +25,10 @@ pub struct IrqLine {
     /// vector; `None` for a VT-d unit's interrupt, which its IOMMU service
     /// programs.
     pub bdf: Option<(u8, u8, u8)>,
+    /// The interrupt remapping entry the MSI names, once the IOMMU
+    /// service has routed it (remappable format); `None`: compatibility
+    /// format.
+    pub remap: Option<u16>,
     /// Delivered and not yet acknowledged.
     pub masked: bool,
     /// Fired again while masked.
@@ -232,7 +236,27 @@ impl Platform for MachinePlatform {
     }
 
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
-        (devices::msi_address(), u32::from(IRQ_VECTOR_BASE + irq))
+        match self.irqs.get(usize::from(irq)).and_then(|l| l.remap) {
+            Some(irte) => {
+                let (address, data) = devices::remappable_msi(irte);
+                (address, u32::from(data))
+            }
+            None => (devices::msi_address(), u32::from(IRQ_VECTOR_BASE + irq)),
+        }
+    }
+
+    fn irq_route(&self, irq: u8) -> Result<crate::kern::IrqRouteInfo, Error> {
+        let line = self.irqs.get(usize::from(irq)).ok_or(Error::NotFound)?;
+        let bdf = line.bdf.ok_or(Error::WrongKind)?;
+        Ok((bdf, IRQ_VECTOR_BASE + irq, crate::arch::apic::id()))
+    }
+
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
+        let line = self.irqs.get_mut(usize::from(irq)).ok_or(Error::NotFound)?;
+        let bdf = line.bdf.ok_or(Error::WrongKind)?;
+        line.remap = irte;
+        let (address, data) = self.irq_msi(irq);
+        devices::program_msi_raw(bdf, address, data as u16).map_err(|_| Error::NotFound)
     }
 
     fn irq_unmask(&mut self, irq: u8) {
@@ -249,7 +273,8 @@ impl Platform for MachinePlatform {
                 return;
             };
             self.finish_reset(bdf);
-            if let Err(e) = devices::program_msi(bdf, IRQ_VECTOR_BASE + irq) {
+            let (address, data) = self.irq_msi(irq);
+            if let Err(e) = devices::program_msi_raw(bdf, address, data as u16) {
                 log::error!("kernel: cannot program MSI again for IRQ {irq}: {e}");
             }
         }

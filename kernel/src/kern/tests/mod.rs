@@ -63,6 +63,10 @@ struct FakePlatform {
     freed: Vec<u64>,
     /// Functions whose bus mastering the kernel turned off.
     bus_master_off: Vec<Bdf>,
+    /// Interrupt lines: a PCI function's MSI, or `None` for a VT-d unit's.
+    irq_lines: Vec<Option<Bdf>>,
+    /// `irq_remap` calls.
+    remapped: Vec<(u8, Option<u16>)>,
 }
 
 impl FakePlatform {
@@ -84,6 +88,8 @@ impl FakePlatform {
             kept: Vec::new(),
             freed: Vec::new(),
             bus_master_off: Vec::new(),
+            irq_lines: vec![Some((0, 3, 0)), None],
+            remapped: Vec::new(),
         }
     }
 
@@ -189,6 +195,17 @@ impl Platform for FakePlatform {
     }
     fn bus_master_off(&mut self, bdf: (u8, u8, u8)) {
         self.bus_master_off.push(bdf);
+    }
+    fn irq_route(&self, irq: u8) -> Result<crate::kern::IrqRouteInfo, Error> {
+        match self.irq_lines.get(usize::from(irq)) {
+            Some(Some(bdf)) => Ok((*bdf, 0x40 + irq, 7)),
+            Some(None) => Err(Error::WrongKind),
+            None => Err(Error::NotFound),
+        }
+    }
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
+        self.remapped.push((irq, irte));
+        Ok(())
     }
     fn load(&mut self, task: usize) -> Result<Regs, Error> {
         self.loads.push(task);
