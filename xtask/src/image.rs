@@ -1,7 +1,8 @@
 //! Building the bootable image for a deployment.
 //!
 //! For a deployment with services, each distinct service crate is built for
-//! `x86_64-unknown-none` (`--bin <crate> --features image`), its ELF is
+//! `x86_64-unknown-none` (`--bin <crate> --features <crate>/image`, plus
+//! `<crate>/<feature>` for each of its manifest `features`), its ELF is
 //! checked ([`crate::elf`]) against the loader's rules and the service's
 //! memory budget, and the deployment directory is written:
 //!
@@ -79,12 +80,10 @@ struct Elf {
 fn build_services(root: &Path, system: &System, release: bool) -> Result<Vec<Elf>> {
     let mut cmd = cargo();
     cmd.current_dir(root).args(["build", "--target", TARGET]);
-    let mut features = Vec::new();
     for krate in &system.images {
         cmd.args(["--package", krate, "--bin", krate]);
-        features.push(format!("{krate}/image"));
     }
-    cmd.args(["--features", &features.join(",")]);
+    cmd.args(["--features", &features_arg(system)]);
     if release {
         cmd.arg("--release");
     }
@@ -112,6 +111,17 @@ fn build_services(root: &Path, system: &System, release: bool) -> Result<Vec<Elf
         elf::check_budget(plan, &elves[plan.image].info)?;
     }
     Ok(elves)
+}
+
+/// `--features` for every image at once: `<crate>/image` and
+/// `<crate>/<feature>` for each of the image's manifest `features`.
+fn features_arg(system: &System) -> String {
+    let mut features = Vec::new();
+    for (krate, extra) in system.images.iter().zip(&system.features) {
+        features.push(format!("{krate}/image"));
+        features.extend(extra.iter().map(|f| format!("{krate}/{f}")));
+    }
+    features.join(",")
 }
 
 /// Writes `path` unless it already holds `data` (keeps mtimes, so cargo
@@ -221,6 +231,7 @@ fn summary(
             json!({
                 "index": i,
                 "crate": system.images[i],
+                "features": system.features[i],
                 "file": format!("images/{i}.elf"),
                 "built": e.path.display().to_string(),
                 "bytes": e.bytes.len(),
@@ -240,6 +251,7 @@ fn summary(
         "services": services,
         "channels": channels,
         "images": images,
+        "warnings": dep.warnings,
     })
 }
 
@@ -309,4 +321,29 @@ fn ensure_target(root: &Path) -> Result<()> {
         bail!("`rustup target add {TARGET}` failed ({status})");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use faultline_ipc::kconfig::{CONFIG_VERSION, KernelConfig};
+
+    #[test]
+    fn each_image_gets_image_and_its_own_features() {
+        let system = System {
+            config: KernelConfig {
+                version: CONFIG_VERSION,
+                deployment: "t".try_into().unwrap(),
+                services: heapless::Vec::new(),
+                channels: heapless::Vec::new(),
+            },
+            images: vec!["faultline-supervisor".into(), "faultline-iommu".into()],
+            features: vec![vec![], vec!["a".into(), "scalable".into()]],
+            services: Vec::new(),
+        };
+        assert_eq!(
+            features_arg(&system),
+            "faultline-supervisor/image,faultline-iommu/image,faultline-iommu/a,faultline-iommu/scalable"
+        );
+    }
 }

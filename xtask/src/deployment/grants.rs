@@ -12,12 +12,14 @@
 use super::q35;
 use super::schema::Service;
 use super::validate::Errors;
+use faultline_ipc::abi::NOTIFY_USER_BITS;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
-/// Highest notification bit a deployment may assign (30 and 31 are the
-/// kernel's: timer and task fault).
-pub const MAX_BIT: u64 = 29;
+/// Highest notification bit a deployment may assign: the top of
+/// [`NOTIFY_USER_BITS`] (29, 30 and 31 are the kernel's: DMA revoked,
+/// timer and task fault).
+pub const MAX_BIT: u64 = (u32::BITS - 1 - NOTIFY_USER_BITS.leading_zeros()) as u64;
 /// A type-0 PCI header has six BARs.
 const MAX_BAR: u64 = 5;
 /// Physical addresses are at most 52 bits wide.
@@ -184,8 +186,9 @@ fn check_bars(errs: &mut Errors, what: &str, bars: &[toml::Spanned<u64>]) {
 }
 
 /// Notification bits: in range, and each bit a service receives comes from
-/// one source (one of its IRQs, or one notify grant aimed at it).
-pub(super) fn check_bits(errs: &mut Errors, services: &Services) {
+/// one source (one of its IRQs, the fault interrupt of one of the
+/// machine's `units` VT-d units, or one notify grant aimed at it).
+pub(super) fn check_bits(errs: &mut Errors, services: &Services, units: usize) {
     let mut used: BTreeMap<(String, u64), (String, Range<usize>)> = BTreeMap::new();
     let mut claim = |errs: &mut Errors, target: &str, bit: &toml::Spanned<u64>, what: String| {
         let b = *bit.get_ref();
@@ -211,6 +214,21 @@ pub(super) fn check_bits(errs: &mut Errors, services: &Services) {
         for g in &s.irqs {
             let what = format!("service {sname}: irq {}", g.name.get_ref());
             claim(errs, sname, &g.bit, what);
+        }
+        if s.holds_vtd() {
+            let span = s
+                .vtd_fault_bit
+                .as_ref()
+                .map_or_else(|| s.vtd.as_ref().expect("vtd = true").span(), |b| b.span());
+            for unit in 0..units as u64 {
+                let bit = toml::Spanned::new(span.clone(), s.vtd_fault_bit(unit));
+                claim(
+                    errs,
+                    sname,
+                    &bit,
+                    format!("service {sname}: irq vtd{unit}-fault"),
+                );
+            }
         }
     }
     for (key, s) in services {

@@ -7,8 +7,9 @@
 //!   order.
 //! - Images: one per distinct crate, numbered in service order.
 //! - Channels: in manifest order; the default badge is index + 1.
-//! - A service's capabilities, in handle order: `supervisor`, `vtd`, its
-//!   `mmio` grants, `pci` grants (each followed by its `bars`, named
+//! - A service's capabilities, in handle order: `supervisor`, per VT-d
+//!   unit `vtd<N>` (its registers) and `vtd<N>-fault` (its fault event
+//!   interrupt, notification bit `vtd-fault-bit` + N), its `mmio` grants, `pci` grants (each followed by its `bars`, named
 //!   `<pci name>-bar<N>`), `irqs`, `dma`, `notify` grants (each in manifest
 //!   order), then one end per channel it is on, in channel order (its
 //!   client end or its server end).
@@ -17,6 +18,7 @@
 //! [`MAX_CAP_NAME`] bytes; a service holds at most [`MAX_CAPS`].
 
 use super::grants::parse_pci_id;
+use super::q35;
 use super::schema::{Manifest, Restart};
 use super::validate::{Errors, valid_name};
 use faultline_ipc::abi::MAX_CAP_NAME;
@@ -33,6 +35,9 @@ pub struct System {
     pub config: KernelConfig,
     /// The crate each image is built from, by image index.
     pub images: Vec<String>,
+    /// The cargo features (besides `image`) each image is built with, by
+    /// image index.
+    pub features: Vec<Vec<String>>,
     /// Per service, in `config.services` order.
     pub services: Vec<ServicePlan>,
 }
@@ -66,6 +71,7 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
     if listed.is_empty() {
         return None;
     }
+    let units = q35::vtd_units(m.machine.iommu.is_some()).len() as u8;
     let mut order: Vec<usize> = (0..listed.len())
         .filter(|&i| listed[i].1.is_supervisor())
         .collect();
@@ -77,6 +83,7 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
         .collect();
 
     let mut images: Vec<String> = Vec::new();
+    let mut features = Vec::new();
     let mut plans = Vec::new();
     let mut services = heapless::Vec::new();
     for &i in &order {
@@ -91,11 +98,21 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
             });
         }
         if let Some(v) = s.vtd.as_ref().filter(|v| *v.get_ref()) {
-            caps.push(Cap {
-                name: "vtd".into(),
-                span: v.span(),
-                kind: CapSpec::VtdMmio { unit: 0 },
-            });
+            for unit in 0..units {
+                caps.push(Cap {
+                    name: format!("vtd{unit}"),
+                    span: v.span(),
+                    kind: CapSpec::VtdMmio { unit },
+                });
+                caps.push(Cap {
+                    name: format!("vtd{unit}-fault"),
+                    span: v.span(),
+                    kind: CapSpec::VtdIrq {
+                        unit,
+                        bits: bits(s.vtd_fault_bit(u64::from(unit))),
+                    },
+                });
+            }
         }
         for g in &s.mmio {
             caps.push(Cap {
@@ -203,6 +220,7 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
             Some(i) => i,
             None => {
                 images.push(s.krate.get_ref().clone());
+                features.push(super::features::of(s));
                 images.len() - 1
             }
         };
@@ -269,6 +287,7 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
             channels,
         },
         images,
+        features,
         services: plans,
     })
 }

@@ -16,9 +16,13 @@
 //! - `machine`: checks of `[machine]`;
 //! - `validate`: checks of `[services.*]` and `[[channels]]` (with
 //!   `grants` for MMIO, PCI and notification bits, against the machine
-//!   map in `q35`), which then build the [`System`] (in `kconfig`).
+//!   map in `q35`; `features` for cargo features; `iommu` for the VT-d
+//!   units' holder and the drivers that need it), which then build the
+//!   [`System`] (in `kconfig`).
 
+mod features;
 mod grants;
+mod iommu;
 mod kconfig;
 mod machine;
 mod q35;
@@ -53,6 +57,9 @@ pub struct Deployment {
     /// test` can skip such a deployment while its services are being
     /// written; building it fails with these errors.
     pub missing_crates: Vec<String>,
+    /// Warnings about what builds but is worth knowing (printed when the
+    /// manifest is loaded), e.g. a driver whose DMA no IOMMU isolates.
+    pub warnings: Vec<String>,
 }
 
 impl Deployment {
@@ -175,11 +182,15 @@ pub fn parse(
     for w in &checked.warnings {
         eprintln!("xtask: warning (left for the kernel to refuse at boot): {w}");
     }
+    for w in &checked.notes {
+        eprintln!("xtask: warning: {w}");
+    }
     Ok(Deployment {
         name: name.to_string(),
         path: path.to_path_buf(),
         manifest,
         system: checked.system,
         missing_crates: checked.missing_crates,
+        warnings: checked.notes,
     })
 }

@@ -29,6 +29,13 @@ pub const RCBA: Range<u64> = 0xfed1_c000..0xfed2_0000;
 /// VT-d unit 0's register page (`Q35_HOST_BRIDGE_IOMMU_ADDR`); only
 /// `vtd = true` grants it.
 pub const VTD_REGS: Range<u64> = 0xfed9_0000..0xfed9_1000;
+/// The register pages of the machine's VT-d units, in DMAR order: QEMU's
+/// `intel-iommu` is one unit, at [`VTD_REGS`], when the machine has it
+/// (`[machine.iommu]`), and none otherwise.
+pub fn vtd_units(iommu: bool) -> Vec<Range<u64>> {
+    if iommu { vec![VTD_REGS] } else { Vec::new() }
+}
+
 /// The local APICs' registers and the MSI address window: the whole MiB,
 /// since a write anywhere in it is an interrupt message.
 pub const LAPIC: Range<u64> = 0xfee0_0000..0xfef0_0000;

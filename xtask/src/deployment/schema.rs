@@ -161,8 +161,16 @@ pub struct Service {
     pub restart: Option<Spanned<Restart>>,
     /// Holds the Supervisor capability and starts first.
     pub supervisor: Option<Spanned<bool>>,
-    /// Owns VT-d unit 0's registers.
+    /// Owns every VT-d unit's registers (`vtd0`, `vtd1`, ...) and each
+    /// unit's fault event interrupt (`vtd0-fault`, ...): the IOMMU service.
     pub vtd: Option<Spanned<bool>>,
+    /// The notification bit of VT-d unit 0's fault event interrupt (unit
+    /// `i` gets this bit plus `i`); only with `vtd = true` (default 1).
+    pub vtd_fault_bit: Option<Spanned<u64>>,
+    /// Cargo features of the service's crate to build it with (besides
+    /// `image`), e.g. `["scalable"]`.
+    #[serde(default)]
+    pub features: Vec<Spanned<String>>,
     #[serde(default)]
     pub mmio: Vec<MmioGrant>,
     #[serde(default)]
@@ -177,10 +185,26 @@ pub struct Service {
 
 /// Default stack size in KiB.
 pub const DEFAULT_STACK_KIB: u64 = 16;
+/// Default notification bit of VT-d unit 0's fault event interrupt.
+pub const DEFAULT_VTD_FAULT_BIT: u64 = 1;
 
 impl Service {
     pub fn is_supervisor(&self) -> bool {
         self.supervisor.as_ref().is_some_and(|s| *s.get_ref())
+    }
+
+    /// Whether it holds the VT-d units (`vtd = true`).
+    pub fn holds_vtd(&self) -> bool {
+        self.vtd.as_ref().is_some_and(|v| *v.get_ref())
+    }
+
+    /// The notification bit of VT-d unit `unit`'s fault event interrupt:
+    /// `vtd-fault-bit` (default 1) plus the unit's number.
+    pub fn vtd_fault_bit(&self, unit: u64) -> u64 {
+        self.vtd_fault_bit
+            .as_ref()
+            .map_or(DEFAULT_VTD_FAULT_BIT, |b| *b.get_ref())
+            + unit
     }
 
     pub fn stack_kib(&self) -> u64 {

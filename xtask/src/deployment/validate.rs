@@ -2,17 +2,20 @@
 //!
 //! Every rule here is about the deployment as a whole being something the
 //! kernel can start and that grants no more than it says: names, priorities
-//! and budgets in range, a supervisor that outranks every other service, one owner per device and per VT-d unit, no MMIO
-//! grant overlapping another, notification bits that mean one thing each,
-//! and channels whose two ends are two existing services. Capability names
+//! and budgets in range, a supervisor that outranks every other service,
+//! one owner per device and per VT-d unit, no MMIO grant overlapping
+//! another, notification bits that mean one thing each, plain cargo
+//! feature names, channels whose two ends are two existing services, and
+//! a channel to the IOMMU service from every bus-master driver on a
+//! machine with an IOMMU (`iommu`). Capability names
 //! and counts are checked where the capabilities are laid out
 //! (`kconfig`). All errors are collected, each as `path:line: message`, in
 //! line order.
 
 use super::Source;
-use super::grants;
 use super::kconfig::{self, System};
 use super::schema::{Manifest, Restart, Service};
+use super::{features, grants, iommu, q35};
 use faultline_ipc::kconfig::{MAX_CHANNELS, MAX_NAME, MAX_SERVICES};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
@@ -25,6 +28,8 @@ pub struct Checked {
     /// kernel-refuses-grants`).
     pub warnings: Vec<String>,
     pub missing_crates: Vec<String>,
+    /// What builds but deserves a word (e.g. DMA that is not isolated).
+    pub notes: Vec<String>,
     pub system: Option<System>,
 }
 
@@ -33,6 +38,7 @@ pub(super) struct Errors<'a> {
     pub src: &'a Source<'a>,
     list: Vec<(usize, String)>,
     warnings: Vec<String>,
+    notes: Vec<String>,
     kernel_refuses: bool,
 }
 
@@ -40,6 +46,11 @@ impl Errors<'_> {
     pub fn push(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
         self.list
             .push((span.start, format!("{}: {msg}", self.src.at(span))));
+    }
+
+    /// Something that builds but deserves a warning.
+    pub fn warn(&mut self, span: Range<usize>, msg: impl std::fmt::Display) {
+        self.notes.push(format!("{}: {msg}", self.src.at(span)));
     }
 
     /// The line of a span, to point at an earlier declaration.
@@ -62,11 +73,12 @@ impl Errors<'_> {
         }
     }
 
-    fn into_sorted(mut self) -> (Vec<String>, Vec<String>) {
+    fn into_sorted(mut self) -> (Vec<String>, Vec<String>, Vec<String>) {
         self.list.sort_by_key(|(at, _)| *at);
         (
             self.list.into_iter().map(|(_, m)| m).collect(),
             self.warnings,
+            self.notes,
         )
     }
 }
@@ -84,6 +96,7 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
         src,
         list: Vec::new(),
         warnings: Vec::new(),
+        notes: Vec::new(),
         kernel_refuses: m.expect.kernel_refuses_grants,
     };
     let mut missing_crates = Vec::new();
@@ -106,7 +119,6 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
         );
     }
     let mut supervisors = Vec::new();
-    let mut vtd_owner: Option<(&str, Range<usize>)> = None;
     let mut total_kib = 0u64;
     for (key, s) in &services {
         let sname = key.get_ref().as_str();
@@ -129,18 +141,6 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
         total_kib += s.memory_kib.get_ref() + s.dma_kib.as_ref().map_or(0, |d| *d.get_ref());
         if let Some(sup) = s.supervisor.as_ref().filter(|v| *v.get_ref()) {
             supervisors.push((sname, sup.span()));
-        }
-        if let Some(vtd) = s.vtd.as_ref().filter(|v| *v.get_ref()) {
-            match &vtd_owner {
-                Some((owner, at)) => errs.push(
-                    vtd.span(),
-                    format_args!(
-                        "service {sname}: vtd = true, but service {owner} already owns VT-d unit 0's registers (line {})",
-                        errs.line(at.clone())
-                    ),
-                ),
-                None => vtd_owner = Some((sname, vtd.span())),
-            }
         }
         for n in &s.notify {
             if !known.contains(n.service.get_ref().as_str()) {
@@ -189,19 +189,23 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
     }
     grants::check_mmio(&mut errs, &services, *m.machine.memory_mib.get_ref());
     grants::check_pci(&mut errs, &services);
-    grants::check_bits(&mut errs, &services);
+    let units = q35::vtd_units(m.machine.iommu.is_some()).len();
+    grants::check_bits(&mut errs, &services, units);
+    features::check(&mut errs, &services);
     check_channels(&mut errs, m, &known);
+    iommu::check(&mut errs, m, &services);
 
     let system = if errs.is_empty() {
         kconfig::assemble(&mut errs, name, m)
     } else {
         None
     };
-    let (errors, warnings) = errs.into_sorted();
+    let (errors, warnings, notes) = errs.into_sorted();
     Checked {
         errors,
         warnings,
         missing_crates,
+        notes,
         system,
     }
 }

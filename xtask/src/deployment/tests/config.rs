@@ -9,6 +9,7 @@ const FULL: &str = r#"
 description = "everything"
 [machine]
 memory-mib = 256
+[machine.iommu]
 
 [services.pong]
 crate = "faultline-pong"
@@ -99,7 +100,7 @@ fn images_are_shared_by_crate_and_numbered_in_service_order() {
             ("ping2", 2, 64, 16)
         ]
     );
-    assert_eq!(sys.services[2].at, "t.toml:21");
+    assert_eq!(sys.services[2].at, "t.toml:22");
 }
 
 #[test]
@@ -131,7 +132,8 @@ fn capabilities_come_in_the_documented_order() {
     assert_eq!(
         cap_names(c, 1),
         [
-            "vtd",
+            "vtd0",
+            "vtd0-fault",
             "regs",
             "edu",
             "edu-bar0",
@@ -148,6 +150,10 @@ fn capabilities_come_in_the_documented_order() {
         kinds,
         [
             &CapSpec::VtdMmio { unit: 0 },
+            &CapSpec::VtdIrq {
+                unit: 0,
+                bits: 1 << 1
+            },
             &CapSpec::Mmio {
                 base: 0xfe00_0000,
                 len: 0x1000
@@ -157,11 +163,11 @@ fn capabilities_come_in_the_documented_order() {
                 device: 0x11e8,
                 index: 0
             },
-            &CapSpec::PciBar { pci: 2, bar: 0 },
-            &CapSpec::PciBar { pci: 2, bar: 2 },
+            &CapSpec::PciBar { pci: 3, bar: 0 },
+            &CapSpec::PciBar { pci: 3, bar: 2 },
             &CapSpec::Irq {
                 bits: 1 << 3,
-                pci: 2
+                pci: 3
             },
             &CapSpec::Dma { bytes: 64 * 1024 },
             &CapSpec::Notification {
@@ -211,8 +217,8 @@ fn adjacent_mmio_grants_and_distinct_pci_indexes_are_fine() {
         "[services.a]\ncrate = \"faultline-ping\"\npriority = 1\nmemory-kib = 64\n\
          mmio = [{ name = \"lo\", base = 0xfe001000, size = 0x1000 }, { name = \"hi\", base = 0xfe002000, size = 0x1000 }]\n\
          pci = [{ name = \"e0\", device = \"1234:11e8\" }, { name = \"e1\", device = \"1234:11e8\", index = 1 }]\n\
-         irqs = [{ name = \"i\", bit = 29, pci = \"e1\" }]\n\
-         notify = [{ name = \"n\", service = \"sup\", bit = 29 }]\n",
+         irqs = [{ name = \"i\", bit = 28, pci = \"e1\" }]\n\
+         notify = [{ name = \"n\", service = \"sup\", bit = 28 }]\n",
     );
     let d = parse_str(&text).unwrap_or_else(|e| panic!("{e:#}"));
     let c = &d.system.unwrap().config;

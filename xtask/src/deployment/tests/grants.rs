@@ -69,11 +69,12 @@ fn vtd_registers_have_one_owner_and_only_vtd_grants_them() {
     let text = with_sup(&format!(
         "{}{}",
         svc("iommu", "iommu", "vtd = true\n"),
-        svc("pong", "pong", "vtd = true\n")
-    ));
+        svc("pong", "pong", "vtd = true\nvtd-fault-bit = 2\n")
+    ))
+    .replace("[machine]", "[machine.iommu]");
     assert_eq!(
         err(&text),
-        "t.toml:17: service pong: vtd = true, but service iommu already owns VT-d unit 0's registers (line 12)"
+        "t.toml:17: service pong: vtd = true, but service iommu already holds the VT-d units (vtd0) (line 12)"
     );
     let text = with_sup(&svc(
         "ping",
@@ -130,11 +131,12 @@ fn notification_bits_are_in_range_and_mean_one_thing() {
     let text = with_sup(&svc(
         "ping",
         "ping",
-        "irqs = [{ name = \"i\", bit = 30, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
+        "irqs = [{ name = \"i\", bit = 29, pci = \"e\" }]\npci = [{ name = \"e\", device = \"1234:11e8\" }]\n",
     ));
+    // Bit 29 is the kernel's (DMA revoked), as are 30 and 31.
     assert_eq!(
         err(&text),
-        "t.toml:12: service ping: irq i: bit 30 is outside 0..=29"
+        "t.toml:12: service ping: irq i: bit 29 is outside 0..=28"
     );
     let text = with_sup(&svc(
         "ping",

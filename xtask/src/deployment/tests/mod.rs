@@ -4,7 +4,8 @@
 //! message and line), `grants` (ownership of MMIO, PCI, VT-d and
 //! notification bits), `machine` (hostile grants the q35 map refuses, and
 //! the supervisor's rank), `edges` and `config` (good manifests and the
-//! `KernelConfig` they give).
+//! `KernelConfig` they give), `iommu` (the VT-d units' holder and the
+//! drivers that need it) and `features` (per-service cargo features).
 
 use super::machine::check_iommu_options;
 use super::*;
@@ -13,7 +14,9 @@ use faultline_ipc::harness::ExitCode;
 mod config;
 mod edges;
 mod errors;
+mod features;
 mod grants;
+mod iommu;
 mod machine;
 mod machine_table;
 

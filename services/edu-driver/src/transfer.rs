@@ -1,0 +1,66 @@
+//! One edu DMA transfer, from command to completion interrupt.
+//!
+//! The driver's only notification source besides its timer is edu's
+//! interrupt, so any deployment bit that arrives is edu's: the driver does
+//! not need to know which bit the manifest chose. A transfer that has not
+//! finished within [`TIMEOUT_NS`] (edu takes about 100 ms of virtual time)
+//! is reported as such rather than waited for forever.
+
+use crate::device::{Direction, Edu, IRQ_DMA_DONE};
+use faultline_ipc::abi::{NOTIFY_TIMER, NOTIFY_USER_BITS};
+use faultline_ipc::channel::Handle;
+use userlib::{SysError, irq_ack, set_timer, time, wait};
+
+/// How long a transfer may take: edu's 100 ms with room for a slow host.
+pub const TIMEOUT_NS: u64 = 10_000_000_000;
+
+/// Why a transfer did not finish.
+#[derive(Debug)]
+pub enum Stalled {
+    /// No completion interrupt within [`TIMEOUT_NS`].
+    Timeout,
+    /// The kernel refused a wait, timer or acknowledgement.
+    Kernel(SysError),
+}
+
+impl core::fmt::Display for Stalled {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Timeout => write!(
+                f,
+                "no completion interrupt in {} s",
+                TIMEOUT_NS / 1_000_000_000
+            ),
+            Self::Kernel(e) => write!(f, "kernel refused: {e}"),
+        }
+    }
+}
+
+impl From<SysError> for Stalled {
+    fn from(e: SysError) -> Self {
+        Stalled::Kernel(e)
+    }
+}
+
+/// Runs one 4 KiB transfer between edu's buffer and bus address `iova`
+/// and waits for its completion interrupt.
+pub fn run(edu: &Edu, irq: Handle, direction: Direction, iova: u64) -> Result<(), Stalled> {
+    edu.take_interrupt();
+    edu.start_dma(direction, iova);
+    let deadline = time().ns.saturating_add(TIMEOUT_NS);
+    set_timer(deadline)?;
+    loop {
+        let bits = wait(NOTIFY_USER_BITS | NOTIFY_TIMER)?;
+        if bits & NOTIFY_USER_BITS != 0 {
+            let status = edu.take_interrupt();
+            irq_ack(irq)?;
+            if status & IRQ_DMA_DONE != 0 {
+                set_timer(0)?;
+                return Ok(());
+            }
+        }
+        if bits & NOTIFY_TIMER != 0 && time().ns >= deadline {
+            return Err(Stalled::Timeout);
+        }
+    }
+}
