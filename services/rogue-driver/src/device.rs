@@ -8,7 +8,7 @@
 //! the device at 0x40000, about 100 ms after it is started.
 
 use faultline_ipc::channel::Handle;
-use userlib::{SysError, dma_alloc, mmio_map, pci_config_read, pci_config_write};
+use userlib::{SysError, mmio_map, pci_config_read, pci_config_write};
 
 /// What edu's identification register reads (version 1.0).
 pub const EDU_IDENT: u32 = 0x0100_00ed;
@@ -76,17 +76,14 @@ impl Edu {
         self.write32(ACK, 1);
     }
 
-    /// Allocates a DMA page and starts a device-to-RAM transfer into it;
-    /// returns the address the device was given: the page's physical
-    /// address where the kernel gives it out (no IOMMU), otherwise 0.
-    pub fn start_dma_to_ram(&self, dma: Handle) -> Result<u64, SysError> {
-        let page = dma_alloc(dma, 4096)?;
-        let target = page.paddr.unwrap_or(0);
+    /// Starts a device-to-RAM transfer of 4 KiB to bus address `target`;
+    /// returns it.
+    pub fn start_dma_to_ram(&self, target: u64) -> u64 {
         self.write64(DMA_SRC, DMA_BUFFER);
         self.write64(DMA_DST, target);
         self.write64(DMA_COUNT, 4096);
         self.write64(DMA_CMD, DMA_START_TO_RAM);
-        Ok(target)
+        target
     }
 }
 

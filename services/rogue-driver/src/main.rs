@@ -1,8 +1,15 @@
 //! `faultline-rogue-driver`: a hostile driver. It was granted one edu
-//! device (the PCI function, its BAR0, its MSI and a DMA budget) and a
-//! client end to pong, and it attacks the kernel through them. Each attempt
-//! must be refused while pong keeps answering:
+//! device (the PCI function, its BAR0, its MSI and a DMA budget), a client
+//! end to pong and one to the IOMMU service, and it attacks the kernel and
+//! the IOMMU service through them. Each attempt must be refused while pong
+//! keeps answering:
 //!
+//! - (0) bus mastering before the IOMMU service attached its device →
+//!   `NotPermitted`; IOMMU requests naming a device it does not hold, a
+//!   buffer it never allocated, a range past its buffer or past the
+//!   domain, a misaligned address, an overlap, an unmapped range → each
+//!   refused with its typed error; and no physical address for its DMA
+//!   memory;
 //! - (2) the kernel copying through a pointer into its own MMIO mapping
 //!   (`log`, `cap_lookup`, `call` request and reply, `recv`) →
 //!   `BadPointer`;
@@ -12,8 +19,9 @@
 //! - (6) writing BARs, the expansion ROM, the header, BIST, the
 //!   capability pointer or extended config space → `NotPermitted`; the
 //!   command register keeps only the bits a driver may set;
-//! - (7) it leaves its device in the middle of a DMA with bus mastering on,
-//!   then
+//! - (7) it leaves its device in the middle of a DMA aimed at the
+//!   kernel's physical load address (unmapped in its domain: the IOMMU
+//!   service reports the fault) with bus mastering on, then
 //! - (3) jumps to the kernel's syscall entry with a non-canonical `rcx`,
 //!   as if the CPU had left a SYSCALL in ring 3: a fault that stops it, not
 //!   a syscall; the kernel quiesces its device as it stops.
@@ -25,6 +33,7 @@
 #![deny(unsafe_code)]
 
 mod device;
+mod iommu;
 
 use device::Edu;
 use faultline_ipc::abi::{CapKind, Error, MAX_MESSAGE, NOTIFY_TIMER, Sysnum};
@@ -37,6 +46,9 @@ use userlib::{
 };
 
 userlib::service_entry!(main);
+
+/// The kernel's physical load address: a DMA target a driver would love.
+const KERNEL_LOAD: u64 = 0x10_0000;
 
 /// The notification bit the deployment grants edu's MSI as.
 const EDU_IRQ_BIT: u32 = 1 << 1;
@@ -87,6 +99,15 @@ fn main() {
     let pci = handle("edu", CapKind::Pci);
     let irq = handle("edu-irq", CapKind::Irq);
     let dma = handle("dma", CapKind::Dma);
+    let mut t = Tally::default();
+    let mut seq = 0;
+    iommu::attach_hostile(pci, dma, handle("iommu", CapKind::Client), &mut t);
+    group(
+        pong,
+        &mut seq,
+        &t,
+        "(0) bus mastering before attach and forged IOMMU requests refused",
+    );
     let edu = match Edu::map(handle("edu-bar0", CapKind::Mmio), pci) {
         Ok(edu) => edu,
         Err(e) => {
@@ -94,8 +115,6 @@ fn main() {
             exit(1)
         }
     };
-    let mut t = Tally::default();
-    let mut seq = 0;
     mmio_pointers(pong, &edu, &mut t);
     group(
         pong,
@@ -117,13 +136,7 @@ fn main() {
         &t,
         "(6) config writes outside the allow-list refused",
     );
-    let dma_at = match edu.start_dma_to_ram(dma) {
-        Ok(at) => at,
-        Err(e) => {
-            log!("rogue-driver: UNEXPECTED cannot start DMA: {e:?}");
-            exit(1)
-        }
-    };
+    let dma_at = edu.start_dma_to_ram(KERNEL_LOAD);
     log!("rogue-driver: (7) edu is writing to {dma_at:#x} by DMA with bus mastering on; dying now");
     log!("rogue-driver: all attempts refused");
     forge_syscall()
