@@ -38,9 +38,8 @@ pub struct Buffer {
 pub struct Pin {
     /// The IOMMU service that pinned it.
     pub holder: u8,
-    /// The service whose buffer it is, and its generation then.
+    /// The service whose buffer it is.
     pub owner: u8,
-    pub generation: u32,
     /// Where the range is in the owner's space and in memory.
     pub vaddr: u64,
     pub paddr: u64,
@@ -82,7 +81,7 @@ impl Pins {
             .ok_or(Error::OutOfMemory)?;
         self.serial = self.serial.wrapping_add(1);
         self.slots[slot] = Some((self.serial, pin));
-        Ok(((slot as u64) << 32) | u64::from(self.serial))
+        Ok(pin_id(slot, self.serial))
     }
 
     /// The pin `id` of `holder`: `NotFound` for an unknown or released id
@@ -130,12 +129,13 @@ impl Pins {
         free
     }
 
-    /// Revokes the pins on `owner`'s memory of generation `generation`;
-    /// calls `kept(holder, vaddr, bytes)` for each, so the caller keeps
-    /// the frames past the owner's end and tells the holder.
-    pub fn revoke_owner(&mut self, owner: u8, generation: u32, mut kept: impl FnMut(&Pin)) {
+    /// Revokes the live pins on `owner`'s memory (all of its current
+    /// instance: those of earlier instances were revoked when they
+    /// stopped); calls `kept(pin)` for each, so the caller keeps the
+    /// frames past the owner's end and tells the holder.
+    pub fn revoke_owner(&mut self, owner: u8, mut kept: impl FnMut(&Pin)) {
         for (_, pin) in self.slots.iter_mut().flatten() {
-            if pin.owner == owner && pin.generation == generation && !pin.revoked {
+            if pin.owner == owner && !pin.revoked {
                 pin.revoked = true;
                 kept(pin);
             }
@@ -146,7 +146,7 @@ impl Pins {
     pub fn next_revoked(&self, holder: u8) -> Option<u64> {
         self.slots.iter().enumerate().find_map(|(slot, s)| match s {
             Some((serial, pin)) if pin.holder == holder && pin.revoked => {
-                Some(((slot as u64) << 32) | u64::from(*serial))
+                Some(pin_id(slot, *serial))
             }
             _ => None,
         })
@@ -203,11 +203,9 @@ impl Translated {
             .map_err(|_| Error::OutOfMemory)
     }
 
-    /// `bdf` is no longer translated; whether it was.
-    pub fn remove(&mut self, bdf: (u8, u8, u8)) -> bool {
-        let before = self.entries.len();
+    /// `bdf` is no longer translated (whether or not it was).
+    pub fn remove(&mut self, bdf: (u8, u8, u8)) {
         self.entries.retain(|(b, _)| *b != bdf);
-        self.entries.len() != before
     }
 
     /// Forgets everything `holder` vouched for; returns those functions.
@@ -221,6 +219,11 @@ impl Translated {
         self.entries.retain(|(_, h)| *h != holder);
         gone
     }
+}
+
+/// A pin's id: its slot in the high half, its serial in the low half.
+fn pin_id(slot: usize, serial: u32) -> u64 {
+    ((slot as u64) << 32) | u64::from(serial)
 }
 
 /// Checks a pin request against buffer `buf`: the range is page-aligned,

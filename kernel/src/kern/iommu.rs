@@ -69,7 +69,6 @@ impl Kernel {
         let pin = Pin {
             holder: caller as u8,
             owner: client as u8,
-            generation: c.generation,
             vaddr,
             paddr,
             bytes: len,
@@ -196,9 +195,8 @@ impl Kernel {
     /// told), and if it is an IOMMU service, every function it vouched for
     /// loses bus mastering and its pins go (its mappings died with it).
     pub(super) fn stop_dma(&mut self, p: &mut impl Platform, task: usize) {
-        let generation = self.tasks[task].generation;
         let mut holders = 0u32;
-        self.pins.revoke_owner(task as u8, generation, |pin| {
+        self.pins.revoke_owner(task as u8, |pin| {
             p.dma_keep(task, pin.vaddr, pin.bytes);
             holders |= 1 << pin.holder;
         });

@@ -598,13 +598,13 @@ fn a_second_iommu_service_cannot_release_anothers_pin() {
     let pin = dma::Pin {
         holder: 0,
         owner: 1,
-        generation: 1,
         vaddr: 0,
         paddr: 0x1000,
         bytes: 4096,
         revoked: true,
     };
     let id = pins.pin(pin).unwrap();
+    assert_eq!(pins.count(), 1);
     assert_eq!(pins.release(5, id), Err(Error::NotFound));
     assert_eq!(pins.next_revoked(5), None);
     assert_eq!(pins.release(0, id).unwrap().as_slice(), [0x1000]);
@@ -698,4 +698,74 @@ fn bdf_words_round_trip() {
     for w in [0u16, 0x18, 0x0113, 0xffff, 0x8001] {
         assert_eq!(bdf_word(bdf_of_word(w)), u64::from(w));
     }
+}
+
+#[test]
+fn stopping_one_owner_revokes_its_pins_only() {
+    let (mut k, mut p) = world(true);
+    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
+    alloc(&mut k, &mut p, OTHER, OTHER_DMA, 4096);
+    let token = pending_call(&mut k, &mut p, DRIVER);
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::ClientDma,
+        [token, 0, 0, 4096, 0, 0],
+    );
+    let driver_pin = result(&k, IOMMU).1[1];
+    let token = pending_call(&mut k, &mut p, OTHER);
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::ClientDma,
+        [token, 0, 0, 4096, 0, 0],
+    );
+    assert_eq!(status(&k, IOMMU), 0);
+    assert_eq!(k.pins.count(), 2);
+    k.fault(&mut p, OTHER, BREAKPOINT);
+    k.tasks[IOMMU].notifications = 0;
+    // The driver's pin lives on; only `other`'s range was kept back.
+    assert_eq!(p.kept, [(OTHER, 0x6000_0000_0000 + 0x10_0000, 4096)]);
+    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
+    let revoked = result(&k, IOMMU).1[0];
+    assert_ne!(revoked, driver_pin);
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::DmaUnpin,
+        [revoked, 0, 0, 0, 0, 0],
+    );
+    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
+    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
+    assert_eq!(p.freed, [0x1234_5000 + 0x10_0000]);
+    // A restarted owner's earlier pins are not revoked twice.
+    k.restart(&mut p, OTHER).unwrap();
+    k.fault(&mut p, OTHER, BREAKPOINT);
+    assert_eq!(p.kept.len(), 1);
+    assert_eq!(k.tasks[IOMMU].notifications & NOTIFY_DMA_REVOKED, 0);
+}
+
+#[test]
+fn the_gate_tracks_each_function_on_its_own() {
+    let mut t = dma::Translated::default();
+    t.insert((0, 3, 0), 0).unwrap();
+    t.insert((0, 4, 0), 0).unwrap();
+    assert!(t.contains((0, 3, 0)) && t.contains((0, 4, 0)));
+    t.remove((0, 3, 0));
+    assert!(!t.contains((0, 3, 0)) && t.contains((0, 4, 0)));
+    t.insert((0, 5, 0), 1).unwrap();
+    assert_eq!(t.drop_holder(0).as_slice(), [(0, 4, 0)]);
+    assert!(t.contains((0, 5, 0)) && !t.contains((0, 4, 0)));
+    for d in 0..dma::MAX_TRANSLATED as u8 - 1 {
+        t.insert((1, d, 0), 1).unwrap();
+    }
+    assert_eq!(t.insert((2, 0, 0), 1), Err(Error::OutOfMemory));
+    assert_eq!(
+        t.insert((0, 5, 0), 0),
+        Ok(()),
+        "one already there needs no room"
+    );
 }
