@@ -144,6 +144,13 @@
 //!   IOMMU service unmaps them and invalidates the IOTLB, and only when it
 //!   releases the pin ([`Sysnum::DmaUnpin`]) are the frames reused.
 //!
+//! - **Interrupts through remapping.** Where the unit remaps interrupts,
+//!   the IOMMU service learns each granted device interrupt from the kernel
+//!   ([`Sysnum::IrqRoute`]), writes a remapping entry that accepts only
+//!   that function's source id and yields only the granted vector, and the
+//!   kernel reprograms the function's MSI to name that entry
+//!   ([`Sysnum::IrqRemap`]). A driver never writes MSI registers either way.
+//!
 //! On a machine without an IOMMU there is nothing to enforce: bus
 //! mastering is a driver's to set, and [`Sysnum::DmaAlloc`] returns
 //! physical addresses.
@@ -250,11 +257,22 @@ pub enum Sysnum {
     /// translation on, so its driver may enable bus mastering. `on = 0`:
     /// it no longer is; the kernel turns bus mastering off.
     DeviceTranslated = 24,
+    /// `(handle, irq)`: IOMMU service only, `handle` its VT-d register
+    /// capability. Interrupt line `irq` (0, 1, ... in grant order) as the
+    /// deployment granted it: returns `(bdf, vector, apic_id)` for a PCI
+    /// function's MSI; [`Error::WrongKind`] for a line that is not one (a
+    /// VT-d unit's own interrupt), [`Error::NotFound`] past the last line.
+    IrqRoute = 25,
+    /// `(handle, irq, irte)`: IOMMU service only. The kernel reprograms
+    /// line `irq`'s MSI in remappable format with interrupt handle `irte`
+    /// (the IOMMU service has written that entry with the line's source id
+    /// and vector); `irte = u64::MAX` goes back to compatibility format.
+    IrqRemap = 26,
 }
 
 impl Sysnum {
     /// Every call, in number order.
-    pub const ALL: [Sysnum; 25] = [
+    pub const ALL: [Sysnum; 27] = [
         Self::Log,
         Self::Exit,
         Self::Yield,
@@ -280,6 +298,8 @@ impl Sysnum {
         Self::DmaUnpin,
         Self::DmaRevoked,
         Self::DeviceTranslated,
+        Self::IrqRoute,
+        Self::IrqRemap,
     ];
 
     /// Decodes a number from `rax`.

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever these types change shape; a kernel refuses a config of
 /// another version.
-pub const CONFIG_VERSION: u32 = 2;
+pub const CONFIG_VERSION: u32 = 3;
 /// Most services in one deployment.
 pub const MAX_SERVICES: usize = 16;
 /// Most channels in one deployment.
@@ -104,7 +104,13 @@ pub enum CapSpec {
     /// handle `pci`, resolved at boot from the BAR itself.
     PciBar { pci: u8, bar: u8 },
     /// The register set of VT-d unit `unit`, resolved from the DMAR at boot.
+    /// At most one service holds each unit's registers.
     VtdMmio { unit: u8 },
+    /// The fault event interrupt of VT-d unit `unit` (whose registers the
+    /// same service holds), delivered as `bits`. The kernel allocates the
+    /// vector; the holder programs the unit's fault event registers with
+    /// what [`crate::abi::Sysnum::IrqInfo`] reports.
+    VtdIrq { unit: u8, bits: u32 },
     /// Allocate up to `bytes` of DMA memory.
     Dma { bytes: u64 },
     /// The `index`-th PCI function (in scan order) with this vendor:device,
@@ -137,6 +143,8 @@ pub enum ConfigError {
     /// lowest number), or more than one service holds the supervisor
     /// capability.
     SupervisorPriority { service: u8 },
+    /// A second service holds VT-d unit `unit`'s registers.
+    VtdOwner { service: u8, unit: u8 },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -158,6 +166,10 @@ impl core::fmt::Display for ConfigError {
             Self::SupervisorPriority { service } => write!(
                 f,
                 "service {service}: the supervisor must be the only one and strictly outrank every other service"
+            ),
+            Self::VtdOwner { service, unit } => write!(
+                f,
+                "service {service}: VT-d unit {unit}'s registers already belong to another service"
             ),
         }
     }
@@ -244,6 +256,9 @@ impl KernelConfig {
                         .is_some_and(|c| c.server == service),
                     CapSpec::Notification { target, .. } => usize::from(target) < services,
                     CapSpec::Irq { pci, .. } => is_pci(s, pci),
+                    CapSpec::VtdIrq { unit, .. } => {
+                        s.caps.iter().any(|c| c.kind == CapSpec::VtdMmio { unit })
+                    }
                     CapSpec::PciBar { pci, bar } => {
                         bar <= 5
                             && is_pci(s, pci)
@@ -264,6 +279,7 @@ impl KernelConfig {
             }
         }
         check_supervisor(config)?;
+        check_vtd_owners(config)?;
         for c in &config.channels {
             if usize::from(c.client) >= services
                 || usize::from(c.server) >= services
@@ -307,6 +323,26 @@ fn check_supervisor(config: &KernelConfig) -> Result<(), ConfigError> {
         .any(|(i, s)| i != index && s.priority <= sup.priority);
     if outranked {
         return Err(ConfigError::SupervisorPriority { service });
+    }
+    Ok(())
+}
+
+/// Each VT-d unit's registers have one holder: the IOMMU service owns the
+/// unit alone (a second holder could turn translation off).
+fn check_vtd_owners(config: &KernelConfig) -> Result<(), ConfigError> {
+    let mut seen: heapless::Vec<u8, MAX_CAPS> = heapless::Vec::new();
+    for (i, s) in config.services.iter().enumerate() {
+        for c in &s.caps {
+            if let CapSpec::VtdMmio { unit } = c.kind {
+                if seen.contains(&unit) {
+                    return Err(ConfigError::VtdOwner {
+                        service: i as u8,
+                        unit,
+                    });
+                }
+                let _ = seen.push(unit);
+            }
+        }
     }
     Ok(())
 }
@@ -486,6 +522,43 @@ mod tests {
         assert_eq!(bad(CapSpec::PciBar { pci: 1, bar: 6 }), refused);
         assert_eq!(bad(CapSpec::PciBar { pci: 1, bar: 0 }), refused);
         assert!(bad(CapSpec::PciBar { pci: 1, bar: 5 }).is_ok());
+    }
+
+    #[test]
+    fn each_vtd_unit_has_one_holder_and_its_irq_goes_with_it() {
+        let mut c = sample();
+        grant(&mut c, 0, "vtd0", CapSpec::VtdMmio { unit: 0 });
+        grant(
+            &mut c,
+            0,
+            "vtd0-fault",
+            CapSpec::VtdIrq { unit: 0, bits: 1 },
+        );
+        grant(&mut c, 1, "vtd1", CapSpec::VtdMmio { unit: 1 });
+        assert_eq!(KernelConfig::decode(&encoded(&c)), Ok(c.clone()));
+        let mut second = c.clone();
+        grant(&mut second, 1, "vtd0", CapSpec::VtdMmio { unit: 0 });
+        assert_eq!(
+            KernelConfig::decode(&encoded(&second)),
+            Err(ConfigError::VtdOwner {
+                service: 1,
+                unit: 0
+            })
+        );
+        let mut foreign_irq = c.clone();
+        grant(
+            &mut foreign_irq,
+            1,
+            "irq",
+            CapSpec::VtdIrq { unit: 0, bits: 1 },
+        );
+        assert_eq!(
+            KernelConfig::decode(&encoded(&foreign_irq)),
+            Err(ConfigError::BadIndex {
+                service: 1,
+                what: "capability"
+            })
+        );
     }
 
     #[test]

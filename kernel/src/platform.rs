@@ -13,7 +13,6 @@ use crate::pci::{self, Bdf, ConfigSpace};
 use core::fmt;
 use faultline_boot::BootInfo;
 use faultline_ipc::harness::ExitCode;
-use faultline_vtd::{Capability, ExtendedCapability, Version, regs};
 use hermit_sync::{InterruptSpinMutex, OnceCell};
 
 /// Most VT-d units the kernel keeps track of.
@@ -41,14 +40,13 @@ static PCI_FUNCTIONS: InterruptSpinMutex<PciList> = InterruptSpinMutex::new(heap
 /// Every PCI function the boot scan found.
 pub type PciList = heapless::Vec<pci::Function, { pci::MAX_FUNCTIONS }>;
 
-/// One VT-d remapping hardware unit, with the registers that describe it.
+/// One VT-d remapping hardware unit, as the DMAR describes it. The kernel
+/// only finds units and grants their registers; reading and driving them
+/// is the IOMMU service's.
 #[derive(Clone, Copy, Debug)]
 pub struct VtdUnit {
     pub index: usize,
     pub drhd: acpi::Drhd,
-    pub version: Version,
-    pub cap: Capability,
-    pub ecap: ExtendedCapability,
 }
 
 /// The timers, as calibrated.
@@ -429,28 +427,11 @@ pub fn vtd_unit(unit: u8) -> Option<(u64, u64)> {
     VTD_UNITS.get()?.get(usize::from(unit)).copied()
 }
 
-fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, crate::mm::MapError> {
-    // DMAR revision 2+ gives the register set's size as 2^size pages.
-    let pages = 1u64 << drhd.size.min(4);
-    let virt = memory::map_mmio(drhd.register_base, pages * 4096)?;
-    let read32 = |r: regs::Register| {
-        debug_assert_eq!(r.width, regs::Width::W32);
-        // SAFETY: the unit's register page is mapped uncached at `virt`; VER
-        // is a read-only 32-bit register read at its architectural width.
-        unsafe { core::ptr::read_volatile((virt + r.offset as u64) as *const u32) }
-    };
-    let read64 = |r: regs::Register| {
-        debug_assert_eq!(r.width, regs::Width::W64);
-        // SAFETY: as above; CAP and ECAP are read-only 64-bit registers.
-        unsafe { core::ptr::read_volatile((virt + r.offset as u64) as *const u64) }
-    };
-    Ok(VtdUnit {
-        index,
-        drhd: *drhd,
-        version: Version::from_register(read32(regs::VER)),
-        cap: Capability(read64(regs::CAP)),
-        ecap: ExtendedCapability(read64(regs::ECAP)),
-    })
+fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, &'static str> {
+    if drhd.register_base == 0 || !drhd.register_base.is_multiple_of(4096) {
+        return Err("register base is not page-aligned");
+    }
+    Ok(VtdUnit { index, drhd: *drhd })
 }
 
 /// Prints the RSDP, the root table and every table as hex, one line each,

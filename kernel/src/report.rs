@@ -172,12 +172,11 @@ fn vtd_section(m: &Machine) {
     for u in &m.vtd {
         let d = &u.drhd;
         kprintln!(
-            "VT-d unit {}: base {:#x} segment {} flags {:?}, version {}",
+            "VT-d unit {}: base {:#x} segment {} flags {:?} (registers granted to the IOMMU service, which reports CAP and ECAP)",
             u.index,
             d.register_base,
             d.segment,
-            d.flags,
-            u.version
+            d.flags
         );
         for scope in dmar.scopes(d.scopes) {
             let kind = match scope.kind {
@@ -202,8 +201,6 @@ fn vtd_section(m: &Machine) {
                 ),
             }
         }
-        kprintln!("  CAP  {:#018x}: {}", u.cap.0, u.cap);
-        kprintln!("  ECAP {:#018x}: {}", u.ecap.0, u.ecap);
     }
     for (base, e) in &m.vtd_errors {
         kprintln!("VT-d unit at {base:#x}: UNUSABLE: {e}");

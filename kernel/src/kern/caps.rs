@@ -34,12 +34,14 @@ pub enum Cap {
     },
     /// Physical MMIO; `mapped_at` once mapped into the holder. `hole`
     /// (offset, length) is left unmapped: a BAR's MSI-X table and pending
-    /// bits, which only the kernel writes.
+    /// bits, which only the kernel writes. `vtd` names the VT-d unit whose
+    /// registers these are: its holder is that unit's IOMMU service.
     Mmio {
         base: u64,
         len: u64,
         hole: Option<(u64, u64)>,
         mapped_at: Option<u64>,
+        vtd: Option<u8>,
     },
     Dma {
         budget: u64,

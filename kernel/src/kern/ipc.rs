@@ -211,12 +211,14 @@ impl Kernel {
         s.state = State::Runnable;
     }
 
-    pub(super) fn reply(
-        &mut self,
-        p: &mut impl Platform,
+    /// The client whose call `raw` names and is pending on `caller`, with
+    /// its reply buffer: `StaleToken` for an unknown, used, forged or
+    /// foreign token, `PeerDead` if the client died or restarted since.
+    pub(super) fn pending_call(
+        &self,
         caller: usize,
-        [raw, ptr, len, ..]: [u64; 6],
-    ) -> Result<Outcome, (Error, u64)> {
+        raw: u64,
+    ) -> Result<(usize, u64, u64), (Error, u64)> {
         let token = ReplyToken::decode(raw).ok_or((Error::StaleToken, 0))?;
         let client = usize::from(token.task);
         let channel = usize::from(token.channel);
@@ -243,6 +245,16 @@ impl Kernel {
         if usize::from(ch) != channel || seq != token.seq {
             return Err((Error::StaleToken, 0));
         }
+        Ok((client, reply_buf, reply_cap))
+    }
+
+    pub(super) fn reply(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [raw, ptr, len, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        let (client, reply_buf, reply_cap) = self.pending_call(caller, raw)?;
         let (msg, len) = super::syscalls::read_bounded::<MAX_MESSAGE>(p, caller, ptr, len)
             .map_err(|e| (e, 0))?;
         let n = len.min(reply_cap as usize);

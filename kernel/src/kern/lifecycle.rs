@@ -45,6 +45,7 @@ impl Kernel {
                 p.quiesce(task, (bus, device, function));
             }
         }
+        self.stop_dma(p, task);
         let t = &mut self.tasks[task];
         t.state = state;
         t.timer = None;
@@ -111,6 +112,7 @@ impl Kernel {
         t.notifications = 0;
         t.timer = None;
         t.outbox_len = 0;
+        t.dma.clear();
         t.state = State::Runnable;
         Ok(())
     }

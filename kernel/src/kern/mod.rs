@@ -15,8 +15,10 @@
 //! the kernel.
 
 pub mod caps;
+pub mod dma;
 pub mod entry;
 pub mod grants;
+pub mod iommu;
 mod ipc;
 mod lifecycle;
 pub mod logline;
@@ -85,7 +87,24 @@ pub trait Platform {
     /// (Re)creates `task`'s address space from its image and returns its
     /// entry registers.
     fn load(&mut self, task: usize) -> Result<Regs, Error>;
+    /// Keeps the frames behind `[vaddr, vaddr + bytes)` of `task`'s DMA
+    /// memory when its address space is freed: a device may still reach
+    /// them until the IOMMU service releases them (see [`dma`]).
+    fn dma_keep(&mut self, task: usize, vaddr: u64, bytes: u64);
+    /// Gives back one kept 4 KiB frame.
+    fn dma_free(&mut self, paddr: u64);
+    /// Turns bus mastering off on `bdf` (nothing else).
+    fn bus_master_off(&mut self, bdf: (u8, u8, u8));
+    /// Interrupt line `irq`: `(bdf, vector, apic_id)` of a PCI function's
+    /// MSI; `WrongKind` for another kind of line, `NotFound` past the last.
+    fn irq_route(&self, irq: u8) -> Result<IrqRouteInfo, Error>;
+    /// Reprograms line `irq`'s MSI in remappable format naming entry
+    /// `irte`, or in compatibility format for `None`.
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error>;
 }
+
+/// A device interrupt line: its PCI function, vector and destination APIC.
+pub type IrqRouteInfo = ((u8, u8, u8), u8, u32);
 
 /// A channel: one client, one server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +125,13 @@ pub struct Kernel {
     stamp: u64,
     /// Round-robin position within a priority.
     last_run: usize,
+    /// The machine has a VT-d unit: bus mastering and physical addresses
+    /// go through the IOMMU service (see [`dma`]).
+    pub iommu: bool,
+    /// Ranges of DMA memory the IOMMU services pinned.
+    pub pins: dma::Pins,
+    /// Functions attached to a domain with translation on.
+    pub translated: dma::Translated,
 }
 
 /// How one grant resolves on this machine, checked against it (see
@@ -119,7 +145,12 @@ pub trait Resolver {
     fn pci_bar(&mut self, bdf: (u8, u8, u8), bar: u8) -> Result<MmioRegion, GrantError>;
     /// Checks a raw MMIO grant against the machine.
     fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError>;
+    /// VT-d unit `unit`'s registers: `(base, len)`.
     fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)>;
+    /// Allocates an interrupt vector for the fault event interrupt of
+    /// VT-d unit `unit`, granted to `task` as `bits` (the holder programs
+    /// the unit's fault event registers with it).
+    fn vtd_irq(&mut self, task: u8, unit: u8, bits: u32) -> Result<u8, GrantError>;
     /// Allocates an interrupt vector for an IRQ grant of `task` and
     /// programs `bdf`'s MSI with it.
     fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError>;
@@ -153,6 +184,9 @@ impl Kernel {
             current: None,
             stamp: 0,
             last_run: 0,
+            iommu: resolver.vtd_unit(0).is_some(),
+            pins: dma::Pins::default(),
+            translated: dma::Translated::default(),
         };
         for c in &config.channels {
             k.channels
@@ -273,7 +307,7 @@ fn grant_kind(spec: &CapSpec) -> faultline_ipc::abi::CapKind {
         CapSpec::Client { .. } => CapKind::Client,
         CapSpec::Server { .. } => CapKind::Server,
         CapSpec::Notification { .. } => CapKind::Notification,
-        CapSpec::Irq { .. } => CapKind::Irq,
+        CapSpec::Irq { .. } | CapSpec::VtdIrq { .. } => CapKind::Irq,
         CapSpec::Mmio { .. } | CapSpec::PciBar { .. } | CapSpec::VtdMmio { .. } => CapKind::Mmio,
         CapSpec::Dma { .. } => CapKind::Dma,
         CapSpec::Pci { .. } => CapKind::Pci,
@@ -314,6 +348,13 @@ fn resolve(
                 bits,
             }
         }
+        CapSpec::VtdIrq { unit, bits } => {
+            r.vtd_unit(unit).ok_or(GrantError::Absent)?;
+            Cap::Irq {
+                irq: r.vtd_irq(task, unit, bits)?,
+                bits,
+            }
+        }
         CapSpec::Mmio { base, len } => {
             r.mmio(base, len)?;
             Cap::Mmio {
@@ -321,6 +362,7 @@ fn resolve(
                 len,
                 hole: None,
                 mapped_at: None,
+                vtd: None,
             }
         }
         CapSpec::PciBar { pci, bar } => {
@@ -330,6 +372,7 @@ fn resolve(
                 len: region.len,
                 hole: region.hole,
                 mapped_at: None,
+                vtd: None,
             }
         }
         CapSpec::VtdMmio { unit } => {
@@ -339,6 +382,7 @@ fn resolve(
                 len,
                 hole: None,
                 mapped_at: None,
+                vtd: Some(unit),
             }
         }
         CapSpec::Dma { bytes } => Cap::Dma {

@@ -13,6 +13,9 @@ use faultline_ipc::kconfig::{TaskState, TaskStatus};
 
 /// Refusals logged per service before going quiet.
 const REFUSALS_LOGGED: u32 = 32;
+/// The PCI command register, and its bus-master bit.
+const COMMAND: u16 = 0x04;
+const BUS_MASTER: u32 = 1 << 2;
 
 /// What the glue must do after a syscall.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,11 +66,13 @@ impl Kernel {
                 let (addr, data) = p.irq_msi(irq);
                 Outcome::Done([addr, u64::from(data), 0, 0])
             }),
-            Sysnum::ClientPci
-            | Sysnum::ClientDma
-            | Sysnum::DmaUnpin
-            | Sysnum::DmaRevoked
-            | Sysnum::DeviceTranslated => Err((Error::BadSyscall, 0)),
+            Sysnum::ClientPci => self.client_pci(caller, args[0], args[1]),
+            Sysnum::ClientDma => self.client_dma(caller, args),
+            Sysnum::DmaUnpin => self.dma_unpin(p, caller, args[0]),
+            Sysnum::DmaRevoked => self.dma_revoked(caller),
+            Sysnum::DeviceTranslated => self.device_translated(p, caller, args),
+            Sysnum::IrqRoute => self.irq_route(p, caller, args),
+            Sysnum::IrqRemap => self.irq_remap(p, caller, args),
             Sysnum::MmioMap => self.mmio_map(p, caller, args[0]),
             Sysnum::DmaAlloc => self.dma_alloc(p, caller, args[0], args[1]),
             Sysnum::PciConfigRead | Sysnum::PciConfigWrite => self.pci_config(p, caller, nr, args),
@@ -168,6 +173,7 @@ impl Kernel {
             len,
             hole,
             mapped_at,
+            ..
         } = cap
         else {
             return Err((Error::WrongKind, 0));
@@ -193,6 +199,7 @@ impl Kernel {
         handle: u64,
         bytes: u64,
     ) -> Result<Outcome, (Error, u64)> {
+        let full = self.tasks[caller].dma.is_full();
         let cap = self.tasks[caller]
             .caps
             .get_mut(handle)
@@ -204,12 +211,28 @@ impl Kernel {
             return Err((Error::BadLength, 0));
         }
         let pages = bytes.div_ceil(4096).saturating_mul(4096);
-        if used.saturating_add(pages) > *budget {
+        if used.saturating_add(pages) > *budget || full {
             return Err((Error::OutOfMemory, 0));
         }
         *used += pages;
         match p.alloc_dma(caller, pages) {
-            Ok((virt, phys)) => Ok(Outcome::Done([virt, 0, phys, 0])),
+            Ok((vaddr, paddr)) => {
+                let t = &mut self.tasks[caller];
+                let buffer = t.dma.len() as u64;
+                let _ = t.dma.push(super::dma::Buffer {
+                    vaddr,
+                    paddr,
+                    bytes: pages,
+                });
+                // Physical addresses are the IOMMU service's business; a
+                // driver names its memory by buffer number.
+                let shown = if self.iommu && !self.is_iommu_service(caller) {
+                    0
+                } else {
+                    paddr
+                };
+                Ok(Outcome::Done([vaddr, buffer, shown, 0]))
+            }
             Err(e) => {
                 if let Ok(Cap::Dma { used, .. }) = self.tasks[caller].caps.get_mut(handle) {
                     *used -= pages;
@@ -255,6 +278,15 @@ impl Kernel {
         let mut cfg = |o: u16, w: u8| p.pci_read(bdf, o, w);
         let merged = super::pci_policy::merge_write(&mut cfg, offset, width, value, current)
             .map_err(|r| (Error::NotPermitted, u64::from(r.offset)))?;
+        // The bus-master gate: only a function the IOMMU service attached
+        // to a domain with translation on may master the bus.
+        if offset == COMMAND
+            && merged & BUS_MASTER != 0
+            && self.iommu
+            && !self.translated.contains(bdf)
+        {
+            return Err((Error::NotPermitted, u64::from(COMMAND)));
+        }
         p.pci_write(bdf, offset, width, merged);
         Ok(Outcome::Done([0; 4]))
     }

@@ -126,6 +126,8 @@ pub struct Task {
     pub refusals: u32,
     /// A grant the kernel refused at boot: the service never runs.
     pub refused: Option<super::Refusal>,
+    /// The DMA buffers this instance allocated, by number.
+    pub dma: heapless::Vec<super::dma::Buffer, { super::dma::MAX_BUFFERS }>,
 }
 
 impl Task {
@@ -146,6 +148,7 @@ impl Task {
             outbox_len: 0,
             call_seq: 0,
             refusals: 0,
+            dma: heapless::Vec::new(),
             refused: None,
         }
     }

@@ -331,6 +331,37 @@ impl AddressSpace {
         }
     }
 
+    /// Rewrites every leaf entry in `[virt, virt + len)` with `f` (holes
+    /// are skipped): for software bits, which the hardware ignores, so no
+    /// TLB flush is needed.
+    pub fn update_leaves(
+        &self,
+        mem: &mut impl TableMemory,
+        virt: u64,
+        len: u64,
+        mut f: impl FnMut(u64) -> u64,
+    ) -> Result<(), MapError> {
+        check_range(virt, len)?;
+        let mut done = 0;
+        while done < len {
+            let v = virt + done;
+            match self.find(mem, v) {
+                Slot::Hole { span } => match (v | (span - 1)).checked_add(1) {
+                    Some(next) => done = next - virt,
+                    None => break,
+                },
+                Slot::Leaf {
+                    table, index, size, ..
+                } => {
+                    let e = &mut mem.table(table)[index];
+                    *e = f(*e);
+                    done = (v | (size.bytes() - 1)) + 1 - virt;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Unmaps every page in `[virt, virt + len)`; holes are skipped. Returns
     /// the bytes that were mapped. Partly covered large pages are an error,
     /// found before anything changes. Emptied tables stay linked.

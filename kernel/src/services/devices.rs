@@ -117,23 +117,30 @@ pub fn msi_address() -> u64 {
     0xfee0_0000 | (u64::from(apic::id() & 0xff) << 12)
 }
 
+pub use crate::kern::iommu::remappable_msi;
+
 /// Programs `at`'s MSI to raise `vector` (fixed delivery, edge, one
 /// message) and enables it. Devices with only MSI-X are not served yet.
 pub fn program_msi(at: (u8, u8, u8), vector: u8) -> Result<(), GrantError> {
+    program_msi_raw(at, msi_address(), u16::from(vector))
+}
+
+/// Programs `at`'s MSI address and data as given and enables it.
+pub fn program_msi_raw(at: (u8, u8, u8), address: u64, data: u16) -> Result<(), GrantError> {
     let f = function(at).ok_or(GrantError::Absent)?;
     let msi = f.capabilities.msi.ok_or(GrantError::NoMsi)?;
     let (b, cap) = (f.bdf, u16::from(msi.offset));
     let control = read(b, cap + 2, 2);
     // Disabled while it is reprogrammed; one message (MME = 0).
     write(b, cap + 2, 2, control & !((7 << 4) | 1));
-    write(b, cap + 4, 4, msi_address() as u32);
+    write(b, cap + 4, 4, address as u32);
     let data_at = if msi.is_64bit {
-        write(b, cap + 8, 4, 0);
+        write(b, cap + 8, 4, (address >> 32) as u32);
         cap + 12
     } else {
         cap + 8
     };
-    write(b, data_at, 2, u32::from(vector));
+    write(b, data_at, 2, u32::from(data));
     if msi.per_vector_masking {
         let mask_at = data_at + 4;
         write(b, mask_at, 4, 0);
@@ -191,6 +198,18 @@ pub fn quiesce(at: (u8, u8, u8)) -> Quiesced {
     Quiesced {
         reset,
         quiet_in_ns: if reset { FLR_NS } else { QUIESCE_NS },
+    }
+}
+
+/// Turns bus mastering off on `at` (and only that), flushing the write.
+pub fn bus_master_off(at: (u8, u8, u8)) {
+    let Some(f) = function(at) else {
+        return;
+    };
+    let command = read(f.bdf, 0x04, 2);
+    if command & CMD_BUS_MASTER != 0 {
+        write(f.bdf, 0x04, 2, command & !CMD_BUS_MASTER);
+        let _ = read(f.bdf, 0x04, 2);
     }
 }
 

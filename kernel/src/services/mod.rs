@@ -53,7 +53,14 @@ struct BootResolver<'a> {
 
 impl Resolver for BootResolver<'_> {
     fn pci(&mut self, vendor: u16, device: u16, index: u8) -> Result<(u8, u8, u8), GrantError> {
-        devices::resolve_pci(vendor, device, index)
+        let bdf = devices::resolve_pci(vendor, device, index)?;
+        // With an IOMMU, a function masters the bus only once the IOMMU
+        // service has attached it (the kernel's gate); whatever firmware
+        // left on goes off before any service runs.
+        if crate::platform::vtd_unit(0).is_some() {
+            devices::bus_master_off(bdf);
+        }
+        Ok(bdf)
     }
 
     fn pci_bar(&mut self, bdf: (u8, u8, u8), bar: u8) -> Result<MmioRegion, GrantError> {
@@ -69,6 +76,24 @@ impl Resolver for BootResolver<'_> {
         crate::platform::vtd_unit(unit)
     }
 
+    fn vtd_irq(&mut self, task: u8, _unit: u8, bits: u32) -> Result<u8, GrantError> {
+        let irq = self.irqs.len() as u8;
+        if usize::from(irq) >= MAX_IRQS {
+            return Err(GrantError::NoVector);
+        }
+        self.irqs
+            .push(IrqLine {
+                task,
+                bits,
+                bdf: None,
+                remap: None,
+                masked: false,
+                pending: false,
+            })
+            .map_err(|_| GrantError::NoVector)?;
+        Ok(irq)
+    }
+
     fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError> {
         let irq = self.irqs.len() as u8;
         if usize::from(irq) >= MAX_IRQS {
@@ -79,7 +104,8 @@ impl Resolver for BootResolver<'_> {
             .push(IrqLine {
                 task,
                 bits,
-                bdf,
+                bdf: Some(bdf),
+                remap: None,
                 masked: false,
                 pending: false,
             })

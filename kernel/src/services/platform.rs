@@ -15,13 +15,20 @@ pub const IRQ_VECTOR_BASE: u8 = 0x50;
 /// Most IRQ capabilities in a deployment.
 pub const MAX_IRQS: usize = 16;
 
-/// One interrupt granted to a service: the MSI of one PCI function.
+/// One interrupt granted to a service: the MSI of one PCI function, or a
+/// VT-d unit's fault event interrupt.
 #[derive(Clone, Copy, Debug)]
 pub struct IrqLine {
     pub task: u8,
     pub bits: u32,
-    /// The function whose MSI the kernel programmed with this line's vector.
-    pub bdf: (u8, u8, u8),
+    /// The function whose MSI the kernel programmed with this line's
+    /// vector; `None` for a VT-d unit's interrupt, which its IOMMU service
+    /// programs.
+    pub bdf: Option<(u8, u8, u8)>,
+    /// The interrupt remapping entry the MSI names, once the IOMMU
+    /// service has routed it (remappable format); `None`: compatibility
+    /// format.
+    pub remap: Option<u16>,
     /// Delivered and not yet acknowledged.
     pub masked: bool,
     /// Fired again while masked.
@@ -180,6 +187,23 @@ impl Platform for MachinePlatform {
         self.space_mut(task)?.alloc_dma(bytes)
     }
 
+    fn dma_keep(&mut self, task: usize, vaddr: u64, bytes: u64) {
+        if let Ok(space) = self.space_mut(task) {
+            space.disown(vaddr, bytes);
+        }
+    }
+
+    fn dma_free(&mut self, paddr: u64) {
+        let frame = crate::mm::PhysFrame::containing(paddr);
+        if crate::memory::with(|m| m.frames.deallocate(frame)).is_err() {
+            log::error!("kernel: kept DMA frame {paddr:#x} was not allocated");
+        }
+    }
+
+    fn bus_master_off(&mut self, bdf: (u8, u8, u8)) {
+        devices::bus_master_off(bdf);
+    }
+
     fn pci_read(&mut self, (bus, device, function): (u8, u8, u8), offset: u16, width: u8) -> u32 {
         crate::platform::pci_config_read(
             Bdf {
@@ -212,7 +236,27 @@ impl Platform for MachinePlatform {
     }
 
     fn irq_msi(&self, irq: u8) -> (u64, u32) {
-        (devices::msi_address(), u32::from(IRQ_VECTOR_BASE + irq))
+        match self.irqs.get(usize::from(irq)).and_then(|l| l.remap) {
+            Some(irte) => {
+                let (address, data) = devices::remappable_msi(irte);
+                (address, u32::from(data))
+            }
+            None => (devices::msi_address(), u32::from(IRQ_VECTOR_BASE + irq)),
+        }
+    }
+
+    fn irq_route(&self, irq: u8) -> Result<crate::kern::IrqRouteInfo, Error> {
+        let line = self.irqs.get(usize::from(irq)).ok_or(Error::NotFound)?;
+        let bdf = line.bdf.ok_or(Error::WrongKind)?;
+        Ok((bdf, IRQ_VECTOR_BASE + irq, crate::arch::apic::id()))
+    }
+
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
+        let line = self.irqs.get_mut(usize::from(irq)).ok_or(Error::NotFound)?;
+        let bdf = line.bdf.ok_or(Error::WrongKind)?;
+        line.remap = irte;
+        let (address, data) = self.irq_msi(irq);
+        devices::program_msi_raw(bdf, address, data as u16).map_err(|_| Error::NotFound)
     }
 
     fn irq_unmask(&mut self, irq: u8) {
@@ -225,9 +269,12 @@ impl Platform for MachinePlatform {
         if let Some(line) = self.irqs.get_mut(usize::from(irq)) {
             line.masked = false;
             line.pending = false;
-            let bdf = line.bdf;
+            let Some(bdf) = line.bdf else {
+                return;
+            };
             self.finish_reset(bdf);
-            if let Err(e) = devices::program_msi(bdf, IRQ_VECTOR_BASE + irq) {
+            let (address, data) = self.irq_msi(irq);
+            if let Err(e) = devices::program_msi_raw(bdf, address, data as u16) {
                 log::error!("kernel: cannot program MSI again for IRQ {irq}: {e}");
             }
         }
@@ -242,7 +289,7 @@ impl Platform for MachinePlatform {
         if q.reset {
             let _ = self.resetting.push((bdf, quiet));
         }
-        for line in self.irqs.iter_mut().filter(|l| l.bdf == bdf) {
+        for line in self.irqs.iter_mut().filter(|l| l.bdf == Some(bdf)) {
             line.masked = true;
             line.pending = false;
         }

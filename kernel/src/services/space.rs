@@ -241,6 +241,16 @@ impl UserSpace {
         Ok(())
     }
 
+    /// Gives up ownership of the frames behind `[virt, virt + bytes)`:
+    /// [`UserSpace::release`] leaves them allocated, for whoever keeps
+    /// them (the kernel, for frames a device may still reach).
+    pub fn disown(&mut self, virt: u64, bytes: u64) {
+        let space = self.space;
+        if let Err(e) = space.update_leaves(&mut PhysWindow, virt, bytes, |e| e & !OWNED) {
+            log::error!("kernel: cannot keep DMA frames at {virt:#x}: {e:?}");
+        }
+    }
+
     /// Frees every frame the service owns (its tables included).
     pub fn release(self) {
         let root = self.root();

@@ -258,6 +258,37 @@ pub fn dma_revoked() -> Result<Option<u64>, SysError> {
     }
 }
 
+/// A granted device interrupt, as [`irq_route`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqRoute {
+    /// The PCI function, as `bus << 8 | device << 3 | function`.
+    pub bdf: u16,
+    pub vector: u8,
+    pub apic_id: u32,
+}
+
+/// IOMMU service only: interrupt line `irq`: `Ok(Some(route))` for a PCI
+/// function's MSI, `Ok(None)` for a line that is not one, and
+/// `Err(Kernel(NotFound))` past the last line.
+pub fn irq_route(vtd: Handle, irq: u8) -> Result<Option<IrqRoute>, SysError> {
+    match simple(Sysnum::IrqRoute, [vtd.0, u64::from(irq), 0, 0, 0, 0]) {
+        Ok([bdf, vector, apic_id, _]) => Ok(Some(IrqRoute {
+            bdf: bdf as u16,
+            vector: vector as u8,
+            apic_id: apic_id as u32,
+        })),
+        Err(SysError::Kernel(Error::WrongKind)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// IOMMU service only: line `irq`'s MSI now names remapping entry `irte`
+/// (`None`: back to compatibility format).
+pub fn irq_remap(vtd: Handle, irq: u8, irte: Option<u16>) -> Result<(), SysError> {
+    let irte = irte.map_or(u64::MAX, u64::from);
+    simple(Sysnum::IrqRemap, [vtd.0, u64::from(irq), irte, 0, 0, 0]).map(drop)
+}
+
 /// IOMMU service only: function `bdf` is (`on`) or is no longer attached
 /// to a domain with translation on; `vtd` is the caller's VT-d register
 /// capability.

@@ -172,7 +172,7 @@ fn dma_budget_is_whole_pages_and_may_be_used_up_exactly() {
     // One byte costs a page.
     assert_eq!(
         dma(&mut k, &mut p, 1),
-        (0, [0x6000_0000_0000, 0x1234_5000, 0, 0])
+        (0, [0x6000_0000_0000, 0, 0x1234_5000, 0])
     );
     assert_eq!(p.dma_requests, [4096]);
     // 4097 bytes would need two more pages: over the 8 KiB budget.

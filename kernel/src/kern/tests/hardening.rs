@@ -73,6 +73,7 @@ fn drivers() -> (Kernel, FakePlatform, OneDevice) {
     let mut r = OneDevice {
         machine,
         irqs: Vec::new(),
+        vtd: None,
     };
     let mut k = Kernel::new(&config, &mut r).unwrap();
     let mut p = FakePlatform::new(4);

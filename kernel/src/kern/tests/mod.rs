@@ -8,6 +8,7 @@ mod delivery;
 mod devices;
 mod dispatch;
 mod hardening;
+mod iommu;
 mod ipc;
 mod rules;
 mod scheduling;
@@ -56,6 +57,16 @@ struct FakePlatform {
     quiesced: Vec<(usize, (u8, u8, u8))>,
     rearmed: Vec<u8>,
     mapped: Vec<Mapped>,
+    /// `dma_keep` calls: (task, vaddr, bytes).
+    kept: Vec<(usize, u64, u64)>,
+    /// Frames given back with `dma_free`.
+    freed: Vec<u64>,
+    /// Functions whose bus mastering the kernel turned off.
+    bus_master_off: Vec<Bdf>,
+    /// Interrupt lines: a PCI function's MSI, or `None` for a VT-d unit's.
+    irq_lines: Vec<Option<Bdf>>,
+    /// `irq_remap` calls.
+    remapped: Vec<(u8, Option<u16>)>,
 }
 
 impl FakePlatform {
@@ -74,6 +85,11 @@ impl FakePlatform {
             quiesced: Vec::new(),
             rearmed: Vec::new(),
             mapped: Vec::new(),
+            kept: Vec::new(),
+            freed: Vec::new(),
+            bus_master_off: Vec::new(),
+            irq_lines: vec![Some((0, 3, 0)), None],
+            remapped: Vec::new(),
         }
     }
 
@@ -134,7 +150,14 @@ impl Platform for FakePlatform {
         self.dma_requests.push(bytes);
         match self.dma_error {
             Some(e) => Err(e),
-            None => Ok((0x6000_0000_0000, 0x1234_5000)),
+            // Each buffer 1 MiB apart, in both spaces.
+            None => {
+                let n = self.dma_requests.len() as u64 - 1;
+                Ok((
+                    0x6000_0000_0000 + n * 0x10_0000,
+                    0x1234_5000 + n * 0x10_0000,
+                ))
+            }
         }
     }
     fn pci_read(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8) -> u32 {
@@ -163,6 +186,26 @@ impl Platform for FakePlatform {
     }
     fn quiesce(&mut self, task: usize, bdf: (u8, u8, u8)) {
         self.quiesced.push((task, bdf));
+    }
+    fn dma_keep(&mut self, task: usize, vaddr: u64, bytes: u64) {
+        self.kept.push((task, vaddr, bytes));
+    }
+    fn dma_free(&mut self, paddr: u64) {
+        self.freed.push(paddr);
+    }
+    fn bus_master_off(&mut self, bdf: (u8, u8, u8)) {
+        self.bus_master_off.push(bdf);
+    }
+    fn irq_route(&self, irq: u8) -> Result<crate::kern::IrqRouteInfo, Error> {
+        match self.irq_lines.get(usize::from(irq)) {
+            Some(Some(bdf)) => Ok((*bdf, 0x40 + irq, 7)),
+            Some(None) => Err(Error::WrongKind),
+            None => Err(Error::NotFound),
+        }
+    }
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
+        self.remapped.push((irq, irte));
+        Ok(())
     }
     fn load(&mut self, task: usize) -> Result<Regs, Error> {
         self.loads.push(task);
@@ -200,6 +243,9 @@ impl Resolver for NoDevices {
     fn vtd_unit(&mut self, _: u8) -> Option<(u64, u64)> {
         Some((0xfed9_0000, 0x1000))
     }
+    fn vtd_irq(&mut self, _: u8, _: u8, _: u32) -> Result<u8, GrantError> {
+        Ok(1)
+    }
     fn irq(&mut self, _: u8, _: u32, _: (u8, u8, u8)) -> Result<u8, GrantError> {
         Ok(0)
     }
@@ -211,6 +257,8 @@ impl Resolver for NoDevices {
 struct OneDevice {
     machine: grants::MachineMap,
     irqs: Vec<(u8, u32, (u8, u8, u8))>,
+    /// VT-d unit 0's registers, on a machine with an IOMMU.
+    vtd: Option<(u64, u64)>,
 }
 
 impl Resolver for OneDevice {
@@ -238,8 +286,12 @@ impl Resolver for OneDevice {
     fn mmio(&mut self, base: u64, len: u64) -> Result<(), GrantError> {
         self.machine.check_mmio(base, len)
     }
-    fn vtd_unit(&mut self, _: u8) -> Option<(u64, u64)> {
-        None
+    fn vtd_unit(&mut self, unit: u8) -> Option<(u64, u64)> {
+        self.vtd.filter(|_| unit == 0)
+    }
+    fn vtd_irq(&mut self, task: u8, _: u8, bits: u32) -> Result<u8, GrantError> {
+        self.irqs.push((task, bits, (0xff, 0xff, 0xff)));
+        Ok(0x50 + self.irqs.len() as u8 - 1)
     }
     fn irq(&mut self, task: u8, bits: u32, bdf: (u8, u8, u8)) -> Result<u8, GrantError> {
         self.irqs.push((task, bits, bdf));
@@ -253,6 +305,7 @@ impl OneDevice {
         OneDevice {
             machine: grants::MachineMap::default(),
             irqs: Vec::new(),
+            vtd: None,
         }
     }
 }
