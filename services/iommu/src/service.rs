@@ -446,7 +446,20 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
     pub fn revoke(&mut self, kernel: &mut impl Kernel, pin: u64) -> Revoked {
         let mut revoked = Revoked::default();
         let mut failed = false;
-        while let Some(i) = self.mappings.iter().position(|m| m.pin == pin) {
+        let targets: Vec<(u16, u64), MAX_MAPPINGS> = self
+            .mappings
+            .iter()
+            .filter(|m| m.pin == pin)
+            .map(|m| (m.bdf, m.iova))
+            .collect();
+        for (bdf, iova) in targets {
+            let Some(i) = self
+                .mappings
+                .iter()
+                .position(|m| m.bdf == bdf && m.iova == iova)
+            else {
+                continue;
+            };
             let m = self.mappings[i];
             revoked.mappings += 1;
             revoked.pages += m.len / PAGE_SIZE;
@@ -464,7 +477,9 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
 
     /// Unmaps mapping `i` from its domain (the core invalidates the IOTLB
     /// before returning), forgets it, and releases its pin unless another
-    /// mapping still uses it. When the unit failed, the pin is kept.
+    /// mapping still uses it. When the unit has failed, the mapping is
+    /// forgotten but its pin kept; any other error (the tables disagree
+    /// with the records, a bug) keeps both.
     fn remove_mapping(&mut self, kernel: &mut impl Kernel, i: usize) -> Result<(), IommuError> {
         let m = self.mappings[i];
         let slot = self
@@ -473,7 +488,6 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
             .find(|a| a.bdf == m.bdf)
             .map(|a| a.slot)
             .ok_or(IommuError::NotAttached)?;
-        self.mappings.swap_remove(i);
         let unit = &mut self.units[slot];
         let result = if unit.failed {
             Err(IommuError::HardwareTimeout)
@@ -485,6 +499,10 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
                     from_core(e)
                 })
         };
+        let failed = unit.failed;
+        if result.is_ok() || failed {
+            self.mappings.swap_remove(i);
+        }
         match result {
             Ok(()) => {
                 if !self.mappings.iter().any(|x| x.pin == m.pin) {
@@ -493,7 +511,9 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
                 Ok(())
             }
             Err(e) => {
-                self.quarantined += 1;
+                if failed {
+                    self.quarantined += 1;
+                }
                 log!(
                     "iommu: unmapping {:#x}+{:#x} of {} failed ({e}); its memory stays pinned",
                     m.iova,

@@ -49,6 +49,9 @@ struct FakeKernel {
     released: Vec<u64>,
     translated: BTreeSet<u16>,
     refuse_translated: bool,
+    /// Checked on every unpin: the device's DMA to this IOVA must already
+    /// fault (the pin is released only after the IOTLB let go of it).
+    unpin_probe: Option<(Model, u16, u64)>,
 }
 
 impl FakeKernel {
@@ -123,6 +126,12 @@ impl Kernel for FakeKernel {
     }
 
     fn dma_unpin(&mut self, pin: u64) -> Result<(), SysError> {
+        if let Some((model, bdf, iova)) = &self.unpin_probe {
+            assert!(
+                model.translate(SourceId(*bdf), *iova, false).is_err(),
+                "pin {pin} released while {iova:#x} still translates"
+            );
+        }
         self.released.push(pin);
         self.pins
             .remove(&pin)

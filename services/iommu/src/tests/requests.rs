@@ -284,6 +284,7 @@ fn unmap_invalidates_then_releases_the_pin() {
     call(&mut s, &mut k, A, map(0, 0x4000, 1, 0, 0x2000));
     let pin = s.mappings()[0].pin;
     assert_eq!(model.translate(source(EDU), 0x5000, true), Ok(0x10_1000));
+    k.unpin_probe = Some((model.clone(), EDU, 0x5000));
     assert_eq!(
         call(&mut s, &mut k, A, unmap(0, 0x4000, 0x2000)),
         IommuResponse::Unmapped {
@@ -344,6 +345,8 @@ fn detach_removes_everything() {
     call(&mut s, &mut k, A, map(0, 0x1000, 1, 0, 0x1000));
     call(&mut s, &mut k, A, map(0, 0x8000, 1, 0x8000, 0x2000));
     assert_eq!(model.translate(source(EDU), 0x1000, false), Ok(0x10_0000));
+    assert_eq!(model.translate(source(EDU), 0x9000, false), Ok(0x10_9000));
+    k.unpin_probe = Some((model.clone(), EDU, 0x9000));
     assert_eq!(
         call(&mut s, &mut k, A, IommuRequest::Detach { pci: 0 }),
         IommuResponse::Detached

@@ -12,6 +12,7 @@ fn revoke_unmaps_then_releases() {
     call(&mut s, &mut k, A, map(0, 0x8000, 1, 0x8000, 0x1000));
     let pin = s.mappings()[0].pin;
     assert_eq!(model.translate(source(EDU), 0x2000, true), Ok(0x10_1000));
+    k.unpin_probe = Some((model.clone(), EDU, 0x2000));
     let revoked = s.revoke(&mut k, pin);
     assert_eq!(revoked.mappings, 1);
     assert_eq!(revoked.pages, 2);
