@@ -467,3 +467,28 @@ fn a_unit_that_times_out_keeps_the_pins_and_is_not_used_again() {
     );
     assert_eq!(k.live_pins(), 1);
 }
+
+/// Rule: in scalable mode the same requests give the same isolation, and
+/// the domain says it is scalable.
+#[test]
+fn scalable_mode_domains() {
+    let model = Model::new(ModelConfig::qemu_scalable());
+    let config = Config {
+        mode: faultline_vtd::TranslationMode::Scalable,
+        ..Config::default()
+    };
+    let unit = Unit::bring_up(model.registers(), model.memory(), model.delay(), config).unwrap();
+    let mut s = Service::new();
+    assert!(s.add_unit(0, unit).is_ok());
+    let mut k = FakeKernel::new();
+    let IommuResponse::Attached(info) = call(&mut s, &mut k, A, attach(0)) else {
+        panic!()
+    };
+    assert_eq!(info.mode, Mode::Scalable);
+    call(&mut s, &mut k, A, map(0, 0x1000, 1, 0x3000, 0x1000));
+    assert_eq!(model.translate(source(EDU), 0x1010, true), Ok(0x10_3010));
+    assert!(model.translate(source(NIC), 0x1010, true).is_err());
+    call(&mut s, &mut k, A, unmap(0, 0x1000, 0x1000));
+    assert!(model.translate(source(EDU), 0x1010, true).is_err());
+    assert_eq!(k.live_pins(), 0);
+}
