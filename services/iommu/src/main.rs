@@ -263,6 +263,8 @@ fn fault_interrupt(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8)
 fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle]) -> ! {
     let mut server = Server::<Iommu, _>::new(KernelTransport);
     let mut faults = FaultLog::new();
+    // Units already reported as failed, one bit per slot.
+    let mut failed = 0u32;
     loop {
         match server.recv(NOTIFY_DMA_REVOKED | NOTIFY_USER_BITS) {
             Ok(Incoming::Call {
@@ -274,6 +276,7 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
                 if let Err(e) = server.reply(token, &response) {
                     log!("iommu: reply to badge {badge} failed: {e}");
                 }
+                report_failed_units(service, &mut failed);
             }
             Ok(Incoming::Send { badge, .. }) => {
                 log!("iommu: one-way message from badge {badge} ignored");
@@ -281,6 +284,7 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
             Ok(Incoming::Notification { bits }) => {
                 if bits & NOTIFY_DMA_REVOKED != 0 {
                     revoke(service, kernel);
+                    report_failed_units(service, &mut failed);
                 }
                 if bits & NOTIFY_USER_BITS != 0 {
                     drain_faults(service, &mut faults, fault_irqs);
@@ -294,6 +298,20 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
         // Faults are read on every wake-up as well, so a unit without a
         // fault interrupt still has its records cleared.
         drain_faults(service, &mut faults, &[]);
+    }
+}
+
+/// Logs each unit that failed since the last call (once per unit).
+fn report_failed_units(service: &mut IommuService, reported: &mut u32) {
+    for (i, slot) in service.units().enumerate() {
+        if slot.failed && *reported & (1 << i) == 0 {
+            *reported |= 1 << i;
+            log!(
+                "iommu: unit {}: the hardware did not answer in time: no more requests for its \
+                 devices, and memory it may still cache stays pinned",
+                slot.index
+            );
+        }
     }
 }
 
