@@ -109,12 +109,17 @@ impl Kernel for FakeKernel {
         offset: u64,
         len: u64,
     ) -> Result<Pinned, SysError> {
+        // The kernel's answers: an unknown buffer is NotFound, a misaligned
+        // range BadArgument, one past the buffer's end BadLength.
         let b = self
             .buffers
             .get(&(token.raw(), buffer))
-            .ok_or(SysError::Kernel(AbiError::BadHandle))?;
-        if !offset.is_multiple_of(4096) || !len.is_multiple_of(4096) || offset + len > b.len {
+            .ok_or(SysError::Kernel(AbiError::NotFound))?;
+        if !offset.is_multiple_of(4096) || !len.is_multiple_of(4096) {
             return Err(SysError::Kernel(AbiError::BadArgument));
+        }
+        if offset + len > b.len {
+            return Err(SysError::Kernel(AbiError::BadLength));
         }
         let pin = self.next_pin;
         self.next_pin += 1;
