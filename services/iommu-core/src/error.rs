@@ -16,6 +16,11 @@ pub enum Operation {
     WriteBufferFlush,
     /// An invalidation wait descriptor's status write.
     InvalidationWait,
+    /// GCMD.TE clear → GSTS.TES clear (taking over a running unit).
+    DisableTranslation,
+    /// IQH reaching IQT, then GCMD.QIE clear → GSTS.QIES clear (taking
+    /// over a running unit).
+    DisableQueuedInvalidation,
 }
 
 /// A feature the unit lacks that the core needs.
@@ -27,6 +32,8 @@ pub enum Unsupported {
     AddressWidth,
     /// Scalable mode was asked for, but ECAP lacks SMTS or SLTS.
     ScalableMode,
+    /// 2 MiB pages were asked for, but CAP.SLLPS lacks them.
+    LargePages,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,8 +44,8 @@ pub enum Error {
     InvalidationQueueError,
     /// The unit cannot do what the core needs.
     Unsupported(Unsupported),
-    /// GSTS.TES was already set at bring-up; the core does not adopt a
-    /// running unit.
+    /// GSTS.TES was already set at bring-up and [`crate::Config::take_over`]
+    /// was not; the core does not adopt a running unit's tables.
     TranslationAlreadyOn,
     /// The device has no domain.
     NotAttached,

@@ -59,7 +59,7 @@ pub use fault::{FaultAccess, FaultReason, FaultRecord, FaultSummary};
 pub use hw::{DmaMemory, Registers};
 pub use pagetable::Access;
 pub use source::SourceId;
-pub use unit::{Config, DomainId, Unit};
+pub use unit::{Config, DomainId, Leaves, Unit};
 
 #[cfg(test)]
 mod tests;

@@ -187,3 +187,66 @@ fn later_commands_keep_translation_on() {
         .unwrap();
     assert_eq!(model.translate(EDU, 0, false), Ok(0x9000));
 }
+
+/// Rule: with `take_over`, a unit left translating by an earlier instance
+/// (tables, queue and a mapping of its own) is turned off, translation
+/// first, then queued invalidation, and brought up afresh: the old
+/// mapping is gone, the new root table is in use and nothing is attached.
+#[test]
+fn take_over_turns_a_running_unit_off_and_starts_afresh() {
+    let (model, mut old) = qemu();
+    old.attach(EDU).unwrap();
+    old.map(EDU, 0x1000, 0x9000, 0x1000, crate::Access::READ)
+        .unwrap();
+    assert_eq!(model.translate(EDU, 0x1000, false), Ok(0x9000));
+    drop(old);
+    model.clear_events();
+    let config = Config {
+        take_over: true,
+        ..Config::default()
+    };
+    let mut unit =
+        Unit::bring_up(model.registers(), model.memory(), model.delay(), config).unwrap();
+    let commands: Vec<u32> = model
+        .events()
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::Command(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(commands, [TE, QIE, SRTP, QIE, TE]);
+    assert!(model.translation_enabled());
+    assert_eq!(
+        model.translate(EDU, 0x1000, false),
+        Err(FaultReason::RootNotPresent)
+    );
+    unit.drain_faults(|_| ());
+    unit.attach(EDU).unwrap();
+    unit.map(EDU, 0x2000, 0xa000, 0x1000, crate::Access::WRITE)
+        .unwrap();
+    assert_eq!(model.translate(EDU, 0x2000, true), Ok(0xa000));
+    assert_eq!(
+        model.translate(EDU, 0x1000, false),
+        Err(FaultReason::ReadDenied)
+    );
+}
+
+/// Rule: a unit whose GSTS never reports translation off ends the take-over
+/// in a typed timeout, and translation stays on (never half torn down).
+#[test]
+fn take_over_times_out_when_translation_will_not_turn_off() {
+    let (model, _old) = qemu();
+    model.set_gsts_stuck(true);
+    let config = Config {
+        take_over: true,
+        handshake_timeout_us: 100,
+        ..Config::default()
+    };
+    let r = Unit::bring_up(model.registers(), model.memory(), model.delay(), config);
+    assert!(matches!(
+        r,
+        Err(Error::Timeout(Operation::DisableTranslation))
+    ));
+    assert!(model.translation_enabled());
+}

@@ -2,9 +2,9 @@
 //! typed errors.
 
 use super::*;
-use crate::Access;
 use crate::error::Error;
 use crate::fault::FaultReason;
+use crate::{Access, Leaves};
 
 const RW: Access = Access::READ.union(Access::WRITE);
 
@@ -229,4 +229,54 @@ fn coherent_unit() {
     unit.attach(EDU).unwrap();
     unit.map(EDU, 0x1000, 0x5000, 0x1000, RW).unwrap();
     assert_eq!(model.translate(EDU, 0x1000, true), Ok(0x5000));
+}
+
+/// Rule: `Leaves::Small` maps 4 KiB leaves even where 2 MiB would fit, so
+/// any 4 KiB piece can later be unmapped alone.
+#[test]
+fn small_leaves_only_when_asked() {
+    let (model, mut unit) = qemu();
+    unit.attach(EDU).unwrap();
+    unit.map_leaves(EDU, 0x4000_0000, 0x1_0000_0000, 2 * MIB, RW, Leaves::Small)
+        .unwrap();
+    assert_eq!(
+        model.translate(EDU, 0x4000_0000 + 0x1f_f008, true),
+        Ok(0x1_001f_f008)
+    );
+    unit.unmap(EDU, 0x4000_1000, 0x1000).unwrap();
+    assert_eq!(
+        model.translate(EDU, 0x4000_1000, false),
+        Err(FaultReason::ReadDenied)
+    );
+    assert_eq!(model.translate(EDU, 0x4000_2000, false), Ok(0x1_0000_2000));
+}
+
+/// Rule: `Leaves::Large` maps only 2 MiB leaves: every address and the
+/// length 2 MiB-aligned, and a unit without SLLPS 2M refuses it as
+/// unsupported, mapping nothing.
+#[test]
+fn large_leaves_need_alignment_and_support() {
+    let (model, mut unit) = qemu();
+    unit.attach(EDU).unwrap();
+    let before = model.frames_in_use();
+    unit.map_leaves(EDU, 0x4000_0000, 0x1_0000_0000, 2 * MIB, RW, Leaves::Large)
+        .unwrap();
+    assert_eq!(model.frames_in_use() - before, 2);
+    for (iova, paddr, len) in [
+        (0x4020_1000, 0x1_0020_0000, 2 * MIB),
+        (0x4040_0000, 0x1_0040_1000, 2 * MIB),
+        (0x4060_0000, 0x1_0060_0000, 4096),
+    ] {
+        assert_eq!(
+            unit.map_leaves(EDU, iova, paddr, len, RW, Leaves::Large),
+            Err(Error::Misaligned)
+        );
+    }
+    let (model, mut unit) = up(with_sllps(ModelConfig::qemu(), 0));
+    unit.attach(EDU).unwrap();
+    assert_eq!(
+        unit.map_leaves(EDU, 0, 0x20_0000, 2 * MIB, RW, Leaves::Large),
+        Err(Error::Unsupported(crate::Unsupported::LargePages))
+    );
+    assert_eq!(model.translate(EDU, 0, false), Err(FaultReason::ReadDenied));
 }

@@ -6,11 +6,22 @@ use embedded_hal::delay::DelayNs;
 use faultline_vtd::LargePageSizes;
 
 use super::{Domain, DomainId, MAX_PAGE_INVALIDATIONS, Unit};
-use crate::error::Error;
+use crate::error::{Error, Unsupported};
 use crate::hw::{DmaMemory, Registers};
 use crate::pagetable::{Access, LARGE_PAGE_SIZE, PAGE_SIZE, Probe, Tables};
 use crate::queue::{self, Descriptor, MAX_BATCH};
 use crate::source::SourceId;
+
+/// Which leaf sizes [`Unit::map_leaves`] may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Leaves {
+    /// 2 MiB leaves wherever alignment and CAP.SLLPS allow, 4 KiB elsewhere.
+    Best,
+    /// 4 KiB leaves only.
+    Small,
+    /// 2 MiB leaves only.
+    Large,
+}
 
 impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
     fn slot_of(&self, source: SourceId) -> Option<usize> {
@@ -143,6 +154,23 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         len: u64,
         access: Access,
     ) -> Result<(), Error> {
+        self.map_leaves(source, iova, paddr, len, access, Leaves::Best)
+    }
+
+    /// [`Unit::map`] with the leaf size chosen by the caller:
+    /// [`Leaves::Small`] maps 4 KiB pages only; [`Leaves::Large`] maps 2 MiB
+    /// pages only, so `iova`, `paddr` and `len` must be 2 MiB-aligned
+    /// ([`Error::Misaligned`]) and CAP.SLLPS must offer them
+    /// ([`Unsupported::LargePages`]).
+    pub fn map_leaves(
+        &mut self,
+        source: SourceId,
+        iova: u64,
+        paddr: u64,
+        len: u64,
+        access: Access,
+        leaves: Leaves,
+    ) -> Result<(), Error> {
         let domain = self.domain(source)?;
         let end = self.check_range(iova, len)?;
         if !paddr.is_multiple_of(PAGE_SIZE) {
@@ -156,10 +184,22 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         if access.is_empty() {
             return Err(Error::NoAccess);
         }
-        let large = self
+        let large_supported = self
             .cap
             .second_level_large_pages()
             .contains(LargePageSizes::SIZE_2M);
+        if leaves == Leaves::Large {
+            if !large_supported {
+                return Err(Error::Unsupported(Unsupported::LargePages));
+            }
+            if [iova, paddr, len]
+                .iter()
+                .any(|v| !v.is_multiple_of(LARGE_PAGE_SIZE))
+            {
+                return Err(Error::Misaligned);
+            }
+        }
+        let large = large_supported && leaves != Leaves::Small;
         let mut tables = self.tables(&domain);
         let mut at = iova;
         while at < end {

@@ -37,6 +37,8 @@ mod context;
 mod domains;
 mod faults;
 
+pub use domains::Leaves;
+
 /// Most devices one unit can have attached at a time.
 pub const MAX_DOMAINS: usize = 64;
 /// Above this many page-selective invalidations, one domain-selective
@@ -58,6 +60,13 @@ pub struct Config {
     pub invalidation_timeout_us: u32,
     /// Legacy or scalable mode (second-level tables either way).
     pub mode: TranslationMode,
+    /// A unit found translating (GSTS.TES: an earlier instance of the
+    /// IOMMU service set it up and stopped) is turned off and brought up
+    /// afresh, instead of refused with [`Error::TranslationAlreadyOn`]. Its
+    /// old tables are never read. Only safe where no device can master the
+    /// bus meanwhile: Faultline's kernel turned bus mastering off on every
+    /// function the stopped service had vouched for.
+    pub take_over: bool,
 }
 
 impl Default for Config {
@@ -67,6 +76,7 @@ impl Default for Config {
             handshake_timeout_us: 10_000,
             invalidation_timeout_us: 10_000,
             mode: TranslationMode::Legacy,
+            take_over: false,
         }
     }
 }
@@ -114,7 +124,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             .find(|w| widths.contains(w.flag()))
             .ok_or(Error::Unsupported(Unsupported::AddressWidth))?;
         let status = GlobalStatus::from_bits_retain(mmio.read32(regs::GSTS));
-        if status.contains(GlobalStatus::TES) {
+        if status.contains(GlobalStatus::TES) && !config.take_over {
             return Err(Error::TranslationAlreadyOn);
         }
         let root = mem.alloc_frame().ok_or(Error::OutOfTableMemory)?;
@@ -135,6 +145,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             queue,
             domains: [None; MAX_DOMAINS],
         };
+        unit.stop_running(status)?;
         let ttm = match config.mode {
             TranslationMode::Legacy => 0,
             TranslationMode::Scalable => entry::RTADDR_SCALABLE,
@@ -185,6 +196,47 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
     /// The DMA memory, for callers that share it with other users.
     pub fn memory(&mut self) -> &mut M {
         &mut self.mem
+    }
+
+    /// Turns off what an earlier instance left on, translation first (so
+    /// DMA is never translated through a half-built queue state), then
+    /// queued invalidation once the queue has run dry (IQA may only be
+    /// written with it off).
+    fn stop_running(&mut self, status: GlobalStatus) -> Result<(), Error> {
+        if status.contains(GlobalStatus::TES) {
+            self.disable(GlobalCommand::TE, Operation::DisableTranslation)?;
+        }
+        if status.contains(GlobalStatus::QIES) {
+            let mut drained = false;
+            for _ in 0..=self.config.invalidation_timeout_us {
+                if self.mmio.read(regs::IQH) == self.mmio.read(regs::IQT) {
+                    drained = true;
+                    break;
+                }
+                self.delay.delay_us(1);
+            }
+            if !drained {
+                return Err(Error::Timeout(Operation::DisableQueuedInvalidation));
+            }
+            self.disable(GlobalCommand::QIE, Operation::DisableQueuedInvalidation)?;
+        }
+        Ok(())
+    }
+
+    /// Writes GCMD = persistent enables without `enable` and waits for GSTS
+    /// to show it off.
+    fn disable(&mut self, enable: GlobalCommand, op: Operation) -> Result<(), Error> {
+        let status = GlobalStatus::from_bits_retain(self.mmio.read32(regs::GSTS));
+        let value = status.persistent_command().difference(enable);
+        self.mmio.write(regs::GCMD, u64::from(value.bits()));
+        for _ in 0..=self.config.handshake_timeout_us {
+            let now = GlobalStatus::from_bits_retain(self.mmio.read32(regs::GSTS));
+            if !now.contains(enable.status()) {
+                return Ok(());
+            }
+            self.delay.delay_us(1);
+        }
+        Err(Error::Timeout(op))
     }
 
     /// Writes GCMD = persistent enables + `cmd` and waits for GSTS to show it.

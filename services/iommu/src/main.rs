@@ -1,0 +1,359 @@
+//! `faultline-iommu`: the IOMMU service. It alone holds the VT-d units'
+//! registers; it brings each up and gives drivers DMA domains over the
+//! `iommu` protocol (the logic is in the `iommu` library next to this file).
+//!
+//! Capabilities: `vtd0`, `vtd1`, ... (each unit's registers, in DMAR order,
+//! looked up until one is not found; one that does not map is reported and
+//! skipped), `vtd<N>-fault` (the unit's fault event interrupt; whichever
+//! notification bit the deployment gives it, any interrupt bit drains every
+//! unit's fault records), `dma` (memory for tables and queues), and server
+//! channels from drivers (any names; the badge tells clients apart).
+//! Legacy mode unless built with the `scalable` feature.
+//!
+//! Log lines: the unit report (`iommu: VT-d unit 0: version 1.0, CAP ...`,
+//! `iommu: unit 0 ECAP ...`, interrupt remapping, page requests), then
+//! `iommu: unit 0: translation on (legacy mode, ...)` or `iommu: unit 0:
+//! <reason>: not started`; `iommu: serving`; `iommu: revoked pin ...`;
+//! `iommu: DMA fault from 00:03.0 at iova 0x... (write): <reason>`.
+#![no_std]
+#![no_main]
+#![deny(unsafe_code)]
+
+mod memory;
+mod mmio;
+
+use core::fmt::Write;
+
+use faultline_iommu_core::{Config, Unit};
+use faultline_ipc::abi::{CapKind, Error, NOTIFY_DMA_REVOKED, NOTIFY_USER_BITS};
+use faultline_ipc::channel::{Handle, Incoming, RecvError, ReplyToken, Server};
+use faultline_ipc::protocol::iommu::{Bdf, Iommu};
+use faultline_vtd::TranslationMode;
+use hermit_sync::ExclusiveCell;
+use iommu::delay::ClockDelay;
+use iommu::faults::FaultLog;
+use iommu::kernel::Kernel;
+use iommu::report::{Identity, check_mode, mode_name, translating, unit_report};
+use iommu::service::{MAX_UNITS, Service};
+use memory::PoolMemory;
+use mmio::MmioRegisters;
+use userlib::logging::log_fmt;
+use userlib::{
+    KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci, device_translated,
+    dma_revoked, dma_unpin, exit, irq_ack, irq_info, log, mmio_map, time,
+};
+
+userlib::service_entry!(main);
+
+type Delay = ClockDelay<fn() -> u64>;
+type IommuService = Service<MmioRegisters, PoolMemory, Delay>;
+
+/// The service's state lives here, not on its small stack.
+static SERVICE: ExclusiveCell<IommuService> = ExclusiveCell::new(Service::new());
+
+/// The mode this build brings units up in.
+const MODE: TranslationMode = if cfg!(feature = "scalable") {
+    TranslationMode::Scalable
+} else {
+    TranslationMode::Legacy
+};
+
+/// Most pins taken from the kernel per revocation notification.
+const MAX_REVOKED_PER_WAKE: usize = 1024;
+
+/// The kernel, as the request logic asks it.
+struct Syscalls {
+    /// Each unit's register capability, by DMAR index.
+    vtd: [Option<Handle>; MAX_UNITS],
+}
+
+impl Kernel for Syscalls {
+    fn client_pci(&mut self, token: &ReplyToken, handle: u8) -> Result<u16, SysError> {
+        client_pci(token, handle)
+    }
+
+    fn client_dma(
+        &mut self,
+        token: &ReplyToken,
+        buffer: u8,
+        offset: u64,
+        len: u64,
+    ) -> Result<Pinned, SysError> {
+        client_dma(token, buffer, offset, len)
+    }
+
+    fn dma_unpin(&mut self, pin: u64) -> Result<(), SysError> {
+        dma_unpin(pin)
+    }
+
+    fn device_translated(&mut self, unit: u8, bdf: u16, on: bool) -> Result<(), SysError> {
+        let vtd = self
+            .vtd
+            .get(usize::from(unit))
+            .copied()
+            .flatten()
+            .ok_or(SysError::Kernel(Error::BadHandle))?;
+        device_translated(vtd, bdf, on)
+    }
+}
+
+fn now_ns() -> u64 {
+    time().ns
+}
+
+fn cap_name(index: u8, suffix: &str) -> heapless::String<24> {
+    let mut name = heapless::String::new();
+    let _ = write!(name, "vtd{index}{suffix}");
+    name
+}
+
+fn main() -> ! {
+    let Some(service) = SERVICE.take() else {
+        log!("iommu: state taken twice");
+        exit(1)
+    };
+    let dma = match cap_lookup("dma") {
+        Ok((h, CapKind::Dma)) => h,
+        other => {
+            log!("iommu: no DMA capability `dma` ({other:?}): cannot build tables");
+            exit(1)
+        }
+    };
+    let mut kernel = Syscalls {
+        vtd: [None; MAX_UNITS],
+    };
+    let mut fault_irqs: heapless::Vec<Handle, MAX_UNITS> = heapless::Vec::new();
+    for index in 0u8.. {
+        let name = cap_name(index, "");
+        let handle = match cap_lookup(&name) {
+            Ok((h, CapKind::Mmio)) => h,
+            Ok((_, kind)) => {
+                log!("iommu: {name} is a {kind:?} capability, not registers: skipped");
+                continue;
+            }
+            Err(SysError::Kernel(Error::NotFound)) => break,
+            Err(e) => {
+                log!("iommu: looking up {name} refused ({e}): skipped");
+                continue;
+            }
+        };
+        if usize::from(index) >= MAX_UNITS {
+            log!("iommu: {name}: this service drives {MAX_UNITS} units at most: skipped");
+            continue;
+        }
+        if let Some(irq) = start_unit(service, index, handle, dma) {
+            kernel.vtd[usize::from(index)] = Some(handle);
+            if let Some(irq) = irq {
+                let _ = fault_irqs.push(irq);
+            }
+        }
+    }
+    if service.units().next().is_none() {
+        log!("iommu: no VT-d unit started: every attach will be refused");
+    }
+    log!("iommu: serving");
+    serve(service, &mut kernel, &fault_irqs)
+}
+
+/// Maps, reports and brings up unit `index`; `Some` with its fault
+/// interrupt (if it has one) when it is up and added to the service.
+#[inline(never)]
+fn start_unit(
+    service: &mut IommuService,
+    index: u8,
+    handle: Handle,
+    dma: Handle,
+) -> Option<Option<Handle>> {
+    let region = match mmio_map(handle) {
+        Ok(region) => region,
+        Err(e) => {
+            log!("iommu: unit {index}: registers not mapped ({e}): skipped");
+            return None;
+        }
+    };
+    let mut regs = MmioRegisters::new(region);
+    let id = Identity::read(&mut regs);
+    unit_report(index, &id, log_fmt);
+    if let Err(refusal) = check_mode(MODE, id.ecap) {
+        log!("iommu: unit {index}: {refusal}: not started");
+        return None;
+    }
+    if translating(&mut regs) {
+        log!(
+            "iommu: unit {index}: translation found on (an earlier instance): turning it off and \
+             starting afresh"
+        );
+    }
+    let config = Config {
+        mode: MODE,
+        take_over: true,
+        ..Config::default()
+    };
+    let delay = ClockDelay::new(now_ns as fn() -> u64);
+    let mut unit = match Unit::bring_up(regs, PoolMemory::new(dma), delay, config) {
+        Ok(unit) => unit,
+        Err(e) => {
+            log!("iommu: unit {index}: {e}: not started");
+            return None;
+        }
+    };
+    let stale = unit.drain_faults(|_| ());
+    let cap = unit.capability();
+    log!(
+        "iommu: unit {index}: translation on ({} mode, {}-bit domains, {} pages, {} IOTLB \
+         invalidation{})",
+        mode_name(MODE),
+        unit.domain_address_bits(),
+        if cap
+            .second_level_large_pages()
+            .contains(faultline_vtd::LargePageSizes::SIZE_2M)
+        {
+            "4 KiB and 2 MiB"
+        } else {
+            "4 KiB"
+        },
+        if cap.page_selective_invalidation() {
+            "page-selective"
+        } else {
+            "domain-selective"
+        },
+        if stale.records > 0 {
+            ", stale fault records cleared"
+        } else {
+            ""
+        },
+    );
+    let irq = fault_interrupt(&mut unit, index);
+    if service.add_unit(index, unit).is_err() {
+        log!(
+            "iommu: unit {index}: no room for another unit: left translating with nothing attached"
+        );
+        return None;
+    }
+    Some(irq)
+}
+
+/// Programs unit `index`'s fault event interrupt with the MSI the kernel
+/// granted as `vtd<index>-fault`.
+fn fault_interrupt(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8) -> Option<Handle> {
+    let name = cap_name(index, "-fault");
+    let irq = match cap_lookup(&name) {
+        Ok((h, CapKind::Irq)) => h,
+        other => {
+            log!(
+                "iommu: unit {index}: no fault interrupt ({name}: {other:?}): faults are read only when the service wakes"
+            );
+            return None;
+        }
+    };
+    match irq_info(irq) {
+        Ok(msi) => {
+            unit.enable_fault_interrupt(msi.address as u32, msi.data as u16);
+            Some(irq)
+        }
+        Err(e) => {
+            log!(
+                "iommu: unit {index}: {name} has no MSI ({e}): faults are read only when the service wakes"
+            );
+            None
+        }
+    }
+}
+
+fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle]) -> ! {
+    let mut server = Server::<Iommu, _>::new(KernelTransport);
+    let mut faults = FaultLog::new();
+    // Units already reported as failed, one bit per slot.
+    let mut failed = 0u32;
+    loop {
+        match server.recv(NOTIFY_DMA_REVOKED | NOTIFY_USER_BITS) {
+            Ok(Incoming::Call {
+                request,
+                badge,
+                token,
+            }) => {
+                let response = service.handle(kernel, badge, &token, request);
+                if let Err(e) = server.reply(token, &response) {
+                    log!("iommu: reply to badge {badge} failed: {e}");
+                }
+                report_failed_units(service, &mut failed);
+            }
+            Ok(Incoming::Send { badge, .. }) => {
+                log!("iommu: one-way message from badge {badge} ignored");
+            }
+            Ok(Incoming::Notification { bits }) => {
+                if bits & NOTIFY_DMA_REVOKED != 0 {
+                    revoke(service, kernel);
+                    report_failed_units(service, &mut failed);
+                }
+                if bits & NOTIFY_USER_BITS != 0 {
+                    drain_faults(service, &mut faults, fault_irqs);
+                }
+            }
+            Err(RecvError::Malformed {
+                badge, kind, error, ..
+            }) => log!("iommu: refused {kind:?} from badge {badge}: {error}"),
+            Err(RecvError::Transport(e)) => log!("iommu: receive failed: {e}"),
+        }
+        // Faults are read on every wake-up as well, so a unit without a
+        // fault interrupt still has its records cleared.
+        drain_faults(service, &mut faults, &[]);
+    }
+}
+
+/// Logs each unit that failed since the last call (once per unit).
+fn report_failed_units(service: &mut IommuService, reported: &mut u32) {
+    for (i, slot) in service.units().enumerate() {
+        if slot.failed && *reported & (1 << i) == 0 {
+            *reported |= 1 << i;
+            log!(
+                "iommu: unit {}: the hardware did not answer in time: no more requests for its \
+                 devices, and memory it may still cache stays pinned",
+                slot.index
+            );
+        }
+    }
+}
+
+/// Unmaps and releases every pin whose owner stopped.
+fn revoke(service: &mut IommuService, kernel: &mut Syscalls) {
+    for _ in 0..MAX_REVOKED_PER_WAKE {
+        let pin = match dma_revoked() {
+            Ok(Some(pin)) => pin,
+            Ok(None) => return,
+            Err(e) => {
+                log!("iommu: asking for revoked pins refused: {e}");
+                return;
+            }
+        };
+        let r = service.revoke(kernel, pin);
+        match r.bdf {
+            Some(bdf) => log!(
+                "iommu: revoked pin {pin}: {} mapping(s), {} page(s) of {} unmapped{}",
+                r.mappings,
+                r.pages,
+                Bdf(bdf),
+                if r.released {
+                    ""
+                } else {
+                    "; invalidation failed, memory stays pinned"
+                }
+            ),
+            None => log!("iommu: revoked pin {pin}: nothing mapped"),
+        }
+    }
+}
+
+/// Reads and clears every unit's fault records, logs them, and re-enables
+/// the fault interrupts in `irqs`.
+fn drain_faults(service: &mut IommuService, faults: &mut FaultLog, irqs: &[Handle]) {
+    for slot in service.units() {
+        let summary = slot.unit.drain_faults(|f| faults.note(&f, log_fmt));
+        faults.drained(slot.index, summary, log_fmt);
+    }
+    for irq in irqs {
+        if let Err(e) = irq_ack(*irq) {
+            log!("iommu: acknowledging the fault interrupt refused: {e}");
+        }
+    }
+}

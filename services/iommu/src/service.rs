@@ -1,0 +1,551 @@
+//! The `iommu` protocol's requests, and the revocation of pins, over the
+//! units the service brought up.
+//!
+//! Every request first resolves its `pci` handle through the kernel for
+//! the client of the call being served, so the only device a request can
+//! reach is one its caller holds; the domain is then found by that device,
+//! and must have been attached by the same client (badge): there is no
+//! domain number in the protocol to forge. Each mapping keeps the pin of
+//! its frames and its client's badge; the pin is released only after the
+//! mapping is gone from the tables and the IOTLB.
+//!
+//! Devices are attached to the first unit that came up. Faultline's
+//! machines have one unit (QEMU's `intel-iommu`, INCLUDE_PCI_ALL); the
+//! service cannot read the DMAR's device scopes to pick another.
+//!
+//! A unit that times out (a handshake or an invalidation) is marked failed:
+//! what it caches is no longer known, so the pins of the mappings involved
+//! are never released (their frames are never reused) and every later
+//! request for a device on it is refused with `HardwareTimeout`.
+
+use embedded_hal::delay::DelayNs;
+use faultline_iommu_core::pagetable::PAGE_SIZE;
+use faultline_iommu_core::{DmaMemory, DomainId, Leaves, Registers, SourceId, Unit};
+use faultline_ipc::channel::ReplyToken;
+use faultline_ipc::protocol::iommu::{
+    Access, DomainInfo, IommuError, IommuRequest, IommuResponse, Mode, PageSize,
+};
+use faultline_vtd::{LargePageSizes, TranslationMode};
+use heapless::Vec;
+use userlib::log;
+
+use crate::errors::{from_client_dma, from_core, unit_failed};
+use crate::kernel::Kernel;
+
+/// Most units the service drives.
+pub const MAX_UNITS: usize = 4;
+/// Most devices attached at a time, over all units.
+pub const MAX_ATTACHED: usize = 32;
+/// Most mappings at a time, over all devices.
+pub const MAX_MAPPINGS: usize = 128;
+
+/// [`Service::add_unit`] found [`MAX_UNITS`] units already.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TooManyUnits;
+
+/// A unit the service brought up.
+pub struct UnitSlot<R, M, D> {
+    /// Its index in DMAR order (`vtd<index>`).
+    pub index: u8,
+    pub unit: Unit<R, M, D>,
+    /// It timed out once; nothing more is asked of it.
+    pub failed: bool,
+}
+
+/// A device with a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attachment {
+    /// The client (badge) that attached it: the only one that may use it.
+    pub badge: u64,
+    pub bdf: u16,
+    /// Index into the service's units.
+    pub slot: usize,
+    pub domain: DomainId,
+}
+
+/// One mapping of a domain.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mapping {
+    pub badge: u64,
+    pub bdf: u16,
+    pub iova: u64,
+    pub len: u64,
+    /// The pin of its frames, released once it is unmapped.
+    pub pin: u64,
+}
+
+impl Mapping {
+    fn end(&self) -> u64 {
+        self.iova + self.len
+    }
+}
+
+/// What [`Service::revoke`] removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Revoked {
+    pub mappings: usize,
+    /// 4 KiB pages unmapped.
+    pub pages: u64,
+    /// The device of the last mapping removed.
+    pub bdf: Option<u16>,
+    /// The pin was released (false if an invalidation failed).
+    pub released: bool,
+}
+
+/// Every unit, domain and mapping the service keeps.
+pub struct Service<R, M, D> {
+    units: Vec<UnitSlot<R, M, D>, MAX_UNITS>,
+    attached: Vec<Attachment, MAX_ATTACHED>,
+    mappings: Vec<Mapping, MAX_MAPPINGS>,
+    /// Pins never released because the unit failed while unmapping them.
+    quarantined: usize,
+}
+
+impl<R, M, D> Default for Service<R, M, D> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<R, M, D> Service<R, M, D> {
+    /// No units, nothing attached (const, so it can live in a static).
+    pub const fn new() -> Self {
+        Self {
+            units: Vec::new(),
+            attached: Vec::new(),
+            mappings: Vec::new(),
+            quarantined: 0,
+        }
+    }
+}
+
+impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
+    /// Adds a unit that is up; `Err` when [`MAX_UNITS`] are already.
+    pub fn add_unit(&mut self, index: u8, unit: Unit<R, M, D>) -> Result<(), TooManyUnits> {
+        self.units
+            .push(UnitSlot {
+                index,
+                unit,
+                failed: false,
+            })
+            .map_err(|_| TooManyUnits)
+    }
+
+    pub fn units(&mut self) -> impl Iterator<Item = &mut UnitSlot<R, M, D>> {
+        self.units.iter_mut()
+    }
+
+    pub fn attachments(&self) -> &[Attachment] {
+        &self.attached
+    }
+
+    pub fn mappings(&self) -> &[Mapping] {
+        &self.mappings
+    }
+
+    /// Pins held forever because a unit failed while they were mapped.
+    pub fn quarantined(&self) -> usize {
+        self.quarantined
+    }
+
+    /// Serves one request of client `badge`, whose call `token` is held.
+    pub fn handle(
+        &mut self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        request: IommuRequest,
+    ) -> IommuResponse {
+        let result = match request {
+            IommuRequest::Attach { pci } => self.attach(kernel, badge, token, pci),
+            IommuRequest::Map {
+                pci,
+                iova,
+                buffer,
+                offset,
+                len,
+                access,
+                page,
+            } => {
+                let range = Range {
+                    iova,
+                    buffer,
+                    offset,
+                    len,
+                    access,
+                    page,
+                };
+                self.map(kernel, badge, token, pci, range)
+            }
+            IommuRequest::Unmap { pci, iova, len } => {
+                self.unmap(kernel, badge, token, pci, iova, len)
+            }
+            IommuRequest::Query { pci } => self
+                .owned(kernel, badge, token, pci)
+                .map(|a| IommuResponse::Domain(self.info(&a))),
+            IommuRequest::Detach { pci } => self.detach(kernel, badge, token, pci),
+        };
+        result.unwrap_or_else(IommuResponse::Refused)
+    }
+
+    fn attach(
+        &mut self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        pci: u8,
+    ) -> Result<IommuResponse, IommuError> {
+        let bdf = device(kernel, token, pci)?;
+        if let Some(a) = self.attached.iter().find(|a| a.bdf == bdf).copied() {
+            if a.badge != badge {
+                return Err(IommuError::NotPermitted);
+            }
+            // Attached already (perhaps by this driver before it was
+            // restarted): vouch for it again, change nothing else.
+            let index = self.units[a.slot].index;
+            kernel
+                .device_translated(index, bdf, true)
+                .map_err(|_| IommuError::NotPermitted)?;
+            return Ok(IommuResponse::Attached(self.info(&a)));
+        }
+        let slot = 0;
+        let Some(unit) = self.units.get_mut(slot) else {
+            return Err(IommuError::NotPermitted);
+        };
+        if unit.failed {
+            return Err(IommuError::HardwareTimeout);
+        }
+        if self.attached.is_full() {
+            return Err(IommuError::OutOfTableMemory);
+        }
+        let source = SourceId(bdf);
+        let domain = unit.unit.attach(source).map_err(|e| {
+            unit.failed |= unit_failed(e);
+            from_core(e)
+        })?;
+        if let Err(e) = kernel.device_translated(unit.index, bdf, true) {
+            log!(
+                "iommu: kernel refused to let {} master the bus: {e}",
+                faultline_ipc::protocol::iommu::Bdf(bdf)
+            );
+            if let Err(e) = unit.unit.detach(source) {
+                unit.failed |= unit_failed(e);
+            }
+            return Err(IommuError::NotPermitted);
+        }
+        let a = Attachment {
+            badge,
+            bdf,
+            slot,
+            domain,
+        };
+        // Cannot fail: checked above.
+        let _ = self.attached.push(a);
+        Ok(IommuResponse::Attached(self.info(&a)))
+    }
+
+    /// The caller's device for `pci`, with its domain.
+    fn owned(
+        &self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        pci: u8,
+    ) -> Result<Attachment, IommuError> {
+        let bdf = device(kernel, token, pci)?;
+        let a = self
+            .attached
+            .iter()
+            .find(|a| a.bdf == bdf)
+            .ok_or(IommuError::NotAttached)?;
+        if a.badge != badge {
+            return Err(IommuError::NotPermitted);
+        }
+        if self.units[a.slot].failed {
+            return Err(IommuError::HardwareTimeout);
+        }
+        Ok(*a)
+    }
+
+    fn info(&self, a: &Attachment) -> DomainInfo {
+        let unit = &self.units[a.slot].unit;
+        let pages = self
+            .mappings
+            .iter()
+            .filter(|m| m.bdf == a.bdf)
+            .map(|m| m.len / PAGE_SIZE)
+            .sum::<u64>();
+        DomainInfo {
+            domain: a.domain,
+            bdf: a.bdf,
+            address_width: unit.domain_address_bits(),
+            mode: match unit.mode() {
+                TranslationMode::Legacy => Mode::Legacy,
+                TranslationMode::Scalable => Mode::Scalable,
+            },
+            mapped_pages: u32::try_from(pages).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn map(
+        &mut self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        pci: u8,
+        r: Range,
+    ) -> Result<IommuResponse, IommuError> {
+        let a = self.owned(kernel, badge, token, pci)?;
+        let size = r.page.bytes();
+        if r.len == 0
+            || [r.iova, r.offset, r.len]
+                .iter()
+                .any(|v| !v.is_multiple_of(size))
+        {
+            return Err(IommuError::BadAlignment);
+        }
+        let end = r.iova.checked_add(r.len).ok_or(IommuError::OutOfRange)?;
+        r.offset.checked_add(r.len).ok_or(IommuError::OutOfRange)?;
+        let slot = &mut self.units[a.slot];
+        if end > 1u64 << slot.unit.domain_address_bits() {
+            return Err(IommuError::OutOfRange);
+        }
+        if !r.access.read && !r.access.write {
+            return Err(IommuError::NotPermitted);
+        }
+        let leaves = match r.page {
+            PageSize::Small => Leaves::Small,
+            PageSize::Large => {
+                let sizes = slot.unit.capability().second_level_large_pages();
+                if !sizes.contains(LargePageSizes::SIZE_2M) {
+                    return Err(IommuError::Unsupported);
+                }
+                Leaves::Large
+            }
+        };
+        if self
+            .mappings
+            .iter()
+            .any(|m| m.bdf == a.bdf && m.iova < end && r.iova < m.end())
+        {
+            return Err(IommuError::Overlap);
+        }
+        if self.mappings.is_full() {
+            return Err(IommuError::OutOfTableMemory);
+        }
+        let pinned = kernel
+            .client_dma(token, r.buffer, r.offset, r.len)
+            .map_err(from_client_dma)?;
+        if !pinned.paddr.is_multiple_of(size) {
+            release(kernel, pinned.pin);
+            return Err(IommuError::BadAlignment);
+        }
+        let mut access = faultline_iommu_core::Access::empty();
+        access.set(faultline_iommu_core::Access::READ, r.access.read);
+        access.set(faultline_iommu_core::Access::WRITE, r.access.write);
+        let mapped =
+            slot.unit
+                .map_leaves(SourceId(a.bdf), r.iova, pinned.paddr, r.len, access, leaves);
+        if let Err(e) = mapped {
+            if unit_failed(e) {
+                // A failed roll-back may leave the frames in the IOTLB.
+                slot.failed = true;
+                self.quarantined += 1;
+            } else {
+                release(kernel, pinned.pin);
+            }
+            return Err(from_core(e));
+        }
+        // Cannot fail: checked above.
+        let _ = self.mappings.push(Mapping {
+            badge,
+            bdf: a.bdf,
+            iova: r.iova,
+            len: r.len,
+            pin: pinned.pin,
+        });
+        Ok(IommuResponse::Mapped {
+            iova: r.iova,
+            len: r.len,
+        })
+    }
+
+    fn unmap(
+        &mut self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        pci: u8,
+        iova: u64,
+        len: u64,
+    ) -> Result<IommuResponse, IommuError> {
+        let a = self.owned(kernel, badge, token, pci)?;
+        if len == 0 || !iova.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
+            return Err(IommuError::BadAlignment);
+        }
+        let end = iova.checked_add(len).ok_or(IommuError::OutOfRange)?;
+        let touched = |m: &Mapping| m.bdf == a.bdf && m.iova < end && iova < m.end();
+        let mut any = false;
+        for m in self.mappings.iter().filter(|m| touched(m)) {
+            if m.iova < iova || m.end() > end {
+                return Err(IommuError::NotMapped);
+            }
+            any = true;
+        }
+        if !any {
+            return Err(IommuError::NotMapped);
+        }
+        while let Some(i) = self.mappings.iter().position(touched) {
+            self.remove_mapping(kernel, i)?;
+        }
+        Ok(IommuResponse::Unmapped { iova, len })
+    }
+
+    fn detach(
+        &mut self,
+        kernel: &mut impl Kernel,
+        badge: u64,
+        token: &ReplyToken,
+        pci: u8,
+    ) -> Result<IommuResponse, IommuError> {
+        let a = self.owned(kernel, badge, token, pci)?;
+        let slot = &mut self.units[a.slot];
+        // Bus mastering off first: from here the device cannot even try.
+        if let Err(e) = kernel.device_translated(slot.index, a.bdf, false) {
+            log!(
+                "iommu: kernel refused to take {} off the bus: {e}",
+                faultline_ipc::protocol::iommu::Bdf(a.bdf)
+            );
+        }
+        let detached = slot.unit.detach(SourceId(a.bdf));
+        if let Err(e) = detached {
+            slot.failed |= unit_failed(e);
+            if !unit_failed(e) {
+                return Err(from_core(e));
+            }
+        }
+        // The whole domain is gone and its IOTLB entries invalidated (or
+        // the unit failed, and the pins stay held).
+        while let Some(i) = self.mappings.iter().position(|m| m.bdf == a.bdf) {
+            let m = self.mappings.swap_remove(i);
+            if detached.is_ok() {
+                release(kernel, m.pin);
+            } else {
+                self.quarantined += 1;
+            }
+        }
+        self.attached.retain(|x| x.bdf != a.bdf);
+        detached.map_err(from_core)?;
+        Ok(IommuResponse::Detached)
+    }
+
+    /// The owner of `pin`'s memory stopped: unmaps every mapping of it
+    /// (each unmap invalidates the IOTLB before it returns), then releases
+    /// the pin. A pin the service does not know is released at once (it
+    /// maps nothing).
+    pub fn revoke(&mut self, kernel: &mut impl Kernel, pin: u64) -> Revoked {
+        let mut revoked = Revoked::default();
+        let mut failed = false;
+        let targets: Vec<(u16, u64), MAX_MAPPINGS> = self
+            .mappings
+            .iter()
+            .filter(|m| m.pin == pin)
+            .map(|m| (m.bdf, m.iova))
+            .collect();
+        for (bdf, iova) in targets {
+            let Some(i) = self
+                .mappings
+                .iter()
+                .position(|m| m.bdf == bdf && m.iova == iova)
+            else {
+                continue;
+            };
+            let m = self.mappings[i];
+            revoked.mappings += 1;
+            revoked.pages += m.len / PAGE_SIZE;
+            revoked.bdf = Some(m.bdf);
+            if self.remove_mapping(kernel, i).is_err() {
+                failed = true;
+            }
+        }
+        if revoked.mappings == 0 {
+            release(kernel, pin);
+        }
+        revoked.released = !failed;
+        revoked
+    }
+
+    /// Unmaps mapping `i` from its domain (the core invalidates the IOTLB
+    /// before returning), forgets it, and releases its pin unless another
+    /// mapping still uses it. When the unit has failed, the mapping is
+    /// forgotten but its pin kept; any other error (the tables disagree
+    /// with the records, a bug) keeps both.
+    fn remove_mapping(&mut self, kernel: &mut impl Kernel, i: usize) -> Result<(), IommuError> {
+        let m = self.mappings[i];
+        let slot = self
+            .attached
+            .iter()
+            .find(|a| a.bdf == m.bdf)
+            .map(|a| a.slot)
+            .ok_or(IommuError::NotAttached)?;
+        let unit = &mut self.units[slot];
+        let result = if unit.failed {
+            Err(IommuError::HardwareTimeout)
+        } else {
+            unit.unit
+                .unmap(SourceId(m.bdf), m.iova, m.len)
+                .map_err(|e| {
+                    unit.failed |= unit_failed(e);
+                    from_core(e)
+                })
+        };
+        let failed = unit.failed;
+        if result.is_ok() || failed {
+            self.mappings.swap_remove(i);
+        }
+        match result {
+            Ok(()) => {
+                if !self.mappings.iter().any(|x| x.pin == m.pin) {
+                    release(kernel, m.pin);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                if failed {
+                    self.quarantined += 1;
+                }
+                log!(
+                    "iommu: unmapping {:#x}+{:#x} of {} failed ({e}); its memory stays pinned",
+                    m.iova,
+                    m.len,
+                    faultline_ipc::protocol::iommu::Bdf(m.bdf)
+                );
+                Err(e)
+            }
+        }
+    }
+}
+
+/// A map request's range and how to map it.
+#[derive(Clone, Copy)]
+struct Range {
+    iova: u64,
+    buffer: u8,
+    offset: u64,
+    len: u64,
+    access: Access,
+    page: PageSize,
+}
+
+/// The caller's PCI function for handle `pci`.
+fn device(kernel: &mut impl Kernel, token: &ReplyToken, pci: u8) -> Result<u16, IommuError> {
+    kernel
+        .client_pci(token, pci)
+        .map_err(|_| IommuError::NoSuchDevice)
+}
+
+fn release(kernel: &mut impl Kernel, pin: u64) {
+    if let Err(e) = kernel.dma_unpin(pin) {
+        log!("iommu: releasing pin {pin} refused: {e}");
+    }
+}
