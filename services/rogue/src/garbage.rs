@@ -145,7 +145,8 @@ pub fn every_syscall(rng: &mut XorShift, tally: &mut Tally) {
             tally.count(format_args!("garbage {nr:?}"), r, &refusals, true);
         }
     }
-    for nr in [20, 21, 255, 1 << 32, u64::MAX] {
+    let past_last = Sysnum::ALL.len() as u64;
+    for nr in [past_last, past_last + 1, 255, 1 << 32, u64::MAX] {
         let args = [rng.garbage(), rng.garbage(), 0, 0, 0, 0];
         // SAFETY: no call has these numbers; the kernel reads nothing.
         let r = check(unsafe { syscall6(nr, args) });
