@@ -213,7 +213,8 @@ pub enum Sysnum {
     /// `(handle)`: map a granted MMIO region; returns `(vaddr, len)`.
     MmioMap = 12,
     /// `(handle, bytes)`: allocate zeroed, contiguous DMA memory from a DMA
-    /// budget; returns `(vaddr, buffer, paddr)`. `buffer` names it to the
+    /// budget; returns `(vaddr, buffer, paddr)`. A buffer of 2 MiB or more
+    /// starts on a 2 MiB boundary in memory. `buffer` names it to the
     /// IOMMU service (see "DMA memory" above); `paddr` is 0 unless the caller
     /// holds a VT-d unit's registers or the machine has no IOMMU.
     DmaAlloc = 13,

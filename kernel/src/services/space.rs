@@ -28,6 +28,8 @@ const PAGE: u64 = PAGE_SIZE as u64;
 const PRESENT: u64 = 1;
 const HUGE: u64 = 1 << 7;
 const OWNED: u64 = mm::paging::bits::OWNED;
+/// A large (2 MiB) page.
+const LARGE_PAGE: u64 = 2 << 20;
 const ADDR: u64 = 0x000f_ffff_ffff_f000;
 
 /// One service's address space.
@@ -179,7 +181,10 @@ impl UserSpace {
     /// DMA budget (checked by the caller), not the memory budget.
     pub fn alloc_dma(&mut self, bytes: u64) -> Result<(u64, u64), Error> {
         let pages = bytes / PAGE;
-        let first = memory::with(|m| m.frames.allocate_contiguous_below(pages, 1, 1 << 32))
+        // A buffer of 2 MiB or more starts on a 2 MiB boundary, so the
+        // IOMMU service can map it with large pages.
+        let align = if bytes >= LARGE_PAGE { LARGE_PAGE / PAGE } else { 1 };
+        let first = memory::with(|m| m.frames.allocate_contiguous_below(pages, align, 1 << 32))
             .ok_or(Error::OutOfMemory)?
             .start();
         for i in 0..pages {
