@@ -201,6 +201,32 @@ pub fn quiesce(at: (u8, u8, u8)) -> Quiesced {
     }
 }
 
+/// Turns bus mastering off on every function no service holds (bridges
+/// aside, which only forward) and says so: nobody drives them, so nothing
+/// should make them master the bus, and with an IOMMU they have no domain
+/// either. Called once at boot, before any service runs.
+pub fn isolate_unclaimed(held: &[(u8, u8, u8)], iommu: bool) {
+    let mut unclaimed: heapless::Vec<(Bdf, u16, u16), { crate::pci::MAX_FUNCTIONS }> =
+        heapless::Vec::new();
+    crate::platform::with_pci(|functions| {
+        for f in functions {
+            let at = (f.bdf.bus, f.bdf.device, f.bdf.function);
+            if f.class.base != 0x06 && !held.contains(&at) {
+                let _ = unclaimed.push((f.bdf, f.vendor_id, f.device_id));
+            }
+        }
+    });
+    for (b, vendor, device) in unclaimed {
+        bus_master_off((b.bus, b.device, b.function));
+        let why = if iommu {
+            "bus mastering off and no DMA domain: isolated"
+        } else {
+            "bus mastering off"
+        };
+        crate::kprintln!("kernel: {b} {vendor:04x}:{device:04x} has no driver: {why}");
+    }
+}
+
 /// Turns bus mastering off on `at` (and only that), flushing the write.
 pub fn bus_master_off(at: (u8, u8, u8)) {
     let Some(f) = function(at) else {

@@ -219,6 +219,20 @@ fn start() -> ! {
             );
         }
     }
+    let held: heapless::Vec<(u8, u8, u8), 64> = kernel
+        .tasks
+        .iter()
+        .flat_map(|t| t.caps.slots().iter())
+        .filter_map(|s| match s.cap {
+            crate::kern::caps::Cap::Pci {
+                bus,
+                device,
+                function,
+            } => Some((bus, device, function)),
+            _ => None,
+        })
+        .collect();
+    devices::isolate_unclaimed(&held, kernel.iommu);
     let mut platform = MachinePlatform {
         config,
         images,

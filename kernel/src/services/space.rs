@@ -183,7 +183,11 @@ impl UserSpace {
         let pages = bytes / PAGE;
         // A buffer of 2 MiB or more starts on a 2 MiB boundary, so the
         // IOMMU service can map it with large pages.
-        let align = if bytes >= LARGE_PAGE { LARGE_PAGE / PAGE } else { 1 };
+        let align = if bytes >= LARGE_PAGE {
+            LARGE_PAGE / PAGE
+        } else {
+            1
+        };
         let first = memory::with(|m| m.frames.allocate_contiguous_below(pages, align, 1 << 32))
             .ok_or(Error::OutOfMemory)?
             .start();
