@@ -5,8 +5,10 @@
 use super::*;
 use faultline_ipc::abi::NOTIFY_DMA_REVOKED;
 
-const IOMMU: usize = 0;
-const DRIVER: usize = 1;
+// The IOMMU service is not task 0, so a bit or shift keyed by its index
+// is tested with a nonzero index.
+const DRIVER: usize = 0;
+const IOMMU: usize = 1;
 const OTHER: usize = 2;
 
 /// The iommu service's handles.
@@ -29,14 +31,24 @@ const BREAKPOINT: TaskFault = TaskFault {
 const BDF_WORD: u64 = 3 << 3;
 const COMMAND: u64 = 4;
 
-/// iommu (VT-d registers, server of channels 0 and 1), a driver of the
-/// edu device (client of channel 0), and another client without a device
-/// (channel 1); on a machine with a VT-d unit unless `iommu` is false.
+/// A driver of the edu device (client of channel 0), iommu (VT-d
+/// registers, server of channels 0 and 1), and another client without a
+/// device (channel 1); on a machine with a VT-d unit unless `iommu` is
+/// false.
 fn world(iommu: bool) -> (Kernel, FakePlatform) {
     let config = KernelConfig {
         version: CONFIG_VERSION,
         deployment: "dma".try_into().unwrap(),
         services: [
+            service(
+                "driver",
+                2,
+                &[
+                    cap("iommu", CapSpec::Client { channel: 0 }),
+                    edu(),
+                    cap("dma", CapSpec::Dma { bytes: 16384 }),
+                ],
+            ),
             service(
                 "iommu",
                 1,
@@ -58,15 +70,6 @@ fn world(iommu: bool) -> (Kernel, FakePlatform) {
                     cap("vtd0", CapSpec::VtdMmio { unit: 0 }),
                     cap("dma", CapSpec::Dma { bytes: 65536 }),
                     cap("vtd0-fault", CapSpec::VtdIrq { unit: 0, bits: 1 }),
-                ],
-            ),
-            service(
-                "driver",
-                2,
-                &[
-                    cap("iommu", CapSpec::Client { channel: 0 }),
-                    edu(),
-                    cap("dma", CapSpec::Dma { bytes: 16384 }),
                 ],
             ),
             service(
