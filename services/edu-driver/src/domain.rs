@@ -85,6 +85,14 @@ impl Domain {
         }
     }
 
+    /// Asks the IOMMU service to describe the domain.
+    pub fn query(&mut self) -> Result<DomainInfo, Failed> {
+        match self.call(IommuRequest::Query { pci: self.pci })? {
+            IommuResponse::Domain(info) => Ok(info),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
     /// Unmaps the page at `iova`.
     pub fn unmap(&mut self, iova: u64) -> Result<(), Failed> {
         let request = IommuRequest::Unmap {

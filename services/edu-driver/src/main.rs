@@ -30,6 +30,7 @@ mod device;
 mod domain;
 mod isolation;
 mod page;
+mod restart;
 mod transfer;
 
 use device::{Direction, Edu};
@@ -70,7 +71,7 @@ fn handle(name: &str, kind: CapKind) -> Handle {
 }
 
 /// Logs a fatal deviation and exits 1.
-fn fail(what: core::fmt::Arguments) -> ! {
+pub fn fail(what: core::fmt::Arguments) -> ! {
     log!("edu-driver: UNEXPECTED {what}");
     exit(1)
 }
@@ -126,6 +127,9 @@ fn main() -> ! {
         iova: IOVA,
     };
     isolation::run(&mut setup, &mut t);
+    if cfg!(feature = "restart-check") {
+        restart::run(&mut domain, iommu, pci, &edu, irq, (&a, &b), IOVA, &mut t);
+    }
 
     if t.unexpected > 0 {
         log!(
@@ -177,7 +181,7 @@ fn alloc(dma: Handle) -> Page {
 }
 
 /// A into edu's buffer, the buffer into B; B must equal A.
-fn round_trip(edu: &Edu, irq: Handle, a: &Page, b: &Page, domain: u16, t: &mut Tally) {
+pub fn round_trip(edu: &Edu, irq: Handle, a: &Page, b: &Page, domain: u16, t: &mut Tally) {
     a.fill(page::pattern);
     for (direction, iova) in [(Direction::ToDevice, IOVA), (Direction::ToRam, IOVA + PAGE)] {
         if let Err(e) = transfer::run(edu, irq, direction, iova) {

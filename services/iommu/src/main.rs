@@ -19,6 +19,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+mod inject;
 mod memory;
 mod mmio;
 
@@ -179,6 +180,7 @@ fn start_unit(
         return None;
     }
     if translating(&mut regs) {
+        inject::took_over();
         log!(
             "iommu: unit {index}: translation found on (an earlier instance): turning it off and \
              starting afresh"
@@ -272,6 +274,7 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
                 badge,
                 token,
             }) => {
+                inject::before(&request);
                 let response = service.handle(kernel, badge, &token, request);
                 if let Err(e) = server.reply(token, &response) {
                     log!("iommu: reply to badge {badge} failed: {e}");
