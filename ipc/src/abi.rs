@@ -238,7 +238,10 @@ pub enum Sysnum {
     IrqInfo = 19,
     /// `(token, handle)`: IOMMU service only. The PCI function that the
     /// client of the call `token` (pending on the caller) holds as
-    /// `handle`; returns `(bdf)` as `bus << 8 | device << 3 | function`.
+    /// `handle`; returns `(bdf, unit)`: the function as
+    /// `bus << 8 | device << 3 | function`, and the VT-d unit (the
+    /// `VtdMmio` grant's unit number) whose DMAR scope covers it, or
+    /// `u64::MAX` if none does.
     ClientPci = 20,
     /// `(token, buffer, offset, len)`: IOMMU service only. Pins
     /// `[offset, offset + len)` (page-aligned) of DMA buffer `buffer` of the
@@ -269,11 +272,16 @@ pub enum Sysnum {
     /// (the IOMMU service has written that entry with the line's source id
     /// and vector); `irte = u64::MAX` goes back to compatibility format.
     IrqRemap = 26,
+    /// `(handle)`: the caller's VT-d register capability `handle`, as the
+    /// DMAR describes its unit: returns `(host_address_width, segment,
+    /// include_pci_all)` (the width in bits; 1 if the unit translates every
+    /// function of its segment that no other unit lists).
+    VtdInfo = 27,
 }
 
 impl Sysnum {
     /// Every call, in number order.
-    pub const ALL: [Sysnum; 27] = [
+    pub const ALL: [Sysnum; 28] = [
         Self::Log,
         Self::Exit,
         Self::Yield,
@@ -301,6 +309,7 @@ impl Sysnum {
         Self::DeviceTranslated,
         Self::IrqRoute,
         Self::IrqRemap,
+        Self::VtdInfo,
     ];
 
     /// Decodes a number from `rax`.

@@ -427,6 +427,49 @@ pub fn vtd_unit(unit: u8) -> Option<(u64, u64)> {
     VTD_UNITS.get()?.get(usize::from(unit)).copied()
 }
 
+/// The DMAR entry (DRHD) of VT-d unit `unit` (its number in grants).
+fn vtd_drhd(unit: u8) -> Option<&'static acpi::Drhd> {
+    let (base, _) = vtd_unit(unit)?;
+    ACPI.get()?
+        .dmar
+        .as_ref()?
+        .drhds
+        .iter()
+        .find(|d| d.register_base == base)
+}
+
+/// What the DMAR says of unit `unit`: host address width in bits,
+/// segment, INCLUDE_PCI_ALL.
+pub fn vtd_info(unit: u8) -> Option<(u8, u16, bool)> {
+    let drhd = vtd_drhd(unit)?;
+    let haw = ACPI.get()?.dmar.as_ref()?.address_width_bits();
+    Some((
+        u8::try_from(haw).unwrap_or(u8::MAX),
+        drhd.segment,
+        drhd.flags.contains(acpi::DrhdFlags::INCLUDE_PCI_ALL),
+    ))
+}
+
+/// The VT-d unit (its number in grants) whose scope covers function `bdf`
+/// of segment 0 (the only segment Faultline scans).
+pub fn vtd_unit_of(bdf: Bdf) -> Option<u8> {
+    let dmar = ACPI.get()?.dmar.as_ref()?;
+    let bridge =
+        |b: Bdf| with_pci(|functions| functions.iter().find(|f| f.bdf == b).and_then(|f| f.bridge));
+    let index = dmar.unit_for(
+        0,
+        bdf,
+        |b| bridge(b).map(|buses| buses.secondary),
+        |b| bridge(b).map(|buses| (buses.secondary, buses.subordinate)),
+    )?;
+    let base = dmar.drhds.get(index)?.register_base;
+    let units = VTD_UNITS.get()?;
+    units
+        .iter()
+        .position(|(b, _)| *b == base)
+        .and_then(|i| u8::try_from(i).ok())
+}
+
 fn read_vtd_unit(index: usize, drhd: &acpi::Drhd) -> Result<VtdUnit, &'static str> {
     if drhd.register_base == 0 || !drhd.register_base.is_multiple_of(4096) {
         return Err("register base is not page-aligned");

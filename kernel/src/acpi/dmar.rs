@@ -15,8 +15,9 @@ use heapless::Vec;
 
 use super::error::{AcpiError, Structure};
 use super::reader::Reader;
-use super::scope::{DeviceScope, MAX_DEVICE_SCOPES, ScopeRange, parse_scopes};
+use super::scope::{DeviceScope, MAX_DEVICE_SCOPES, ScopeKind, ScopeRange, parse_scopes};
 use super::sdt::Signature;
+use crate::pci::Bdf;
 
 pub const MAX_DRHDS: usize = 16;
 pub const MAX_RMRRS: usize = 8;
@@ -266,6 +267,44 @@ impl Dmar {
         self.scope_pool
             .get(start..start + range.len())
             .unwrap_or(&[])
+    }
+
+    /// The DRHD (by index) that translates PCI function `bdf` of
+    /// `segment`: one whose scope names it (an endpoint, resolved through
+    /// bridges with `secondary_bus`) or a bridge above it (a
+    /// sub-hierarchy: every bus from the bridge's secondary to its
+    /// subordinate, from `bus_range`), else the segment's INCLUDE_PCI_ALL
+    /// unit. `None` if no unit translates it.
+    pub fn unit_for(
+        &self,
+        segment: u16,
+        bdf: Bdf,
+        mut secondary_bus: impl FnMut(Bdf) -> Option<u8>,
+        mut bus_range: impl FnMut(Bdf) -> Option<(u8, u8)>,
+    ) -> Option<usize> {
+        let listed = self.drhds.iter().position(|d| {
+            d.segment == segment
+                && !d.flags.contains(DrhdFlags::INCLUDE_PCI_ALL)
+                && self.scopes(d.scopes).iter().any(|scope| {
+                    let Some(named) = scope.resolve(&mut secondary_bus) else {
+                        return false;
+                    };
+                    match scope.kind {
+                        ScopeKind::PciEndpoint => named == bdf,
+                        ScopeKind::PciSubHierarchy => {
+                            named == bdf
+                                || bus_range(named)
+                                    .is_some_and(|(lo, hi)| (lo..=hi).contains(&bdf.bus))
+                        }
+                        _ => false,
+                    }
+                })
+        });
+        listed.or_else(|| {
+            self.drhds
+                .iter()
+                .position(|d| d.segment == segment && d.flags.contains(DrhdFlags::INCLUDE_PCI_ALL))
+        })
     }
 
     /// Every device scope of the table, in table order.

@@ -315,3 +315,46 @@ fn error_messages_name_table_structure_and_offset() {
         assert_eq!(error.to_string(), message);
     }
 }
+
+#[test]
+fn a_function_belongs_to_the_unit_that_lists_it_else_the_catch_all() {
+    let d = dmar(&[
+        drhd(
+            0,
+            0,
+            0xfed9_0000,
+            &[scope(1, 0, 0, &[(2, 0)]), scope(2, 0, 0, &[(0x1c, 0)])],
+        ),
+        drhd(1, 0, 0xfed9_1000, &[]),
+        drhd(1, 1, 0xfed9_2000, &[]),
+    ])
+    .unwrap();
+    let at = |bus, device, function| Bdf {
+        bus,
+        device,
+        function,
+    };
+    // The root port at 00:1c.0 leads to buses 2 and 3.
+    let bridge = at(0, 0x1c, 0);
+    let unit = |segment, bdf| {
+        d.unit_for(
+            segment,
+            bdf,
+            |b| (b == bridge).then_some(2),
+            |b| (b == bridge).then_some((2, 3)),
+        )
+    };
+    assert_eq!(unit(0, at(0, 2, 0)), Some(0), "listed endpoint");
+    assert_eq!(
+        unit(0, at(0, 2, 1)),
+        Some(1),
+        "another function of it is not listed"
+    );
+    assert_eq!(unit(0, bridge), Some(0), "the listed bridge itself");
+    assert_eq!(unit(0, at(2, 0, 0)), Some(0), "behind the bridge");
+    assert_eq!(unit(0, at(3, 5, 1)), Some(0), "its subordinate bus");
+    assert_eq!(unit(0, at(4, 0, 0)), Some(1), "past the bridge's buses");
+    assert_eq!(unit(0, at(0, 3, 0)), Some(1), "the catch-all of segment 0");
+    assert_eq!(unit(1, at(0, 2, 0)), Some(2), "segment 1 has its own");
+    assert_eq!(unit(2, at(0, 2, 0)), None, "no unit for segment 2");
+}

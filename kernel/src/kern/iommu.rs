@@ -35,6 +35,7 @@ impl Kernel {
     /// `handle`.
     pub(super) fn client_pci(
         &mut self,
+        p: &mut impl Platform,
         caller: usize,
         token: u64,
         handle: u64,
@@ -46,10 +47,37 @@ impl Kernel {
                 bus,
                 device,
                 function,
-            }) => Ok(Outcome::Done([bdf_word((bus, device, function)), 0, 0, 0])),
+            }) => {
+                let bdf = (bus, device, function);
+                let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
+                Ok(Outcome::Done([bdf_word(bdf), unit, 0, 0]))
+            }
             Ok(_) => Err((Error::WrongKind, 0)),
             Err(e) => Err((e, 0)),
         }
+    }
+
+    /// `VtdInfo`: the DMAR's description of the caller's unit.
+    pub(super) fn vtd_info(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        handle: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        let unit = match self.tasks[caller].caps.get(handle) {
+            Ok(&Cap::Mmio {
+                vtd: Some(unit), ..
+            }) => unit,
+            Ok(_) => return Err((Error::WrongKind, 0)),
+            Err(e) => return Err((e, 0)),
+        };
+        let (haw, segment, all) = p.vtd_info(unit).ok_or((Error::NotFound, 0))?;
+        Ok(Outcome::Done([
+            u64::from(haw),
+            u64::from(segment),
+            u64::from(all),
+            0,
+        ]))
     }
 
     /// `ClientDma`: pins a range of a buffer of the client of `token`.

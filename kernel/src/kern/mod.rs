@@ -98,6 +98,12 @@ pub trait Platform {
     /// Interrupt line `irq`: `(bdf, vector, apic_id)` of a PCI function's
     /// MSI; `WrongKind` for another kind of line, `NotFound` past the last.
     fn irq_route(&self, irq: u8) -> Result<IrqRouteInfo, Error>;
+    /// The VT-d unit (its `VtdMmio` unit number) whose DMAR scope covers
+    /// function `bdf`.
+    fn vtd_unit_of(&self, bdf: (u8, u8, u8)) -> Option<u8>;
+    /// What the DMAR says of VT-d unit `unit`: host address width in bits,
+    /// segment, and whether it translates every unlisted function.
+    fn vtd_info(&self, unit: u8) -> Option<(u8, u16, bool)>;
     /// Reprograms line `irq`'s MSI in remappable format naming entry
     /// `irte`, or in compatibility format for `None`.
     fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error>;

@@ -66,7 +66,8 @@ impl Kernel {
                 let (addr, data) = p.irq_msi(irq);
                 Outcome::Done([addr, u64::from(data), 0, 0])
             }),
-            Sysnum::ClientPci => self.client_pci(caller, args[0], args[1]),
+            Sysnum::ClientPci => self.client_pci(p, caller, args[0], args[1]),
+            Sysnum::VtdInfo => self.vtd_info(p, caller, args[0]),
             Sysnum::ClientDma => self.client_dma(caller, args),
             Sysnum::DmaUnpin => self.dma_unpin(p, caller, args[0]),
             Sysnum::DmaRevoked => self.dma_revoked(caller),

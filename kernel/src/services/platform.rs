@@ -251,6 +251,18 @@ impl Platform for MachinePlatform {
         Ok((bdf, IRQ_VECTOR_BASE + irq, crate::arch::apic::id()))
     }
 
+    fn vtd_unit_of(&self, (bus, device, function): (u8, u8, u8)) -> Option<u8> {
+        crate::platform::vtd_unit_of(Bdf {
+            bus,
+            device,
+            function,
+        })
+    }
+
+    fn vtd_info(&self, unit: u8) -> Option<(u8, u16, bool)> {
+        crate::platform::vtd_info(unit)
+    }
+
     fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
         let line = self.irqs.get_mut(usize::from(irq)).ok_or(Error::NotFound)?;
         let bdf = line.bdf.ok_or(Error::WrongKind)?;

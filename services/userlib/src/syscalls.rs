@@ -225,8 +225,37 @@ pub fn dma_alloc(handle: Handle, bytes: u64) -> Result<DmaRegion, SysError> {
 /// IOMMU service only: the PCI function (as `bus << 8 | device << 3 |
 /// function`) the client of the pending call `token` holds as `handle`.
 pub fn client_pci(token: &ReplyToken, handle: u8) -> Result<u16, SysError> {
+    client_pci_unit(token, handle).map(|(bdf, _)| bdf)
+}
+
+/// [`client_pci`], with the VT-d unit whose DMAR scope covers the function
+/// (`None` if no unit does).
+pub fn client_pci_unit(token: &ReplyToken, handle: u8) -> Result<(u16, Option<u8>), SysError> {
     let args = [token.raw(), u64::from(handle), 0, 0, 0, 0];
-    simple(Sysnum::ClientPci, args).map(|v| v[0] as u16)
+    let [bdf, unit, ..] = simple(Sysnum::ClientPci, args)?;
+    Ok((bdf as u16, u8::try_from(unit).ok()))
+}
+
+/// A VT-d unit as the DMAR describes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VtdInfo {
+    /// The host address width in bits.
+    pub host_address_width: u8,
+    pub segment: u16,
+    /// The unit translates every function of its segment no other unit
+    /// lists.
+    pub include_pci_all: bool,
+}
+
+/// IOMMU service only: what the DMAR says of the unit behind VT-d register
+/// capability `vtd`.
+pub fn vtd_info(vtd: Handle) -> Result<VtdInfo, SysError> {
+    let [haw, segment, all, _] = simple(Sysnum::VtdInfo, [vtd.0, 0, 0, 0, 0, 0])?;
+    Ok(VtdInfo {
+        host_address_width: haw as u8,
+        segment: segment as u16,
+        include_pci_all: all != 0,
+    })
 }
 
 /// IOMMU service only: pins `[offset, offset + len)` of DMA buffer `buffer`

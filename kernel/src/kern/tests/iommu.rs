@@ -772,3 +772,50 @@ fn the_gate_tracks_each_function_on_its_own() {
         "one already there needs no room"
     );
 }
+
+#[test]
+fn client_pci_names_the_unit_whose_scope_covers_the_function() {
+    let (mut k, mut p) = world(true);
+    // The fake platform's one unit covers bus 0 only.
+    k.tasks[DRIVER].caps = {
+        let mut caps = k.tasks[DRIVER].caps.clone();
+        if let Ok(Cap::Pci { bus, .. }) = caps.get_mut(EDU) {
+            *bus = 5;
+        }
+        caps
+    };
+    let token = pending_call(&mut k, &mut p, DRIVER);
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::ClientPci,
+        [token, EDU, 0, 0, 0, 0],
+    );
+    assert_eq!(result(&k, IOMMU), (0, [0x0518, u64::MAX, 0, 0]), "no unit");
+}
+
+#[test]
+fn vtd_info_describes_the_callers_own_unit() {
+    let (mut k, mut p) = world(true);
+    sys(&mut k, &mut p, IOMMU, Sysnum::VtdInfo, [VTD, 0, 0, 0, 0, 0]);
+    assert_eq!(result(&k, IOMMU), (0, [39, 0, 1, 0]));
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::VtdInfo,
+        [IOMMU_DMA, 0, 0, 0, 0, 0],
+    );
+    assert_eq!(status(&k, IOMMU), Error::WrongKind as u64);
+    sys(
+        &mut k,
+        &mut p,
+        DRIVER,
+        Sysnum::VtdInfo,
+        [EDU, 0, 0, 0, 0, 0],
+    );
+    assert_eq!(status(&k, DRIVER), Error::WrongKind as u64);
+    sys(&mut k, &mut p, IOMMU, Sysnum::VtdInfo, [40, 0, 0, 0, 0, 0]);
+    assert_eq!(status(&k, IOMMU), Error::BadHandle as u64);
+}

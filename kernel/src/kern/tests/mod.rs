@@ -203,6 +203,13 @@ impl Platform for FakePlatform {
             None => Err(Error::NotFound),
         }
     }
+    fn vtd_unit_of(&self, bdf: (u8, u8, u8)) -> Option<u8> {
+        // One unit, listing every function of bus 0.
+        (bdf.0 == 0).then_some(0)
+    }
+    fn vtd_info(&self, unit: u8) -> Option<(u8, u16, bool)> {
+        (unit == 0).then_some((39, 0, true))
+    }
     fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
         self.remapped.push((irq, irte));
         Ok(())
