@@ -382,6 +382,13 @@ mod tests {
         assert_eq!(companions("bench"), ["bench-iommu"]);
         assert!(companions("bench-iommu").is_empty());
         assert!(companions("bench-smoke").is_empty());
+        for name in companions("bench") {
+            let dep = deployment::load(name).expect("a committed deployment");
+            assert!(
+                !dep.manifest.expect.scenario,
+                "{name}: its full plan is for `cargo xtask bench`, not a scenario"
+            );
+        }
     }
 
     #[test]
