@@ -12,16 +12,18 @@
 //!   instruction count (`"unit": "instructions"`), identical from run to
 //!   run and host to host.
 //!
-//! It builds the `default` deployment and then the `bench` one (release by
-//! default) and records each image's size, boots `bench`, and reads every
-//! console line carrying `BENCH {json}`: one JSON object per line, e.g.
+//! It builds the `default` deployment and then the `bench` one and its
+//! companions (`bench-iommu`; release by default) and records each image's
+//! size, boots `bench` and then each companion, and reads every console
+//! line carrying `BENCH {json}`: one JSON object per line, e.g.
 //!
 //! ```text
 //! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":612,"p99":700,"iterations":100000}
 //! ```
 //!
 //! plus the boot figures the console gives (see `figures`). Every row says
-//! which mode produced it (`kvm`, `tcg`, `icount`; `build` for sizes). The
+//! which mode produced it (`kvm`, `tcg`, `icount`; `build` for sizes) and
+//! which deployment printed it. The
 //! figures are printed as an aligned table and written, with where they
 //! were measured (mode, accelerator, CPU model given to QEMU, date, QEMU
 //! version, host CPU, git commit), to `target/bench/<timestamp>.json` and
@@ -48,26 +50,44 @@ pub struct BenchOptions {
     pub icount: bool,
 }
 
-/// Deployments whose image size is recorded besides the benchmarked one.
+/// Deployments whose image size is recorded besides the benchmarked ones.
 const SIZED: &[&str] = &["default"];
 
-/// Runs the benchmark deployment; returns whether the run succeeded.
+/// Deployments booted after the named one, whose figures join its own:
+/// `bench` (IPC) is followed by `bench-iommu` (map+unmap through the IOMMU
+/// service).
+pub fn companions(deployment: &str) -> &'static [&'static str] {
+    match deployment {
+        "bench" => &["bench-iommu"],
+        _ => &[],
+    }
+}
+
+/// Runs the benchmark deployment (and its companions); returns whether
+/// every run succeeded.
 pub fn run(opts: BenchOptions) -> Result<bool> {
-    let dep = deployment::load(&opts.deployment)?;
+    let mut deps = vec![deployment::load(&opts.deployment)?];
+    for name in companions(&opts.deployment) {
+        deps.push(deployment::load(name)?);
+    }
     let release = !opts.debug;
     let profile = if release { "release" } else { "debug" };
     let mut sizes = Vec::new();
-    for name in SIZED.iter().filter(|n| **n != dep.name) {
+    for name in SIZED.iter().filter(|n| deps.iter().all(|d| d.name != **n)) {
         let other = deployment::load(name)?;
         let path = image::build(&other, release)?;
         sizes.push(figures::image_row(name, &std::fs::read(&path)?, profile)?);
     }
-    let image = image::build(&dep, release)?;
-    sizes.push(figures::image_row(
-        &dep.name,
-        &std::fs::read(&image)?,
-        profile,
-    )?);
+    let mut images = Vec::new();
+    for dep in &deps {
+        let image = image::build(dep, release)?;
+        sizes.push(figures::image_row(
+            &dep.name,
+            &std::fs::read(&image)?,
+            profile,
+        )?);
+        images.push(image);
+    }
     let qemu = Qemu::locate_or_install()?;
     let icount = opts.icount || (opts.accel.is_none() && !kvm_is_fast(&qemu));
     let opts = BenchOptions { icount, ..opts };
@@ -91,50 +111,38 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         eprintln!("xtask: bench runs under TCG: figures measure QEMU's emulation, not the CPU");
     }
     let cpu = target.cpu.clone();
-    let run = RunOptions {
-        timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
-        target,
-        icount: opts.icount,
-        gdb: false,
-        extra_args: Vec::new(),
-        echo: false,
-        extra_kernel_args: None,
-    };
-    eprintln!("xtask: bench: booting {} ({})", dep.name, image.display());
-    let outcome = qemu.run(&dep, &image, &run)?;
-    let (mut rows, bad) = parse_lines(&outcome.console);
-    figures::label_rows(&mut rows, opts.icount, mode);
-    for line in &bad {
-        eprintln!("xtask: bench: ignoring a malformed line: {line}");
-    }
-    let verdict = test::judge(&dep, &outcome).and_then(|()| {
-        if rows.is_empty() {
-            Err("the run printed no BENCH lines".to_string())
-        } else {
-            Ok(())
+    let mut rows = Vec::new();
+    let mut elapsed = 0.0;
+    for (i, (dep, image)) in deps.iter().zip(&images).enumerate() {
+        let run = RunOptions {
+            timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
+            target: target.clone(),
+            icount: opts.icount,
+            gdb: false,
+            extra_args: Vec::new(),
+            echo: false,
+            extra_kernel_args: None,
+        };
+        eprintln!("xtask: bench: booting {} ({})", dep.name, image.display());
+        let outcome = qemu.run(dep, image, &run)?;
+        elapsed += outcome.elapsed.as_secs_f64();
+        let Some(mut figures) = figures_of(dep, &outcome, opts.icount, mode) else {
+            return Ok(false);
+        };
+        // The boot figures are the first deployment's: its client's
+        // `bench: ready` line marks every service ready.
+        if i == 0 {
+            figures.extend(figures::boot_rows(&outcome.console, opts.icount, mode));
         }
-    });
-    if let Err(why) = &verdict {
-        eprintln!(
-            "---- console ----\n{}\n---- QEMU stderr ----\n{}\n---- end ----",
-            outcome.console, outcome.qemu_stderr
-        );
-        eprintln!("xtask: bench FAILED: {why} ({})", outcome.summary());
-        if let crate::qemu::Verdict::Host(_) = outcome.verdict() {
-            eprintln!(
-                "xtask: a host problem, not Faultline's:\n{}",
-                outcome.host_report()
-            );
-        }
-        return Ok(false);
+        rows.extend(figures);
     }
-    rows.extend(figures::boot_rows(&outcome.console, opts.icount, mode));
     rows.extend(sizes);
     print!("{}", table(&rows));
     let (stamp, date) = timestamps();
     let report = json!({
         "meta": {
-            "deployment": dep.name,
+            "deployment": opts.deployment,
+            "deployments": deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
             "profile": profile,
             "mode": mode,
             "accel": accel.name(),
@@ -144,7 +152,7 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
             "qemu": qemu.version(),
             "cpu": probe::host_cpu_model(),
             "git_commit": git_commit(),
-            "elapsed_secs": outcome.elapsed.as_secs_f64(),
+            "elapsed_secs": elapsed,
         },
         "results": rows,
     });
@@ -160,6 +168,52 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         path.display()
     );
     Ok(true)
+}
+
+/// The `BENCH` rows of one run, labelled with its mode and deployment,
+/// with rates where they mean something; `None` (after saying why) when
+/// the run failed or printed no figures.
+fn figures_of(
+    dep: &deployment::Deployment,
+    outcome: &crate::qemu::Outcome,
+    icount: bool,
+    mode: &str,
+) -> Option<Vec<Map<String, Value>>> {
+    let (mut rows, bad) = parse_lines(&outcome.console);
+    figures::label_rows(&mut rows, icount, mode);
+    figures::add_rates(&mut rows, icount);
+    for row in &mut rows {
+        row.insert("deployment".into(), dep.name.clone().into());
+    }
+    for line in &bad {
+        eprintln!("xtask: bench: ignoring a malformed line: {line}");
+    }
+    let verdict = test::judge(dep, outcome).and_then(|()| {
+        if rows.is_empty() {
+            Err("the run printed no BENCH lines".to_string())
+        } else {
+            Ok(())
+        }
+    });
+    let Err(why) = &verdict else {
+        return Some(rows);
+    };
+    eprintln!(
+        "---- console ----\n{}\n---- QEMU stderr ----\n{}\n---- end ----",
+        outcome.console, outcome.qemu_stderr
+    );
+    eprintln!(
+        "xtask: bench {} FAILED: {why} ({})",
+        dep.name,
+        outcome.summary()
+    );
+    if let crate::qemu::Verdict::Host(_) = outcome.verdict() {
+        eprintln!(
+            "xtask: a host problem, not Faultline's:\n{}",
+            outcome.host_report()
+        );
+    }
+    None
 }
 
 /// Whether KVM can start here and has hardware nested paging; says why
@@ -203,6 +257,8 @@ const FIRST: &[&str] = &[
     "unit",
     "median",
     "p99",
+    "mean",
+    "per_second",
     "iterations",
 ];
 
@@ -320,6 +376,20 @@ fn git_commit() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ipc_bench_brings_the_iommu_bench_along() {
+        assert_eq!(companions("bench"), ["bench-iommu"]);
+        assert!(companions("bench-iommu").is_empty());
+        assert!(companions("bench-smoke").is_empty());
+        for name in companions("bench") {
+            let dep = deployment::load(name).expect("a committed deployment");
+            assert!(
+                !dep.manifest.expect.scenario,
+                "{name}: its full plan is for `cargo xtask bench`, not a scenario"
+            );
+        }
+    }
 
     #[test]
     fn reads_bench_lines_anywhere_on_a_line() {

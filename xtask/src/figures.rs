@@ -12,6 +12,10 @@
 //! - **Units**: services time with the TSC and say `cycles`; under icount
 //!   one TSC tick is one guest instruction (virtual nanosecond), so the
 //!   same figures are relabelled `instructions`.
+//! - **Rates**: a row that gives its `mean` and the TSC rate (`tsc_hz`)
+//!   gets `per_second`, operations per second of the TSC's time (e.g.
+//!   map+unmap pairs per second), except under icount, where the clock is
+//!   virtual and the rate would only restate the instruction count.
 
 use anyhow::{Result, anyhow};
 use object::Endianness;
@@ -32,6 +36,21 @@ pub fn label_rows(rows: &mut [Map<String, Value>], icount: bool, mode: &str) {
             row.insert("unit".into(), tsc_unit(true).into());
         }
         row.insert("mode".into(), mode.into());
+    }
+}
+
+/// Turns `tsc_hz` and `mean` (cycles per operation) into `per_second`
+/// (rounded), and drops `tsc_hz`; under icount only drops it.
+pub fn add_rates(rows: &mut [Map<String, Value>], icount: bool) {
+    for row in rows {
+        let Some(hz) = row.remove("tsc_hz").and_then(|v| v.as_u64()) else {
+            continue;
+        };
+        let mean = row.get("mean").and_then(Value::as_u64).unwrap_or(0);
+        if !icount && hz > 0 && mean > 0 {
+            let rate = (hz as f64 / mean as f64).round() as u64;
+            row.insert("per_second".into(), rate.into());
+        }
     }
 }
 
@@ -165,6 +184,23 @@ boot: PVH entry to report in 4.512 ms (4512000 TSC ticks from entry at TSC 91000
         let (mut rows, _) = crate::bench::parse_lines(CONSOLE);
         label_rows(&mut rows, false, "kvm");
         assert_eq!(rows[0]["unit"], "cycles");
+    }
+
+    #[test]
+    fn rates_come_from_the_mean_and_the_tsc_rate_except_under_icount() {
+        let line = "BENCH {\"name\":\"iommu_map_unmap\",\"unit\":\"cycles\",\"median\":9,\"mean\":4000,\"tsc_hz\":2000000000}\n\
+                    BENCH {\"name\":\"ipc_call_reply\",\"unit\":\"cycles\",\"median\":3048}\n\
+                    BENCH {\"name\":\"x\",\"mean\":0,\"tsc_hz\":1000}\n";
+        let (mut rows, _) = crate::bench::parse_lines(line);
+        add_rates(&mut rows, false);
+        assert_eq!(rows[0]["per_second"], 500_000);
+        assert!(rows[0].get("tsc_hz").is_none());
+        assert!(rows[1].get("per_second").is_none());
+        assert!(rows[2].get("per_second").is_none() && rows[2].get("tsc_hz").is_none());
+        let (mut rows, _) = crate::bench::parse_lines(line);
+        add_rates(&mut rows, true);
+        assert!(rows[0].get("per_second").is_none() && rows[0].get("tsc_hz").is_none());
+        assert_eq!(rows[0]["mean"], 4000);
     }
 
     #[test]
