@@ -36,6 +36,7 @@ use crate::source::SourceId;
 mod context;
 mod domains;
 mod faults;
+mod interrupts;
 
 pub use domains::Leaves;
 
@@ -103,6 +104,8 @@ pub struct Unit<R, M, D> {
     root: u64,
     queue: Queue,
     domains: [Option<Domain>; MAX_DOMAINS],
+    /// The interrupt remapping table and its mode, once remapping is on.
+    interrupts: Option<(u64, crate::interrupt::InterruptMode)>,
 }
 
 impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
@@ -144,6 +147,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             root,
             queue,
             domains: [None; MAX_DOMAINS],
+            interrupts: None,
         };
         unit.stop_running(status)?;
         let ttm = match config.mode {
