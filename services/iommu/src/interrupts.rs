@@ -15,9 +15,12 @@
 //! unit is up.
 
 use embedded_hal::delay::DelayNs;
-use faultline_iommu_core::interrupt::TABLE_ENTRIES;
 use faultline_iommu_core::{DmaMemory, Error, InterruptMode, Irte, Registers, SourceId, Unit};
 use userlib::{IrqRoute, SysError};
+
+/// Most device interrupts one unit remaps (the kernel has 16 lines; the
+/// list lives on the service's small stack).
+pub const MAX_LINES: usize = 32;
 
 /// The kernel calls interrupt remapping needs.
 pub trait InterruptRoutes {
@@ -46,7 +49,7 @@ impl core::fmt::Display for RemapError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Route { irq, error } => write!(f, "interrupt line {irq}: {error}"),
-            Self::TooManyLines => write!(f, "more than {TABLE_ENTRIES} device interrupts"),
+            Self::TooManyLines => write!(f, "more than {MAX_LINES} device interrupts"),
             Self::Unit(e) => write!(f, "{e}"),
             Self::Remap { irq, error } => {
                 write!(f, "repointing interrupt line {irq} refused ({error})")
@@ -61,7 +64,7 @@ pub fn remap_interrupts<R: Registers, M: DmaMemory, D: DelayNs>(
     unit: &mut Unit<R, M, D>,
     routes: &mut impl InterruptRoutes,
 ) -> Result<usize, RemapError> {
-    let mut lines: heapless::Vec<(u16, Irte), { TABLE_ENTRIES as usize }> = heapless::Vec::new();
+    let mut lines: heapless::Vec<(u16, Irte), MAX_LINES> = heapless::Vec::new();
     for irq in 0..=u8::MAX {
         let route = match routes.route(irq) {
             Ok(Some(route)) => route,

@@ -36,22 +36,20 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         if mode == InterruptMode::X2Apic && !self.ecap.extended_interrupt_mode() {
             return Err(Error::Unsupported(Unsupported::ExtendedInterruptMode));
         }
-        let mut encoded = [(0u16, 0u64, 0u64); TABLE_ENTRIES as usize];
-        for (slot, &(index, irte)) in encoded.iter_mut().zip(entries) {
+        // Checked before anything is allocated or written.
+        for &(index, irte) in entries {
             if index >= TABLE_ENTRIES {
                 return Err(Error::NoSuchInterruptEntry);
             }
-            let (low, high) = irte
-                .encode(mode)
-                .ok_or(Error::Unsupported(Unsupported::ExtendedInterruptMode))?;
-            *slot = (index, low, high);
-        }
-        if entries.len() > encoded.len() {
-            return Err(Error::NoSuchInterruptEntry);
+            if irte.encode(mode).is_none() {
+                return Err(Error::Unsupported(Unsupported::ExtendedInterruptMode));
+            }
         }
         let table = self.mem.alloc_frame().ok_or(Error::OutOfTableMemory)?;
-        for &(index, low, high) in &encoded[..entries.len()] {
-            self.write_entry(table + u64::from(index) * ENTRY_BYTES, low, high);
+        for &(index, irte) in entries {
+            if let Some((low, high)) = irte.encode(mode) {
+                self.write_entry(table + u64::from(index) * ENTRY_BYTES, low, high);
+            }
         }
         if !self.ecap.coherency() {
             self.mem.flush(table, PAGE_SIZE as usize);
