@@ -196,3 +196,21 @@ fn units_that_cannot_remap_refuse() {
     );
     assert!(k.remapped.is_empty());
 }
+
+/// Rule: an interrupt remapping fault is logged as a blocked interrupt
+/// request naming its entry (the record's bits 63:48), not as a DMA fault.
+#[test]
+fn interrupt_faults_are_logged_as_such() {
+    let (model, mut unit) = unit(ModelConfig::qemu());
+    remap_interrupts(&mut unit, &mut lines()).unwrap();
+    assert!(model.deliver_msi(source(EDU), msi_address(2), 0).is_err());
+    let mut logged = Vec::new();
+    unit.drain_faults(|f| logged.push(crate::faults::FaultLine(&f).to_string()));
+    assert_eq!(
+        logged,
+        [
+            "interrupt request from 00:03.0 blocked: entry 2: not from the function the entry \
+          names (reason 0x26)"
+        ]
+    );
+}
