@@ -92,15 +92,10 @@ impl Edu {
         self.read32(IDENT)
     }
 
-    /// Starts copying `BUFFER_LEN` bytes between edu's buffer and bus
-    /// address `iova`; the interrupt says when it is done.
-    pub fn start_dma(&self, direction: Direction, iova: u64) {
-        self.start_dma_len(direction, iova, BUFFER_LEN);
-    }
-
-    /// Starts copying the first `len` bytes of edu's buffer to bus address
-    /// `iova`, or `len` bytes from there into it.
-    pub fn start_dma_len(&self, direction: Direction, iova: u64, len: u64) {
+    /// Starts copying `len` bytes (at most `BUFFER_LEN`) between the start
+    /// of edu's buffer and bus address `iova`; the interrupt says when it
+    /// is done.
+    pub fn start_dma(&self, direction: Direction, iova: u64, len: u64) {
         let (src, dst, to_ram) = match direction {
             Direction::ToDevice => (iova, BUFFER, 0),
             Direction::ToRam => (BUFFER, iova, CMD_TO_RAM),

@@ -27,13 +27,6 @@ impl Page {
         unsafe { core::ptr::read_volatile(self.byte(i)) }
     }
 
-    /// Writes `value` at byte `i`.
-    #[allow(unsafe_code)]
-    pub fn set(&self, i: u64, value: u8) {
-        // SAFETY: as in `get`.
-        unsafe { core::ptr::write_volatile(self.byte(i), value) }
-    }
-
     /// Writes `f(i)` to every byte `i`.
     #[allow(unsafe_code)]
     pub fn fill(&self, f: impl Fn(u64) -> u8) {

@@ -57,7 +57,7 @@ pub fn run_len(
     len: u64,
 ) -> Result<(), Stalled> {
     edu.take_interrupt();
-    edu.start_dma_len(direction, iova, len);
+    edu.start_dma(direction, iova, len);
     let deadline = time().ns.saturating_add(TIMEOUT_NS);
     set_timer(deadline)?;
     loop {

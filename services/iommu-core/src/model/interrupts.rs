@@ -109,7 +109,7 @@ impl State {
             }
             return Err((InterruptFault::CompatibilityBlocked, 0, false));
         }
-        let mut index = ((address >> 5) & 0x7fff) as u32 | ((address >> 2) & 1) as u32 * 0x8000;
+        let mut index = ((address >> 5) & 0x7fff) as u32 | (((address >> 2) & 1) as u32) << 15;
         if address & (1 << 3) != 0 {
             if data >> 16 != 0 {
                 return Err((InterruptFault::RequestReserved, index as u16, false));
