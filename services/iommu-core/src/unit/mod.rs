@@ -21,6 +21,10 @@
 //!   cache (and in scalable mode the PASID cache) are invalidated and
 //!   waited for before the call returns.
 //! - ECAP.C = 0: every table write is flushed from the CPU caches.
+//!
+//! [`Unit::enable_interrupt_remapping`] (in `interrupts`) adds the
+//! interrupt remapping table: IRTA, GCMD.SIRTP, a global interrupt entry
+//! cache invalidation, then GCMD.IRE, with GCMD.CFI left clear.
 
 use embedded_hal::delay::DelayNs;
 use faultline_vtd::regs::{self, GlobalCommand, GlobalStatus};
