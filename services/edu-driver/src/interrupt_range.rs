@@ -86,6 +86,9 @@ pub fn run(edu: &Edu, irq: Handle, domain: &mut Domain, probe: &Page, t: &mut Ta
                  dma_mask=0xffffffff",
                 CLAMPED + at
             );
+            if let Err(e) = domain.unmap(CLAMPED) {
+                t.unexpected(format_args!("unmap of {CLAMPED:#x}: {e}"));
+            }
             return;
         }
         match transfer::quiet(edu, irq, QUIET_NS) {
