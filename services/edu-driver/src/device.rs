@@ -92,16 +92,17 @@ impl Edu {
         self.read32(IDENT)
     }
 
-    /// Starts copying `BUFFER_LEN` bytes between edu's buffer and bus
-    /// address `iova`; the interrupt says when it is done.
-    pub fn start_dma(&self, direction: Direction, iova: u64) {
+    /// Starts copying `len` bytes (at most `BUFFER_LEN`) between the start
+    /// of edu's buffer and bus address `iova`; the interrupt says when it
+    /// is done.
+    pub fn start_dma(&self, direction: Direction, iova: u64, len: u64) {
         let (src, dst, to_ram) = match direction {
             Direction::ToDevice => (iova, BUFFER, 0),
             Direction::ToRam => (BUFFER, iova, CMD_TO_RAM),
         };
         self.write64(DMA_SRC, src);
         self.write64(DMA_DST, dst);
-        self.write64(DMA_COUNT, BUFFER_LEN);
+        self.write64(DMA_COUNT, len);
         self.write64(DMA_CMD, CMD_START | to_ram | CMD_IRQ);
     }
 

@@ -16,7 +16,9 @@
 //!    domain N verified (4096 bytes each way)`);
 //! 4. shows that DMA where the domain maps nothing changes nothing
 //!    (`isolation`);
-//! 5. logs `edu-driver: done` and keeps serving its interrupt.
+//! 5. shows that a DMA write into the interrupt range raises nothing it was
+//!    not granted (`interrupt_range`);
+//! 6. logs `edu-driver: done` and keeps serving its interrupt.
 //!
 //! Every deviation logs a line with `UNEXPECTED`, and the driver then
 //! exits 1 instead of serving. With no IOMMU service (no `iommu`
@@ -28,6 +30,7 @@
 
 mod device;
 mod domain;
+mod interrupt_range;
 mod isolation;
 mod page;
 mod restart;
@@ -127,6 +130,8 @@ fn main() -> ! {
         iova: IOVA,
     };
     isolation::run(&mut setup, &mut t);
+    let probe = alloc(dma);
+    interrupt_range::run(&edu, irq, &mut domain, &probe, &mut t);
     if cfg!(feature = "restart-check") {
         restart::run(&mut domain, iommu, pci, &edu, irq, (&a, &b), IOVA, &mut t);
     }

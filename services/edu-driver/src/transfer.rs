@@ -45,8 +45,19 @@ impl From<SysError> for Stalled {
 /// Runs one 4 KiB transfer between edu's buffer and bus address `iova`
 /// and waits for its completion interrupt.
 pub fn run(edu: &Edu, irq: Handle, direction: Direction, iova: u64) -> Result<(), Stalled> {
+    run_len(edu, irq, direction, iova, crate::device::BUFFER_LEN)
+}
+
+/// Runs one transfer of `len` bytes and waits for its completion interrupt.
+pub fn run_len(
+    edu: &Edu,
+    irq: Handle,
+    direction: Direction,
+    iova: u64,
+    len: u64,
+) -> Result<(), Stalled> {
     edu.take_interrupt();
-    edu.start_dma(direction, iova);
+    edu.start_dma(direction, iova, len);
     let deadline = time().ns.saturating_add(TIMEOUT_NS);
     set_timer(deadline)?;
     loop {
@@ -61,6 +72,27 @@ pub fn run(edu: &Edu, irq: Handle, direction: Direction, iova: u64) -> Result<()
         }
         if bits & NOTIFY_TIMER != 0 && time().ns >= deadline {
             return Err(Stalled::Timeout);
+        }
+    }
+}
+
+/// Waits `ns` with nothing expected from edu; returns how many times the
+/// driver's interrupt arrived meanwhile with nothing pending in edu (an
+/// interrupt edu did not raise itself).
+pub fn quiet(edu: &Edu, irq: Handle, ns: u64) -> Result<u32, Stalled> {
+    let deadline = time().ns.saturating_add(ns);
+    set_timer(deadline)?;
+    let mut foreign = 0;
+    loop {
+        let bits = wait(NOTIFY_USER_BITS | NOTIFY_TIMER)?;
+        if bits & NOTIFY_USER_BITS != 0 {
+            if edu.take_interrupt() == 0 {
+                foreign += 1;
+            }
+            irq_ack(irq)?;
+        }
+        if bits & NOTIFY_TIMER != 0 && time().ns >= deadline {
+            return Ok(foreign);
         }
     }
 }

@@ -21,6 +21,10 @@ pub enum Operation {
     /// IQH reaching IQT, then GCMD.QIE clear → GSTS.QIES clear (taking
     /// over a running unit).
     DisableQueuedInvalidation,
+    /// GCMD.SIRTP → GSTS.IRTPS.
+    SetInterruptTable,
+    /// GCMD.IRE → GSTS.IRES.
+    EnableInterruptRemapping,
 }
 
 /// A feature the unit lacks that the core needs.
@@ -34,6 +38,10 @@ pub enum Unsupported {
     ScalableMode,
     /// 2 MiB pages were asked for, but CAP.SLLPS lacks them.
     LargePages,
+    /// Interrupt remapping was asked for, but ECAP.IR = 0.
+    InterruptRemapping,
+    /// An APIC id above 255 needs x2APIC destinations, but ECAP.EIM = 0.
+    ExtendedInterruptMode,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,6 +76,8 @@ pub enum Error {
     NoAccess,
     /// The DMA memory budget for tables is spent.
     OutOfTableMemory,
+    /// An interrupt remapping entry index beyond the table.
+    NoSuchInterruptEntry,
 }
 
 impl fmt::Display for Error {
@@ -87,6 +97,7 @@ impl fmt::Display for Error {
             Self::Misaligned => f.write_str("address or length not 4 KiB-aligned"),
             Self::NoAccess => f.write_str("no access rights asked for"),
             Self::OutOfTableMemory => f.write_str("out of page-table memory"),
+            Self::NoSuchInterruptEntry => f.write_str("no such interrupt remapping entry"),
         }
     }
 }

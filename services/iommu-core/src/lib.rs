@@ -22,7 +22,8 @@
 //! Modules: [`hw`] (the traits), [`unit`](mod@unit) (the driver core), [`pagetable`]
 //! (second-level tables), [`entry`] (root/context/PTE encodings),
 //! [`queue`] (invalidation descriptors and the queue), [`fault`] (fault
-//! records), [`source`] (PCI source ids), [`error`].
+//! records), [`source`] (PCI source ids), [`interrupt`] (interrupt
+//! remapping entries), [`error`].
 //!
 //! # Modes, and what grows next
 //!
@@ -46,6 +47,7 @@ pub mod entry;
 pub mod error;
 pub mod fault;
 pub mod hw;
+pub mod interrupt;
 pub mod pagetable;
 pub mod queue;
 pub mod source;
@@ -57,6 +59,7 @@ pub mod model;
 pub use error::{Error, Operation, Unsupported};
 pub use fault::{FaultAccess, FaultReason, FaultRecord, FaultSummary};
 pub use hw::{DmaMemory, Registers};
+pub use interrupt::{InterruptMode, Irte};
 pub use pagetable::Access;
 pub use source::SourceId;
 pub use unit::{Config, DomainId, Leaves, Unit};

@@ -24,6 +24,7 @@ pub const MAX_BATCH: usize = 64;
 /// Descriptor type numbers (low qword bits 3:0).
 pub const TYPE_CONTEXT: u64 = 1;
 pub const TYPE_IOTLB: u64 = 2;
+pub const TYPE_INTERRUPT_ENTRY: u64 = 4;
 pub const TYPE_WAIT: u64 = 5;
 pub const TYPE_PASID_CACHE: u64 = 7;
 
@@ -71,6 +72,15 @@ impl Descriptor {
     pub const fn pasid_domain(domain: u16) -> Self {
         Self {
             low: TYPE_PASID_CACHE | (domain as u64) << 16,
+            high: 0,
+        }
+    }
+
+    /// Invalidate every cached interrupt remapping entry (G = 0: global;
+    /// index and mask unused).
+    pub const fn interrupt_entries_global() -> Self {
+        Self {
+            low: TYPE_INTERRUPT_ENTRY,
             high: 0,
         }
     }

@@ -17,7 +17,7 @@ pub fn from_core(e: Error) -> IommuError {
         Error::NotAttached => IommuError::NotAttached,
         Error::Overlap { .. } => IommuError::Overlap,
         Error::NotMapped { .. } | Error::SplitsLargePage { .. } => IommuError::NotMapped,
-        Error::OutOfRange => IommuError::OutOfRange,
+        Error::OutOfRange | Error::NoSuchInterruptEntry => IommuError::OutOfRange,
         Error::Misaligned => IommuError::BadAlignment,
         Error::OutOfTableMemory | Error::TooManyDomains => IommuError::OutOfTableMemory,
         Error::NoAccess | Error::AlreadyAttached | Error::TranslationAlreadyOn => {

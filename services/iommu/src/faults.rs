@@ -1,4 +1,4 @@
-//! DMA remapping faults as log lines, rate-limited: the first
+//! DMA and interrupt remapping faults as log lines, rate-limited: the first
 //! [`LOGGED_FAULTS`] are logged one by one, later ones only counted (one
 //! line per drain says how many). Delivering faults to per-device handlers
 //! will start from [`FaultLog::note`].
@@ -30,12 +30,38 @@ pub fn reason_text(reason: FaultReason) -> &'static str {
     }
 }
 
-/// `DMA fault from 00:03.0 at iova 0x... (write): <reason>`.
+/// What an interrupt remapping fault (reasons 0x20-0x26) means, in words;
+/// `None` for a DMA remapping fault.
+pub fn interrupt_reason_text(code: u8) -> Option<&'static str> {
+    Some(match code {
+        0x20 => "reserved bits in the request",
+        0x21 => "entry beyond the table",
+        0x22 => "entry not present",
+        0x23 => "table unreadable",
+        0x24 => "entry has reserved bits set",
+        0x25 => "compatibility format blocked",
+        0x26 => "not from the function the entry names",
+        _ => return None,
+    })
+}
+
+/// `DMA fault from 00:03.0 at iova 0x... (write): <reason>`, or for an
+/// interrupt remapping fault (the record holds the entry index in bits
+/// 63:48) `interrupt request from 00:03.0 blocked: entry N: <reason>`.
 pub struct FaultLine<'a>(pub &'a FaultRecord);
 
 impl fmt::Display for FaultLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let r = self.0;
+        let code = r.reason.code();
+        if let Some(why) = interrupt_reason_text(code) {
+            return write!(
+                f,
+                "interrupt request from {} blocked: entry {}: {why} (reason {code:#x})",
+                r.source,
+                r.address >> 48
+            );
+        }
         let access = match r.access {
             FaultAccess::Read => "read",
             FaultAccess::Write => "write",

@@ -14,6 +14,8 @@
 //! - [`kernel`]: the kernel calls the requests need, as a trait;
 //! - [`errors`]: core and kernel errors as the protocol's [`IommuError`];
 //! - [`report`]: the unit report printed at start, and the mode check;
+//! - [`interrupts`]: interrupt remapping for every granted device
+//!   interrupt;
 //! - [`faults`]: DMA fault log lines, rate-limited;
 //! - [`frames`]: the frame pool the driver core's tables come from;
 //! - [`delay`]: a bounded busy-wait over the kernel's clock.
@@ -30,6 +32,7 @@ pub mod delay;
 pub mod errors;
 pub mod faults;
 pub mod frames;
+pub mod interrupts;
 pub mod kernel;
 pub mod report;
 pub mod service;

@@ -33,6 +33,7 @@ use faultline_vtd::TranslationMode;
 use hermit_sync::ExclusiveCell;
 use iommu::delay::ClockDelay;
 use iommu::faults::FaultLog;
+use iommu::interrupts::{InterruptRoutes, RemapError, remap_interrupts};
 use iommu::kernel::Kernel;
 use iommu::report::{Identity, check_mode, mode_name, translating, unit_report};
 use iommu::service::{MAX_UNITS, Service};
@@ -40,8 +41,9 @@ use memory::PoolMemory;
 use mmio::MmioRegisters;
 use userlib::logging::log_fmt;
 use userlib::{
-    KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci, device_translated,
-    dma_revoked, dma_unpin, exit, irq_ack, irq_info, log, mmio_map, time,
+    IrqRoute, KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci,
+    device_translated, dma_revoked, dma_unpin, exit, irq_ack, irq_info, irq_remap, irq_route, log,
+    mmio_map, time,
 };
 
 userlib::service_entry!(main);
@@ -95,6 +97,20 @@ impl Kernel for Syscalls {
             .flatten()
             .ok_or(SysError::Kernel(Error::BadHandle))?;
         device_translated(vtd, bdf, on)
+    }
+}
+
+/// The kernel's interrupt lines, asked through one unit's register
+/// capability.
+struct Lines(Handle);
+
+impl InterruptRoutes for Lines {
+    fn route(&mut self, irq: u8) -> Result<Option<IrqRoute>, SysError> {
+        irq_route(self.0, irq)
+    }
+
+    fn remap(&mut self, irq: u8, irte: u16) -> Result<(), SysError> {
+        irq_remap(self.0, irq, Some(irte))
     }
 }
 
@@ -225,6 +241,7 @@ fn start_unit(
             ""
         },
     );
+    remap(&mut unit, index, handle);
     let irq = fault_interrupt(&mut unit, index);
     if service.add_unit(index, unit).is_err() {
         log!(
@@ -233,6 +250,29 @@ fn start_unit(
         return None;
     }
     Some(irq)
+}
+
+/// Turns interrupt remapping on where the unit has it, and says whether
+/// interrupts are isolated from DMA.
+fn remap(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8, handle: Handle) {
+    if !unit.extended_capability().interrupt_remapping() {
+        // The unit report already said so.
+        return;
+    }
+    match remap_interrupts(unit, &mut Lines(handle)) {
+        Ok(lines) => log!(
+            "iommu: unit {index}: interrupt remapping on: {lines} device interrupt(s), each \
+             accepted only from its function"
+        ),
+        Err(e @ RemapError::Remap { .. }) => log!(
+            "iommu: unit {index}: interrupt remapping on, but {e}: that line's interrupts are \
+             blocked"
+        ),
+        Err(e) => log!(
+            "iommu: unit {index}: interrupt remapping not enabled ({e}): interrupts are not \
+             isolated from DMA"
+        ),
+    }
 }
 
 /// Programs unit `index`'s fault event interrupt with the MSI the kernel

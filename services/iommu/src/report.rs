@@ -48,8 +48,9 @@ pub fn unit_report(index: u8, id: &Identity, mut line: impl FnMut(fmt::Arguments
     ));
     if id.ecap.interrupt_remapping() {
         line(format_args!(
-            "iommu: unit {index}: interrupt remapping present (ECAP.IR=1) but not enabled: \
-             interrupts are not isolated from DMA"
+            "iommu: unit {index}: interrupt remapping present (ECAP.IR=1, EIM={}): enabled after \
+             translation",
+            u8::from(id.ecap.extended_interrupt_mode())
         ));
     } else {
         line(format_args!(

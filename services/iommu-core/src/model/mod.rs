@@ -18,6 +18,12 @@
 //!   PASID cache that only PASID-cache invalidations empty sits in between.
 //! - Faults go to the fault recording registers with QEMU's behaviour: one
 //!   record per pending source, PFO when the next record is full.
+//! - Interrupt remapping: IRTA (reserved bits, EIME only with ECAP.EIM),
+//!   SIRTP latching it, IRE only after a table was set, an interrupt entry
+//!   cache that only IEC descriptors empty, and [`Model::deliver_msi`],
+//!   which checks a request the way the spec says (remappable format → an
+//!   entry that must be present, well formed and name the requester;
+//!   compatibility format blocked unless CFI is on and EIME off).
 //! - The invalidation queue runs on each IQT write and sets FSTS.IQE on a
 //!   malformed descriptor (reserved bits, SW with IF, unknown type, PSI the
 //!   unit lacks, AM above MAMV or a misaligned address).
@@ -27,6 +33,7 @@
 //! being "not modelled".
 
 mod fault;
+mod interrupts;
 pub(crate) mod memory;
 mod queue;
 mod registers;
@@ -41,6 +48,8 @@ use crate::fault::FaultReason;
 use crate::hw::{DmaMemory, Registers};
 use crate::source::SourceId;
 use memory::Memory;
+
+pub use interrupts::{Interrupt, InterruptFault};
 
 /// ECAP of QEMU 10.0.2 with `x-scalable-mode=on`.
 pub const QEMU_ECAP_SCALABLE: u64 = 0x4800_80f0_0f4a;
@@ -106,6 +115,8 @@ pub enum Invalidation {
     IotlbDomain { domain: u16 },
     IotlbPages { domain: u16, iova: u64, mask: u8 },
     PasidCache { domain: u16 },
+    InterruptEntriesGlobal,
+    InterruptEntries { index: u16, mask: u8 },
     Wait,
 }
 
@@ -169,6 +180,12 @@ pub(crate) struct State {
     /// RTADDR.TTM = 01 when the root table was last set.
     scalable: bool,
     iotlb: Vec<IotlbEntry>,
+    irta: u64,
+    /// The interrupt remapping table latched by SIRTP: base, entries, EIME.
+    irt: Option<(u64, u32, bool)>,
+    /// Interrupt entries the unit has read, until an IEC invalidation.
+    irte_cache: Vec<(u16, (u64, u64))>,
+    interrupts_blocked: usize,
 }
 
 impl State {
@@ -224,6 +241,10 @@ impl Model {
             pasid_cache: Vec::new(),
             scalable: false,
             iotlb: Vec::new(),
+            irta: 0,
+            irt: None,
+            irte_cache: Vec::new(),
+            interrupts_blocked: 0,
         })))
     }
 
@@ -248,6 +269,29 @@ impl Model {
     /// With translation off, DMA passes through untranslated.
     pub fn translate(&self, source: SourceId, iova: u64, write: bool) -> Result<u64, FaultReason> {
         self.0.borrow_mut().translate(source.0, iova, write)
+    }
+
+    /// A write of `data` to `address` in the interrupt range (0xFEEx_xxxx)
+    /// by `source`: an MSI, or any DMA write there. The interrupt it raises,
+    /// or why the unit blocked it (recorded as a fault like QEMU records
+    /// DMA faults, with the entry index in the record's bits 63:48).
+    pub fn deliver_msi(
+        &self,
+        source: SourceId,
+        address: u64,
+        data: u32,
+    ) -> Result<Interrupt, InterruptFault> {
+        self.0.borrow_mut().deliver_msi(source.0, address, data)
+    }
+
+    /// Interrupt requests the unit blocked.
+    pub fn interrupts_blocked(&self) -> usize {
+        self.0.borrow().interrupts_blocked
+    }
+
+    /// Whether interrupt remapping is on (GSTS.IRES).
+    pub fn interrupt_remapping_enabled(&self) -> bool {
+        self.0.borrow().gsts & (1 << 25) != 0
     }
 
     /// Everything the driver did, in order.

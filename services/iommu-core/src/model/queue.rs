@@ -112,6 +112,30 @@ impl State {
                 }
                 Invalidation::PasidCache { domain }
             }
+            4 => {
+                if self.config.ecap & (1 << 3) == 0 {
+                    return Err("interrupt entry cache descriptor without ECAP.IR".into());
+                }
+                // Reserved: low 8:5, 26:12 and 63:48, and all of high.
+                if low & 0xffff_0000_07ff_f1e0 != 0 || high != 0 {
+                    return Err("interrupt entry cache descriptor sets reserved bits".into());
+                }
+                if low & (1 << 4) == 0 {
+                    self.irte_cache.clear();
+                    Invalidation::InterruptEntriesGlobal
+                } else {
+                    let index = (low >> 32) as u16;
+                    let mask = ((low >> 27) & 0x1f) as u8;
+                    let size = 1u32 << mask;
+                    if u32::from(index) % size != 0 {
+                        return Err(format!("index {index} not aligned to mask {mask}"));
+                    }
+                    self.irte_cache.retain(|(i, _)| {
+                        u32::from(*i) < u32::from(index) || u32::from(*i) >= u32::from(index) + size
+                    });
+                    Invalidation::InterruptEntries { index, mask }
+                }
+            }
             5 => {
                 if low & 0xffff_f180 != 0 || high & 3 != 0 {
                     return Err("wait descriptor sets reserved bits".into());

@@ -22,6 +22,7 @@ enum Reg {
     Iqt,
     Iqa,
     Ics,
+    Irta,
     RecordLow(usize),
     RecordHigh(usize),
     /// A register the model does not implement (name); touching it panics.
@@ -69,6 +70,12 @@ const GSTS_TES: u32 = 1 << 31;
 const GSTS_RTPS: u32 = 1 << 30;
 const GSTS_QIES: u32 = 1 << 26;
 const GSTS_WBFS: u32 = 1 << 27;
+const GSTS_IRES: u32 = 1 << 25;
+const GSTS_IRTPS: u32 = 1 << 24;
+const GSTS_CFIS: u32 = 1 << 23;
+const CMD_IRE: u32 = 1 << 25;
+const CMD_SIRTP: u32 = 1 << 24;
+const CMD_CFI: u32 = 1 << 23;
 const CMD_TE: u32 = 1 << 31;
 const CMD_SRTP: u32 = 1 << 30;
 const CMD_WBF: u32 = 1 << 27;
@@ -121,6 +128,7 @@ impl State {
             0x88 => Reg::Iqt,
             0x90 => Reg::Iqa,
             0x9c => Reg::Ics,
+            0xb8 => Reg::Irta,
             other => Reg::Unmodelled(name_of(other)),
         };
         let width = if W32.iter().any(|(o, _)| *o == offset) {
@@ -166,6 +174,7 @@ impl State {
             Reg::Iqh => self.iqh,
             Reg::Iqt => self.iqt,
             Reg::Iqa => self.iqa,
+            Reg::Irta => self.irta,
             Reg::RecordLow(i) => self.records[i].0,
             Reg::RecordHigh(i) => self.records[i].1,
             Reg::Unmodelled(name) => panic!("model: read of unmodelled {name}"),
@@ -269,6 +278,21 @@ impl State {
                     self.run_queue();
                 }
             }
+            Reg::Irta => {
+                assert!(
+                    self.config.ecap & (1 << 3) != 0,
+                    "model: IRTA written on a unit without ECAP.IR"
+                );
+                assert!(
+                    value & 0x7f0 == 0 && value & !0xfff & !self.host_mask() == 0,
+                    "model: IRTA {value:#x} sets reserved bits"
+                );
+                assert!(
+                    value & (1 << 11) == 0 || self.config.ecap & (1 << 4) != 0,
+                    "model: IRTA.EIME on a unit without ECAP.EIM"
+                );
+                self.irta = value;
+            }
             Reg::RecordHigh(i) => {
                 if value & (1 << 63) != 0 {
                     self.records[i].1 &= !(1 << 63);
@@ -303,6 +327,25 @@ impl State {
                 self.gsts |= GSTS_RTPS;
             }
             CMD_WBF => {}
+            CMD_SIRTP => {
+                assert!(
+                    self.config.ecap & (1 << 3) != 0,
+                    "model: SIRTP on a unit without ECAP.IR"
+                );
+                let entries = 1u32 << ((self.irta & 0xf) + 1);
+                self.irt = Some((self.irta & !0xfff, entries, self.irta & (1 << 11) != 0));
+                self.gsts |= GSTS_IRTPS;
+            }
+            CMD_IRE if value & CMD_IRE != 0 => {
+                assert!(
+                    self.gsts & GSTS_IRTPS != 0,
+                    "model: interrupt remapping enabled before a table was set"
+                );
+                self.gsts |= GSTS_IRES;
+            }
+            CMD_IRE => self.gsts &= !GSTS_IRES,
+            CMD_CFI if value & CMD_CFI != 0 => self.gsts |= GSTS_CFIS,
+            CMD_CFI => self.gsts &= !GSTS_CFIS,
             CMD_QIE if value & CMD_QIE != 0 => {
                 assert!(self.iqt == 0, "model: QIE set with IQT {:#x}", self.iqt);
                 self.iqh = 0;

@@ -3,6 +3,7 @@
 
 mod bringup;
 mod faults;
+mod interrupts;
 mod invalidation;
 mod map;
 mod model;

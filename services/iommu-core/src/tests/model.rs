@@ -42,7 +42,7 @@ fn te_before_root_panics() {
 
 /// Sets up a bare queue on `model` and submits `descriptor` alone,
 /// returning FSTS afterwards.
-fn submit_raw(descriptor: Descriptor) -> (Model, u32) {
+pub(super) fn submit_raw(descriptor: Descriptor) -> (Model, u32) {
     let model = Model::qemu();
     let mut regs = model.registers();
     let mut mem = model.memory();
@@ -56,7 +56,7 @@ fn submit_raw(descriptor: Descriptor) -> (Model, u32) {
     (model, fsts)
 }
 
-const IQE: u32 = 1 << 4;
+pub(super) const IQE: u32 = 1 << 4;
 
 /// Rule: malformed descriptors set FSTS.IQE; well-formed ones do not.
 #[test]

@@ -21,6 +21,10 @@
 //!   cache (and in scalable mode the PASID cache) are invalidated and
 //!   waited for before the call returns.
 //! - ECAP.C = 0: every table write is flushed from the CPU caches.
+//!
+//! [`Unit::enable_interrupt_remapping`] (in `interrupts`) adds the
+//! interrupt remapping table: IRTA, GCMD.SIRTP, a global interrupt entry
+//! cache invalidation, then GCMD.IRE, with GCMD.CFI left clear.
 
 use embedded_hal::delay::DelayNs;
 use faultline_vtd::regs::{self, GlobalCommand, GlobalStatus};
@@ -36,6 +40,7 @@ use crate::source::SourceId;
 mod context;
 mod domains;
 mod faults;
+mod interrupts;
 
 pub use domains::Leaves;
 
@@ -103,6 +108,8 @@ pub struct Unit<R, M, D> {
     root: u64,
     queue: Queue,
     domains: [Option<Domain>; MAX_DOMAINS],
+    /// The interrupt remapping table and its mode, once remapping is on.
+    interrupts: Option<(u64, crate::interrupt::InterruptMode)>,
 }
 
 impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
@@ -144,6 +151,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             root,
             queue,
             domains: [None; MAX_DOMAINS],
+            interrupts: None,
         };
         unit.stop_running(status)?;
         let ttm = match config.mode {

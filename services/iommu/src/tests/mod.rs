@@ -2,6 +2,7 @@
 //! model of `faultline-iommu-core`, and a fake kernel that knows which
 //! client holds which device and DMA buffer. Each test states its rule.
 
+mod interrupts;
 mod pieces;
 mod report;
 mod requests;
