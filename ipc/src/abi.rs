@@ -263,9 +263,10 @@ pub enum Sysnum {
     DeviceTranslated = 24,
     /// `(handle, irq)`: IOMMU service only, `handle` its VT-d register
     /// capability. Interrupt line `irq` (0, 1, ... in grant order) as the
-    /// deployment granted it: returns `(bdf, vector, apic_id)` for a PCI
-    /// function's MSI; [`Error::WrongKind`] for a line that is not one (a
-    /// VT-d unit's own interrupt), [`Error::NotFound`] past the last line.
+    /// deployment granted it: returns `(bdf, vector, apic_id, 1)` for the
+    /// MSI of a PCI function this unit translates, and `(0, 0, 0, 0)` for
+    /// any other line (a VT-d unit's own interrupt, another unit's
+    /// device); [`Error::NotFound`] past the last line.
     IrqRoute = 25,
     /// `(handle, irq, irte)`: IOMMU service only. The kernel reprograms
     /// line `irq`'s MSI in remappable format with interrupt handle `irte`

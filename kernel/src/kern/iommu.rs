@@ -130,11 +130,13 @@ impl Kernel {
         Ok(Outcome::Done([id, 0, 0, 0]))
     }
 
-    /// Checks that `handle` is one of the caller's VT-d register
-    /// capabilities.
-    fn vtd_handle(&self, caller: usize, handle: u64) -> Result<(), (Error, u64)> {
+    /// The unit of `handle`, which must be one of the caller's VT-d
+    /// register capabilities.
+    fn vtd_handle(&self, caller: usize, handle: u64) -> Result<u8, (Error, u64)> {
         match self.tasks[caller].caps.get(handle) {
-            Ok(Cap::Mmio { vtd: Some(_), .. }) => Ok(()),
+            Ok(&Cap::Mmio {
+                vtd: Some(unit), ..
+            }) => Ok(unit),
             Ok(_) => Err((Error::WrongKind, 0)),
             Err(e) => Err((e, 0)),
         }
@@ -147,15 +149,19 @@ impl Kernel {
         caller: usize,
         [handle, irq, ..]: [u64; 6],
     ) -> Result<Outcome, (Error, u64)> {
-        self.vtd_handle(caller, handle)?;
+        let unit = self.vtd_handle(caller, handle)?;
         let irq = u8::try_from(irq).map_err(|_| (Error::NotFound, 0))?;
-        let (bdf, vector, apic) = p.irq_route(irq).map_err(|e| (e, 0))?;
-        Ok(Outcome::Done([
-            bdf_word(bdf),
-            u64::from(vector),
-            u64::from(apic),
-            0,
-        ]))
+        match p.irq_route(irq) {
+            Ok((bdf, vector, apic)) if p.vtd_unit_of(bdf) == Some(unit) => Ok(Outcome::Done([
+                bdf_word(bdf),
+                u64::from(vector),
+                u64::from(apic),
+                1,
+            ])),
+            // Not a device line of this unit: nothing to route here.
+            Ok(_) | Err(Error::WrongKind) => Ok(Outcome::Done([0; 4])),
+            Err(e) => Err((e, 0)),
+        }
     }
 
     /// `IrqRemap`: a device's MSI now names a remapping entry (or not).
@@ -165,13 +171,16 @@ impl Kernel {
         caller: usize,
         [handle, irq, irte, ..]: [u64; 6],
     ) -> Result<Outcome, (Error, u64)> {
-        self.vtd_handle(caller, handle)?;
+        let unit = self.vtd_handle(caller, handle)?;
         let irq = u8::try_from(irq).map_err(|_| (Error::NotFound, 0))?;
         let irte = match irte {
             u64::MAX => None,
             h => Some(u16::try_from(h).map_err(|_| (Error::BadArgument, 0))?),
         };
-        p.irq_route(irq).map_err(|e| (e, 0))?;
+        let (bdf, ..) = p.irq_route(irq).map_err(|e| (e, 0))?;
+        if p.vtd_unit_of(bdf) != Some(unit) {
+            return Err((Error::NotPermitted, 0));
+        }
         p.irq_remap(irq, irte).map_err(|e| (e, 0))?;
         Ok(Outcome::Done([0; 4]))
     }

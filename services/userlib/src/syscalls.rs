@@ -296,19 +296,17 @@ pub struct IrqRoute {
     pub apic_id: u32,
 }
 
-/// IOMMU service only: interrupt line `irq`: `Ok(Some(route))` for a PCI
-/// function's MSI, `Ok(None)` for a line that is not one, and
+/// IOMMU service only: interrupt line `irq`: `Ok(Some(route))` for the MSI
+/// of a PCI function behind unit `vtd`, `Ok(None)` for any other line, and
 /// `Err(Kernel(NotFound))` past the last line.
 pub fn irq_route(vtd: Handle, irq: u8) -> Result<Option<IrqRoute>, SysError> {
-    match simple(Sysnum::IrqRoute, [vtd.0, u64::from(irq), 0, 0, 0, 0]) {
-        Ok([bdf, vector, apic_id, _]) => Ok(Some(IrqRoute {
-            bdf: bdf as u16,
-            vector: vector as u8,
-            apic_id: apic_id as u32,
-        })),
-        Err(SysError::Kernel(Error::WrongKind)) => Ok(None),
-        Err(e) => Err(e),
-    }
+    let [bdf, vector, apic_id, device] =
+        simple(Sysnum::IrqRoute, [vtd.0, u64::from(irq), 0, 0, 0, 0])?;
+    Ok((device == 1).then_some(IrqRoute {
+        bdf: bdf as u16,
+        vector: vector as u8,
+        apic_id: apic_id as u32,
+    }))
 }
 
 /// IOMMU service only: line `irq`'s MSI now names remapping entry `irte`

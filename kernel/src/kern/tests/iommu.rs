@@ -626,12 +626,11 @@ fn only_the_iommu_service_routes_interrupts_and_only_device_lines() {
     };
     assert_eq!(
         route(&mut k, &mut p, IOMMU, VTD, 0),
-        (0, [BDF_WORD, 0x40, 7, 0])
+        (0, [BDF_WORD, 0x40, 7, 1])
     );
-    assert_eq!(
-        route(&mut k, &mut p, IOMMU, VTD, 1).0,
-        Error::WrongKind as u64
-    );
+    // A VT-d unit's own line: nothing to route, and no refusal.
+    assert_eq!(route(&mut k, &mut p, IOMMU, VTD, 1), (0, [0; 4]));
+    assert!(!p.logs.iter().any(|(_, l)| l.contains("refused")));
     assert_eq!(
         route(&mut k, &mut p, IOMMU, VTD, 2).0,
         Error::NotFound as u64
@@ -675,6 +674,31 @@ fn only_the_iommu_service_routes_interrupts_and_only_device_lines() {
     assert_eq!(remap(&mut k, &mut p, IOMMU, VTD, 0, 0xffff), 0);
     assert_eq!(remap(&mut k, &mut p, IOMMU, VTD, 0, u64::MAX), 0);
     assert_eq!(p.remapped, [(0, Some(0xffff)), (0, None)]);
+}
+
+#[test]
+fn a_unit_routes_only_the_interrupts_of_functions_it_translates() {
+    let (mut k, mut p) = world(true);
+    // Line 2 is a device on bus 5, which the fake platform's one unit
+    // does not cover.
+    p.irq_lines.push(Some((5, 0, 0)));
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::IrqRoute,
+        [VTD, 2, 0, 0, 0, 0],
+    );
+    assert_eq!(result(&k, IOMMU), (0, [0; 4]));
+    sys(
+        &mut k,
+        &mut p,
+        IOMMU,
+        Sysnum::IrqRemap,
+        [VTD, 2, 3, 0, 0, 0],
+    );
+    assert_eq!(status(&k, IOMMU), Error::NotPermitted as u64);
+    assert!(p.remapped.is_empty());
 }
 
 #[test]
