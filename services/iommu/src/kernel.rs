@@ -11,8 +11,10 @@ use userlib::{Pinned, SysError};
 
 pub trait Kernel {
     /// The PCI function (`bus << 8 | device << 3 | function`) the client of
-    /// `token` holds as `handle`.
-    fn client_pci(&mut self, token: &ReplyToken, handle: u8) -> Result<u16, SysError>;
+    /// `token` holds as `handle`, and the unit (its grant number) whose
+    /// DMAR scope covers it, if any.
+    fn client_pci(&mut self, token: &ReplyToken, handle: u8)
+    -> Result<(u16, Option<u8>), SysError>;
 
     /// Pins `[offset, offset + len)` of the client's DMA buffer `buffer`.
     fn client_dma(

@@ -41,9 +41,9 @@ use memory::PoolMemory;
 use mmio::MmioRegisters;
 use userlib::logging::log_fmt;
 use userlib::{
-    IrqRoute, KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci,
+    IrqRoute, KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci_unit,
     device_translated, dma_revoked, dma_unpin, exit, irq_ack, irq_info, irq_remap, irq_route, log,
-    mmio_map, time,
+    mmio_map, time, vtd_info,
 };
 
 userlib::service_entry!(main);
@@ -71,8 +71,12 @@ struct Syscalls {
 }
 
 impl Kernel for Syscalls {
-    fn client_pci(&mut self, token: &ReplyToken, handle: u8) -> Result<u16, SysError> {
-        client_pci(token, handle)
+    fn client_pci(
+        &mut self,
+        token: &ReplyToken,
+        handle: u8,
+    ) -> Result<(u16, Option<u8>), SysError> {
+        client_pci_unit(token, handle)
     }
 
     fn client_dma(
@@ -202,9 +206,19 @@ fn start_unit(
              starting afresh"
         );
     }
+    // The DMAR's host address width bounds every address the unit is
+    // given (tables, queue); 48 where the kernel cannot say.
+    let host_address_width = match vtd_info(handle) {
+        Ok(info) => info.host_address_width,
+        Err(e) => {
+            log!("iommu: unit {index}: DMAR description refused ({e}): assuming 48-bit addresses");
+            48
+        }
+    };
     let config = Config {
         mode: MODE,
         take_over: true,
+        host_address_width,
         ..Config::default()
     };
     let delay = ClockDelay::new(now_ns as fn() -> u64);

@@ -9,9 +9,9 @@
 //! its frames and its client's badge; the pin is released only after the
 //! mapping is gone from the tables and the IOTLB.
 //!
-//! Devices are attached to the first unit that came up. Faultline's
-//! machines have one unit (QEMU's `intel-iommu`, INCLUDE_PCI_ALL); the
-//! service cannot read the DMAR's device scopes to pick another.
+//! A device is attached to the unit whose DMAR scope covers it, as the
+//! kernel reports with the device (the service does not read the DMAR
+//! itself); a device no started unit covers is refused.
 //!
 //! A unit that times out (a handshake or an invalidation) is marked failed:
 //! what it caches is no longer known, so the pins of the mappings involved
@@ -195,7 +195,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         token: &ReplyToken,
         pci: u8,
     ) -> Result<IommuResponse, IommuError> {
-        let bdf = device(kernel, token, pci)?;
+        let (bdf, covering) = device_and_unit(kernel, token, pci)?;
         if let Some(a) = self.attached.iter().find(|a| a.bdf == bdf).copied() {
             if a.badge != badge {
                 return Err(IommuError::NotPermitted);
@@ -208,10 +208,12 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
                 .map_err(|_| IommuError::NotPermitted)?;
             return Ok(IommuResponse::Attached(self.info(&a)));
         }
-        let slot = 0;
-        let Some(unit) = self.units.get_mut(slot) else {
+        // The unit whose scope covers the device, if this service started
+        // it; no other unit sees the device's requests.
+        let Some(slot) = self.units.iter().position(|u| Some(u.index) == covering) else {
             return Err(IommuError::NotPermitted);
         };
+        let unit = &mut self.units[slot];
         if unit.failed {
             return Err(IommuError::HardwareTimeout);
         }
@@ -539,6 +541,15 @@ struct Range {
 
 /// The caller's PCI function for handle `pci`.
 fn device(kernel: &mut impl Kernel, token: &ReplyToken, pci: u8) -> Result<u16, IommuError> {
+    device_and_unit(kernel, token, pci).map(|(bdf, _)| bdf)
+}
+
+/// [`device`], with the unit whose scope covers it.
+fn device_and_unit(
+    kernel: &mut impl Kernel,
+    token: &ReplyToken,
+    pci: u8,
+) -> Result<(u16, Option<u8>), IommuError> {
     kernel
         .client_pci(token, pci)
         .map_err(|_| IommuError::NoSuchDevice)

@@ -96,11 +96,18 @@ impl FakeKernel {
 }
 
 impl Kernel for FakeKernel {
-    fn client_pci(&mut self, token: &ReplyToken, handle: u8) -> Result<u16, SysError> {
-        self.devices
+    fn client_pci(
+        &mut self,
+        token: &ReplyToken,
+        handle: u8,
+    ) -> Result<(u16, Option<u8>), SysError> {
+        let bdf = self
+            .devices
             .get(&(token.raw(), handle))
             .copied()
-            .ok_or(SysError::Kernel(AbiError::BadHandle))
+            .ok_or(SysError::Kernel(AbiError::BadHandle))?;
+        // Unit 0 covers bus 0 only.
+        Ok((bdf, (bdf >> 8 == 0).then_some(0)))
     }
 
     fn client_dma(

@@ -492,3 +492,24 @@ fn scalable_mode_domains() {
     assert!(model.translate(source(EDU), 0x1010, true).is_err());
     assert_eq!(k.live_pins(), 0);
 }
+
+/// Rule: a device is attached only on the unit whose DMAR scope covers it;
+/// one that no started unit covers is NotPermitted, with no domain and no
+/// vouching.
+#[test]
+fn a_device_no_started_unit_covers_is_not_permitted() {
+    let (model, mut s, mut k) = qemu();
+    // The fake kernel's unit 0 covers bus 0 only.
+    let far = 0x0118;
+    k.devices.insert((A, 7), far);
+    assert_eq!(
+        call(&mut s, &mut k, A, attach(7)),
+        IommuResponse::Refused(IommuError::NotPermitted)
+    );
+    assert!(s.attachments().is_empty());
+    assert!(k.translated.is_empty());
+    assert_eq!(
+        model.translate(source(far), 0, false),
+        Err(FaultReason::RootNotPresent)
+    );
+}
