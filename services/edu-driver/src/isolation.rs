@@ -15,6 +15,14 @@
 //!
 //! Each write faults in the IOMMU (the IOMMU service logs the fault
 //! record); here a check passes when the pages are unchanged.
+//!
+//! Where the deployment runs `dma-victim` (a second driver with a second
+//! edu device and a page of its own at [`VICTIM_IOVA`] in its own domain)
+//! and grants this driver a notification to it, a fourth check aims at
+//! that page: this driver waits until the victim has mapped and filled it,
+//! has edu write to the same IOVA (nothing is mapped there in this
+//! driver's domain), and tells the victim, which checks its page byte for
+//! byte and says so.
 
 use crate::Tally;
 use crate::device::{Direction, Edu};
@@ -26,6 +34,11 @@ use userlib::log;
 
 /// Where the kernel image is loaded (`BOOT_PADDR` in `kernel/link.ld`).
 pub const KERNEL_LOAD: u64 = 0x10_0000;
+/// Where `dma-victim` maps its page in its own domain.
+pub const VICTIM_IOVA: u64 = 0x30_0000;
+/// The notification bit `dma-victim` posts when its page is ready (the
+/// deployment grants it as this driver's bit 4).
+pub const VICTIM_READY: u32 = 1 << 4;
 
 /// The driver's device, domain and pages, mapped at `iova` (A) and
 /// `iova + PAGE` (B).
@@ -64,6 +77,25 @@ pub fn run(s: &mut Setup, t: &mut Tally) {
         log!(
             "edu-driver: DMA aimed at the kernel image ({KERNEL_LOAD:#x}, unmapped in the domain) changed nothing; the kernel runs on"
         );
+    }
+}
+
+/// The fourth check, against another driver's page: `victim` is the
+/// notification to `dma-victim`.
+pub fn other_domain(s: &mut Setup, t: &mut Tally, victim: Handle) {
+    if let Err(e) = userlib::wait(VICTIM_READY) {
+        t.unexpected(format_args!("waiting for dma-victim: {e}"));
+        return;
+    }
+    s.a.fill(|_| 0xa5);
+    s.b.fill(|_| 0x5a);
+    if write_nowhere(s, t, VICTIM_IOVA, &[(s.a, 0xa5), (s.b, 0x5a)]) {
+        log!(
+            "edu-driver: DMA aimed at dma-victim's page ({VICTIM_IOVA:#x} in its domain, nothing in ours) faulted here"
+        );
+    }
+    if let Err(e) = userlib::notify(victim) {
+        t.unexpected(format_args!("telling dma-victim: {e}"));
     }
 }
 

@@ -46,6 +46,10 @@ use userlib::{SysError, cap_lookup, dma_alloc, exit, irq_ack, log, wait};
 
 userlib::service_entry!(main);
 
+/// The notification bits edu's interrupt may arrive as (the deployment
+/// picks one): every bit but the one `dma-victim` signals with.
+pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !isolation::VICTIM_READY;
+
 /// Where the driver maps its two pages in its device's domain.
 const IOVA: u64 = 0x10_0000;
 
@@ -130,6 +134,9 @@ fn main() -> ! {
         iova: IOVA,
     };
     isolation::run(&mut setup, &mut t);
+    if let Ok((victim, CapKind::Notification)) = cap_lookup("victim") {
+        isolation::other_domain(&mut setup, &mut t, victim);
+    }
     let probe = alloc(dma);
     interrupt_range::run(&edu, irq, &mut domain, &probe, &mut t);
     if cfg!(feature = "restart-check") {
@@ -207,7 +214,7 @@ pub fn round_trip(edu: &Edu, irq: Handle, a: &Page, b: &Page, domain: u16, t: &m
 /// A driver keeps serving: it handles its device's interrupts forever.
 fn serve(edu: &Edu, irq: Handle) -> ! {
     loop {
-        if let Err(e) = wait(NOTIFY_USER_BITS) {
+        if let Err(e) = wait(IRQ_BITS) {
             fail(format_args!("wait: {e:?}"));
         }
         edu.take_interrupt();

@@ -7,7 +7,7 @@
 //! is reported as such rather than waited for forever.
 
 use crate::device::{Direction, Edu, IRQ_DMA_DONE};
-use faultline_ipc::abi::{NOTIFY_TIMER, NOTIFY_USER_BITS};
+use faultline_ipc::abi::NOTIFY_TIMER;
 use faultline_ipc::channel::Handle;
 use userlib::{SysError, irq_ack, set_timer, time, wait};
 
@@ -61,8 +61,8 @@ pub fn run_len(
     let deadline = time().ns.saturating_add(TIMEOUT_NS);
     set_timer(deadline)?;
     loop {
-        let bits = wait(NOTIFY_USER_BITS | NOTIFY_TIMER)?;
-        if bits & NOTIFY_USER_BITS != 0 {
+        let bits = wait(crate::IRQ_BITS | NOTIFY_TIMER)?;
+        if bits & crate::IRQ_BITS != 0 {
             let status = edu.take_interrupt();
             irq_ack(irq)?;
             if status & IRQ_DMA_DONE != 0 {
@@ -84,8 +84,8 @@ pub fn quiet(edu: &Edu, irq: Handle, ns: u64) -> Result<u32, Stalled> {
     set_timer(deadline)?;
     let mut foreign = 0;
     loop {
-        let bits = wait(NOTIFY_USER_BITS | NOTIFY_TIMER)?;
-        if bits & NOTIFY_USER_BITS != 0 {
+        let bits = wait(crate::IRQ_BITS | NOTIFY_TIMER)?;
+        if bits & crate::IRQ_BITS != 0 {
             if edu.take_interrupt() == 0 {
                 foreign += 1;
             }
