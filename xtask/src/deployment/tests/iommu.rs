@@ -145,6 +145,10 @@ fn a_bus_master_driver_needs_a_channel_to_the_iommu_service() {
     let backwards = "[[channels]]\nname = \"drv\"\nclient = \"iommu\"\nserver = \"drv\"\n";
     let text = with_iommu(&format!("{}{}{backwards}", iommu(""), driver()));
     assert!(err(&text).contains("has no client channel to service iommu"));
+    // Nor is a client channel to another service.
+    let elsewhere = "[[channels]]\nname = \"sup\"\nclient = \"drv\"\nserver = \"sup\"\n";
+    let text = with_iommu(&format!("{}{}{elsewhere}", iommu(""), driver()));
+    assert!(err(&text).contains("has no client channel to service iommu"));
     // Nobody holds the units.
     let msg = err(&with_iommu(&driver()));
     assert_eq!(
