@@ -151,6 +151,11 @@
 //!   kernel reprograms the function's MSI to name that entry
 //!   ([`Sysnum::IrqRemap`]). A driver never writes MSI registers either way.
 //!
+//! - **The DMAR stays the kernel's.** The IOMMU service learns which unit
+//!   translates a device with the device itself ([`Sysnum::ClientPci`]),
+//!   and each unit's host address width and flags from
+//!   [`Sysnum::VtdInfo`]; it never reads ACPI tables.
+//!
 //! On a machine without an IOMMU there is nothing to enforce: bus
 //! mastering is a driver's to set, and [`Sysnum::DmaAlloc`] returns
 //! physical addresses.
