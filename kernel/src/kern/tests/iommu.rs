@@ -1,41 +1,41 @@
 //! DMA isolation: what only an IOMMU service may ask, what a driver's
-//! names mean, the bus-master gate, and frames kept past their owner
-//! until the IOMMU service lets them go.
+//! names mean, and the bus-master gate. The world and helpers here are
+//! shared with `pins` (frames kept past their owner until the IOMMU
+//! service lets them go) and `irq_routes` (interrupt remapping).
 
 use super::*;
-use faultline_ipc::abi::NOTIFY_DMA_REVOKED;
 
 // The IOMMU service is not task 0, so a bit or shift keyed by its index
 // is tested with a nonzero index.
-const DRIVER: usize = 0;
-const IOMMU: usize = 1;
-const OTHER: usize = 2;
+pub(super) const DRIVER: usize = 0;
+pub(super) const IOMMU: usize = 1;
+pub(super) const OTHER: usize = 2;
 
 /// The iommu service's handles.
-const SERVER_H: u64 = 0;
-const VTD: u64 = 2;
-const IOMMU_DMA: u64 = 3;
+pub(super) const SERVER_H: u64 = 0;
+pub(super) const VTD: u64 = 2;
+pub(super) const IOMMU_DMA: u64 = 3;
 /// The driver's handles (0 is its client end of channel 0).
-const EDU: u64 = 1;
-const DMA: u64 = 2;
+pub(super) const EDU: u64 = 1;
+pub(super) const DMA: u64 = 2;
 /// `other`'s DMA handle.
-const OTHER_DMA: u64 = 1;
+pub(super) const OTHER_DMA: u64 = 1;
 
-const BDF: (u8, u8, u8) = (0, 3, 0);
-const BREAKPOINT: TaskFault = TaskFault {
+pub(super) const BDF: (u8, u8, u8) = (0, 3, 0);
+pub(super) const BREAKPOINT: TaskFault = TaskFault {
     vector: 3,
     error_code: 0,
     address: 0,
     rip: 0x40_1000,
 };
-const BDF_WORD: u64 = 3 << 3;
-const COMMAND: u64 = 4;
+pub(super) const BDF_WORD: u64 = 3 << 3;
+pub(super) const COMMAND: u64 = 4;
 
 /// A driver of the edu device (client of channel 0), iommu (VT-d
 /// registers, server of channels 0 and 1), and another client without a
 /// device (channel 1); on a machine with a VT-d unit unless `iommu` is
 /// false.
-fn world(iommu: bool) -> (Kernel, FakePlatform) {
+pub(super) fn dma_world(iommu: bool) -> (Kernel, FakePlatform) {
     let config = KernelConfig {
         version: CONFIG_VERSION,
         deployment: "dma".try_into().unwrap(),
@@ -110,7 +110,7 @@ fn world(iommu: bool) -> (Kernel, FakePlatform) {
 
 /// `client` calls the iommu service (handle 0) and the service receives
 /// it; returns the reply token.
-fn pending_call(k: &mut Kernel, p: &mut FakePlatform, client: usize) -> u64 {
+pub(super) fn pending_call(k: &mut Kernel, p: &mut FakePlatform, client: usize) -> u64 {
     p.put(client, REQ, b"map");
     let client_end = 0;
     sys(
@@ -132,18 +132,24 @@ fn pending_call(k: &mut Kernel, p: &mut FakePlatform, client: usize) -> u64 {
     token
 }
 
-fn alloc(k: &mut Kernel, p: &mut FakePlatform, task: usize, handle: u64, bytes: u64) -> [u64; 4] {
+pub(super) fn alloc(
+    k: &mut Kernel,
+    p: &mut FakePlatform,
+    task: usize,
+    handle: u64,
+    bytes: u64,
+) -> [u64; 4] {
     sys(k, p, task, Sysnum::DmaAlloc, [handle, bytes, 0, 0, 0, 0]);
     let (status, values) = result(k, task);
     assert_eq!(status, 0);
     values
 }
 
-fn status(k: &Kernel, task: usize) -> u64 {
+pub(super) fn status(k: &Kernel, task: usize) -> u64 {
     result(k, task).0
 }
 
-fn command_write(k: &mut Kernel, p: &mut FakePlatform, value: u64) -> (u64, [u64; 4]) {
+pub(super) fn command_write(k: &mut Kernel, p: &mut FakePlatform, value: u64) -> (u64, [u64; 4]) {
     sys(
         k,
         p,
@@ -154,7 +160,7 @@ fn command_write(k: &mut Kernel, p: &mut FakePlatform, value: u64) -> (u64, [u64
     result(k, DRIVER)
 }
 
-fn translated(k: &mut Kernel, p: &mut FakePlatform, on: u64) -> u64 {
+pub(super) fn translated(k: &mut Kernel, p: &mut FakePlatform, on: u64) -> u64 {
     sys(
         k,
         p,
@@ -167,7 +173,7 @@ fn translated(k: &mut Kernel, p: &mut FakePlatform, on: u64) -> u64 {
 
 #[test]
 fn drivers_get_buffer_numbers_not_physical_addresses() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     let first = alloc(&mut k, &mut p, DRIVER, DMA, 4096);
     let second = alloc(&mut k, &mut p, DRIVER, DMA, 4096);
     assert_eq!((first[1], first[2]), (0, 0), "buffer 0, no address");
@@ -177,13 +183,13 @@ fn drivers_get_buffer_numbers_not_physical_addresses() {
     assert_eq!(own[1], 0);
     assert_eq!(own[2], 0x1234_5000 + 2 * 0x10_0000);
     // Without an IOMMU there is nothing to hide.
-    let (mut k, mut p) = world(false);
+    let (mut k, mut p) = dma_world(false);
     assert_eq!(alloc(&mut k, &mut p, DRIVER, DMA, 4096)[2], 0x1234_5000);
 }
 
 #[test]
 fn a_service_has_at_most_max_buffers() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     k.tasks[IOMMU].caps = {
         let mut caps = k.tasks[IOMMU].caps.clone();
         if let Ok(Cap::Dma { budget, .. }) = caps.get_mut(IOMMU_DMA) {
@@ -207,7 +213,7 @@ fn a_service_has_at_most_max_buffers() {
 
 #[test]
 fn only_an_iommu_service_may_ask_what_a_client_names() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     alloc(&mut k, &mut p, DRIVER, DMA, 4096);
     let _ = pending_call(&mut k, &mut p, DRIVER);
     for (nr, args) in [
@@ -233,7 +239,7 @@ fn only_an_iommu_service_may_ask_what_a_client_names() {
 
 #[test]
 fn client_pci_resolves_the_callers_own_handle_during_its_call() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     let token = pending_call(&mut k, &mut p, DRIVER);
     sys(
         &mut k,
@@ -300,7 +306,7 @@ fn client_pci_resolves_the_callers_own_handle_during_its_call() {
 
 #[test]
 fn client_dma_pins_only_whole_pages_inside_the_callers_buffer() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     alloc(&mut k, &mut p, DRIVER, DMA, 8192);
     let token = pending_call(&mut k, &mut p, DRIVER);
     let pin = |k: &mut Kernel, p: &mut FakePlatform, buffer, offset, len| {
@@ -348,13 +354,13 @@ fn client_dma_pins_only_whole_pages_inside_the_callers_buffer() {
     assert_eq!(status_of(&k), Error::NotFound as u64);
 }
 
-fn status_of(k: &Kernel) -> u64 {
+pub(super) fn status_of(k: &Kernel) -> u64 {
     status(k, IOMMU)
 }
 
 #[test]
 fn bus_mastering_waits_for_the_iommu_service() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     // Memory decoding alone is the driver's.
     assert_eq!(command_write(&mut k, &mut p, 0x0002).0, 0);
     // Bus mastering is refused, with the command register's offset.
@@ -390,13 +396,13 @@ fn bus_mastering_waits_for_the_iommu_service() {
 
 #[test]
 fn without_an_iommu_bus_mastering_is_the_drivers() {
-    let (mut k, mut p) = world(false);
+    let (mut k, mut p) = dma_world(false);
     assert_eq!(command_write(&mut k, &mut p, 0x0006).0, 0);
 }
 
 #[test]
 fn device_translated_names_a_granted_function_and_a_state() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     sys(
         &mut k,
         &mut p,
@@ -438,7 +444,7 @@ fn device_translated_names_a_granted_function_and_a_state() {
 
 #[test]
 fn when_the_iommu_service_stops_every_device_it_vouched_for_stops_mastering() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     assert_eq!(translated(&mut k, &mut p, 1), 0);
     assert_eq!(command_write(&mut k, &mut p, 0x0006).0, 0);
     k.fault(&mut p, IOMMU, BREAKPOINT);
@@ -451,272 +457,6 @@ fn when_the_iommu_service_stops_every_device_it_vouched_for_stops_mastering() {
 }
 
 #[test]
-fn a_stopped_owners_pinned_frames_wait_for_the_iommu_service() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 8192);
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 8192, 0, 0],
-    );
-    let id = result(&k, IOMMU).1[1];
-    // The same first page, mapped twice (two IOVAs).
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    let second = result(&k, IOMMU).1[1];
-    assert_ne!(id, second);
-    // Nothing is revoked while the owner lives, and releasing a live pin
-    // frees nothing (the frames are still the owner's).
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
-    k.fault(&mut p, DRIVER, BREAKPOINT);
-    assert_eq!(
-        p.kept,
-        [
-            (DRIVER, 0x6000_0000_0000, 8192),
-            (DRIVER, 0x6000_0000_0000, 4096)
-        ]
-    );
-    assert_ne!(k.tasks[IOMMU].notifications & NOTIFY_DMA_REVOKED, 0);
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    assert_eq!(result(&k, IOMMU), (0, [id, 0, 0, 0]));
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaUnpin, [id, 0, 0, 0, 0, 0]);
-    assert_eq!(status(&k, IOMMU), 0);
-    // The second page is free; the first is still pinned by `second`.
-    assert_eq!(p.freed, [0x1234_5000 + 4096]);
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    assert_eq!(result(&k, IOMMU), (0, [second, 0, 0, 0]));
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::DmaUnpin,
-        [second, 0, 0, 0, 0, 0],
-    );
-    assert_eq!(p.freed, [0x1234_5000 + 4096, 0x1234_5000]);
-    // Released ids are gone, and nothing is left to revoke.
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaUnpin, [id, 0, 0, 0, 0, 0]);
-    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
-    assert_eq!(p.freed.len(), 2, "each frame given back once");
-}
-
-#[test]
-fn releasing_a_live_pin_frees_nothing() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    let id = result(&k, IOMMU).1[1];
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaUnpin, [id, 0, 0, 0, 0, 0]);
-    assert_eq!(status(&k, IOMMU), 0);
-    assert!(p.freed.is_empty());
-    assert_eq!(k.pins.count(), 0);
-    // Stopping the owner now keeps nothing back.
-    k.fault(&mut p, DRIVER, BREAKPOINT);
-    assert!(p.kept.is_empty());
-    assert_eq!(k.tasks[IOMMU].notifications & NOTIFY_DMA_REVOKED, 0);
-}
-
-#[test]
-fn when_the_iommu_service_stops_its_revoked_pins_free_their_frames() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    assert_eq!(status(&k, IOMMU), 0);
-    k.fault(&mut p, DRIVER, BREAKPOINT);
-    assert!(p.freed.is_empty());
-    k.fault(&mut p, IOMMU, BREAKPOINT);
-    assert_eq!(p.freed, [0x1234_5000]);
-    assert_eq!(k.pins.count(), 0);
-}
-
-#[test]
-fn a_restarted_service_has_no_buffers_of_its_predecessor() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
-    k.fault(&mut p, DRIVER, BREAKPOINT);
-    k.restart(&mut p, DRIVER).unwrap();
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
-}
-
-#[test]
-fn pins_run_out_with_a_typed_error() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    for _ in 0..dma::MAX_PINS {
-        sys(
-            &mut k,
-            &mut p,
-            IOMMU,
-            Sysnum::ClientDma,
-            [token, 0, 0, 4096, 0, 0],
-        );
-        assert_eq!(status(&k, IOMMU), 0);
-    }
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    assert_eq!(status(&k, IOMMU), Error::OutOfMemory as u64);
-}
-
-#[test]
-fn a_second_iommu_service_cannot_release_anothers_pin() {
-    let mut pins = dma::Pins::default();
-    let pin = dma::Pin {
-        holder: 0,
-        owner: 1,
-        vaddr: 0,
-        paddr: 0x1000,
-        bytes: 4096,
-        revoked: true,
-    };
-    let id = pins.pin(pin).unwrap();
-    assert_eq!(pins.count(), 1);
-    assert_eq!(pins.release(5, id), Err(Error::NotFound));
-    assert_eq!(pins.next_revoked(5), None);
-    assert_eq!(pins.release(0, id).unwrap().as_slice(), [0x1000]);
-    // A new pin in the same slot has a new id.
-    let again = pins.pin(pin).unwrap();
-    assert_ne!(again, id);
-    assert_eq!(pins.release(0, id), Err(Error::NotFound));
-}
-
-#[test]
-fn only_the_iommu_service_routes_interrupts_and_only_device_lines() {
-    let (mut k, mut p) = world(true);
-    let route = |k: &mut Kernel, p: &mut FakePlatform, task, handle, irq| {
-        sys(k, p, task, Sysnum::IrqRoute, [handle, irq, 0, 0, 0, 0]);
-        result(k, task)
-    };
-    assert_eq!(
-        route(&mut k, &mut p, IOMMU, VTD, 0),
-        (0, [BDF_WORD, 0x40, 7, 1])
-    );
-    // A VT-d unit's own line: nothing to route, and no refusal.
-    assert_eq!(route(&mut k, &mut p, IOMMU, VTD, 1), (0, [0; 4]));
-    assert!(!p.logs.iter().any(|(_, l)| l.contains("refused")));
-    assert_eq!(
-        route(&mut k, &mut p, IOMMU, VTD, 2).0,
-        Error::NotFound as u64
-    );
-    assert_eq!(
-        route(&mut k, &mut p, IOMMU, VTD, 256).0,
-        Error::NotFound as u64
-    );
-    assert_eq!(
-        route(&mut k, &mut p, IOMMU, IOMMU_DMA, 0).0,
-        Error::WrongKind as u64
-    );
-    assert_eq!(
-        route(&mut k, &mut p, DRIVER, DMA, 0).0,
-        Error::WrongKind as u64
-    );
-    let remap = |k: &mut Kernel, p: &mut FakePlatform, task, handle, irq, irte| {
-        sys(k, p, task, Sysnum::IrqRemap, [handle, irq, irte, 0, 0, 0]);
-        result(k, task).0
-    };
-    assert_eq!(
-        remap(&mut k, &mut p, DRIVER, EDU, 0, 5),
-        Error::WrongKind as u64
-    );
-    assert_eq!(
-        remap(&mut k, &mut p, IOMMU, VTD, 0, 1 << 16),
-        Error::BadArgument as u64
-    );
-    assert_eq!(
-        remap(&mut k, &mut p, IOMMU, VTD, 1, 5),
-        Error::WrongKind as u64
-    );
-    assert_eq!(
-        remap(&mut k, &mut p, IOMMU, VTD, 9, 5),
-        Error::NotFound as u64
-    );
-    assert!(
-        p.remapped.is_empty(),
-        "nothing reprogrammed by a refused call"
-    );
-    assert_eq!(remap(&mut k, &mut p, IOMMU, VTD, 0, 0xffff), 0);
-    assert_eq!(remap(&mut k, &mut p, IOMMU, VTD, 0, u64::MAX), 0);
-    assert_eq!(p.remapped, [(0, Some(0xffff)), (0, None)]);
-}
-
-#[test]
-fn a_unit_routes_only_the_interrupts_of_functions_it_translates() {
-    let (mut k, mut p) = world(true);
-    // Line 2 is a device on bus 5, which the fake platform's one unit
-    // does not cover.
-    p.irq_lines.push(Some((5, 0, 0)));
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::IrqRoute,
-        [VTD, 2, 0, 0, 0, 0],
-    );
-    assert_eq!(result(&k, IOMMU), (0, [0; 4]));
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::IrqRemap,
-        [VTD, 2, 3, 0, 0, 0],
-    );
-    assert_eq!(status(&k, IOMMU), Error::NotPermitted as u64);
-    assert!(p.remapped.is_empty());
-}
-
-#[test]
-fn remappable_msi_format_puts_every_handle_bit_in_its_place() {
-    use crate::kern::iommu::remappable_msi;
-    assert_eq!(remappable_msi(0), (0xfee0_0010, 0));
-    assert_eq!(remappable_msi(1), (0xfee0_0030, 0));
-    assert_eq!(remappable_msi(0x7fff), (0xfeef_fff0, 0));
-    assert_eq!(remappable_msi(0x8000), (0xfee0_0014, 0));
-    for h in [0u16, 1, 2, 0x100, 0x7fff, 0x8000, 0xffff] {
-        let (a, _) = remappable_msi(h);
-        let back = ((a >> 5) & 0x7fff) | (((a >> 2) & 1) << 15);
-        assert_eq!(back, u64::from(h));
-        assert_eq!(a >> 20, 0xfee);
-    }
-}
-
-#[test]
 fn bdf_words_round_trip() {
     use crate::kern::iommu::{bdf_of_word, bdf_word};
     assert_eq!(bdf_word((0, 3, 0)), 0x18);
@@ -725,54 +465,6 @@ fn bdf_words_round_trip() {
     for w in [0u16, 0x18, 0x0113, 0xffff, 0x8001] {
         assert_eq!(bdf_word(bdf_of_word(w)), u64::from(w));
     }
-}
-
-#[test]
-fn stopping_one_owner_revokes_its_pins_only() {
-    let (mut k, mut p) = world(true);
-    alloc(&mut k, &mut p, DRIVER, DMA, 4096);
-    alloc(&mut k, &mut p, OTHER, OTHER_DMA, 4096);
-    let token = pending_call(&mut k, &mut p, DRIVER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    let driver_pin = result(&k, IOMMU).1[1];
-    let token = pending_call(&mut k, &mut p, OTHER);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::ClientDma,
-        [token, 0, 0, 4096, 0, 0],
-    );
-    assert_eq!(status(&k, IOMMU), 0);
-    assert_eq!(k.pins.count(), 2);
-    k.fault(&mut p, OTHER, BREAKPOINT);
-    k.tasks[IOMMU].notifications = 0;
-    // The driver's pin lives on; only `other`'s range was kept back.
-    assert_eq!(p.kept, [(OTHER, 0x6000_0000_0000 + 0x10_0000, 4096)]);
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    let revoked = result(&k, IOMMU).1[0];
-    assert_ne!(revoked, driver_pin);
-    sys(
-        &mut k,
-        &mut p,
-        IOMMU,
-        Sysnum::DmaUnpin,
-        [revoked, 0, 0, 0, 0, 0],
-    );
-    sys(&mut k, &mut p, IOMMU, Sysnum::DmaRevoked, [0; 6]);
-    assert_eq!(status(&k, IOMMU), Error::NotFound as u64);
-    assert_eq!(p.freed, [0x1234_5000 + 0x10_0000]);
-    // A restarted owner's earlier pins are not revoked twice.
-    k.restart(&mut p, OTHER).unwrap();
-    k.fault(&mut p, OTHER, BREAKPOINT);
-    assert_eq!(p.kept.len(), 1);
-    assert_eq!(k.tasks[IOMMU].notifications & NOTIFY_DMA_REVOKED, 0);
 }
 
 #[test]
@@ -799,7 +491,7 @@ fn the_gate_tracks_each_function_on_its_own() {
 
 #[test]
 fn client_pci_names_the_unit_whose_scope_covers_the_function() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     // The fake platform's one unit covers bus 0 only.
     k.tasks[DRIVER].caps = {
         let mut caps = k.tasks[DRIVER].caps.clone();
@@ -821,7 +513,7 @@ fn client_pci_names_the_unit_whose_scope_covers_the_function() {
 
 #[test]
 fn vtd_info_describes_the_callers_own_unit() {
-    let (mut k, mut p) = world(true);
+    let (mut k, mut p) = dma_world(true);
     sys(&mut k, &mut p, IOMMU, Sysnum::VtdInfo, [VTD, 0, 0, 0, 0, 0]);
     assert_eq!(result(&k, IOMMU), (0, [39, 0, 1, 0]));
     sys(

@@ -10,6 +10,8 @@ mod dispatch;
 mod hardening;
 mod iommu;
 mod ipc;
+mod irq_routes;
+mod pins;
 mod rules;
 mod scheduling;
 mod supervision;
