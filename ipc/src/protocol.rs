@@ -18,6 +18,7 @@
 //! | `0x0002` | [`bench`] |
 //! | `0x0003` | [`events`] |
 //! | `0x0004` | [`iommu`] |
+//! | `0x0005` | [`faults`] |
 //! | `0xffff` | channel refusals ([`crate::channel::REFUSAL`]) |
 
 use crate::wire::ProtocolId;
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 
 pub mod bench;
 pub mod events;
+pub mod faults;
 pub mod iommu;
 pub mod ping;
 

@@ -22,7 +22,7 @@ pub struct Iommu;
 
 impl Protocol for Iommu {
     const ID: u16 = 0x0004;
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "iommu";
     type Request = IommuRequest;
     type Response = IommuResponse;
@@ -106,6 +106,56 @@ pub enum IommuRequest {
     Query { pci: u8 },
     /// Detach the device: every mapping removed, bus mastering off.
     Detach { pci: u8 },
+    /// Reserve `[iova, iova + len)` of the device's domain for `[offset,
+    /// offset + len)` of buffer `buffer` without mapping it (4 KiB pages):
+    /// a DMA there faults, and the device's fault handler may answer by
+    /// mapping the faulting page from this memory (demand mapping).
+    Reserve {
+        pci: u8,
+        iova: u64,
+        buffer: u8,
+        offset: u64,
+        len: u64,
+        access: Access,
+    },
+    /// The device's current fault mark: every fault recorded later has a
+    /// greater one.
+    FaultMark { pci: u8 },
+    /// The first fault of the device with a mark after `since`: answered
+    /// at once with [`IommuResponse::NoFault`] if there is none (the
+    /// service reads the fault records first), otherwise when that fault
+    /// has been answered, with [`IommuResponse::FaultSettled`]. A driver
+    /// asks after every completion interrupt, because a device may signal
+    /// completion of a transfer that faulted.
+    AwaitFault { pci: u8, since: u32 },
+    /// The driver retried the transfer of fault `mark` after
+    /// [`FaultOutcome::Retry`] and verified its data (counted).
+    RetryVerified { pci: u8, mark: u32 },
+}
+
+/// What became of a device's fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FaultOutcome {
+    /// The handler mapped the page and answered Success: retry.
+    Retry,
+    /// The transfer is aborted: the handler answered `code`, or (with
+    /// `automatic`) the service did, because there was no handler, it
+    /// missed its deadline, died or was full.
+    Aborted {
+        code: crate::protocol::faults::ResponseCode,
+        automatic: bool,
+    },
+}
+
+/// A fault of the caller's device, answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledFault {
+    /// The fault's mark: pass it as `since` to ask about later faults.
+    pub mark: u32,
+    /// The faulting page.
+    pub iova: u64,
+    pub write: bool,
+    pub outcome: FaultOutcome,
 }
 
 /// A domain, as [`IommuRequest::Query`] describes it.
@@ -137,6 +187,19 @@ pub enum IommuResponse {
     },
     Domain(DomainInfo),
     Detached,
+    Reserved {
+        iova: u64,
+        len: u64,
+    },
+    Mark {
+        mark: u32,
+    },
+    /// No fault after the mark asked about; `mark` is the current one.
+    NoFault {
+        mark: u32,
+    },
+    FaultSettled(SettledFault),
+    Noted,
     Refused(IommuError),
 }
 
@@ -167,6 +230,10 @@ pub enum IommuError {
     /// The hardware did not answer in time (an invalidation or a
     /// handshake); the request may not have taken effect.
     HardwareTimeout,
+    /// An `AwaitFault` for this device is already waiting.
+    AlreadyWaiting,
+    /// The fault mark names no answered fault (`RetryVerified`).
+    UnknownMark,
 }
 
 impl core::fmt::Display for IommuError {
@@ -182,6 +249,8 @@ impl core::fmt::Display for IommuError {
             Self::NotMapped => "range is not exactly mapped",
             Self::OutOfTableMemory => "out of table memory",
             Self::HardwareTimeout => "hardware timeout",
+            Self::AlreadyWaiting => "already waiting for a fault",
+            Self::UnknownMark => "no such answered fault",
         })
     }
 }
