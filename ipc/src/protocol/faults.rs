@@ -149,8 +149,6 @@ pub enum FaultsError {
     NotRegistered,
     /// The service has no room for another handler or device.
     Full,
-    /// A `Next` is already waiting on this channel.
-    AlreadyWaiting,
     /// No fault was ever delivered under this token.
     UnknownToken,
     /// The token was delivered to another handler.
@@ -175,7 +173,6 @@ impl core::fmt::Display for FaultsError {
             Self::AlreadyHandled => "another handler handles this device",
             Self::NotRegistered => "not registered",
             Self::Full => "no room for another handler",
-            Self::AlreadyWaiting => "a Next is already waiting",
             Self::UnknownToken => "unknown token",
             Self::NotYours => "token belongs to another handler",
             Self::AlreadyAnswered => "already answered",

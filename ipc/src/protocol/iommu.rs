@@ -230,8 +230,6 @@ pub enum IommuError {
     /// The hardware did not answer in time (an invalidation or a
     /// handshake); the request may not have taken effect.
     HardwareTimeout,
-    /// An `AwaitFault` for this device is already waiting.
-    AlreadyWaiting,
     /// The fault mark names no answered fault (`RetryVerified`).
     UnknownMark,
 }
@@ -249,7 +247,6 @@ impl core::fmt::Display for IommuError {
             Self::NotMapped => "range is not exactly mapped",
             Self::OutOfTableMemory => "out of table memory",
             Self::HardwareTimeout => "hardware timeout",
-            Self::AlreadyWaiting => "already waiting for a fault",
             Self::UnknownMark => "no such answered fault",
         })
     }
