@@ -280,9 +280,56 @@ impl<P: Protocol, T: Transport> Client<P, T> {
     }
 }
 
+/// What a [`Server`] decodes: one protocol's requests (every
+/// [`Protocol`]), or either of two protocols' ([`Pair`]).
+pub trait Serves {
+    type Request;
+    /// Decodes a request, strictly (see [`wire::decode`]).
+    fn decode(bytes: &[u8]) -> Result<Self::Request, WireError>;
+}
+
+impl<P: Protocol> Serves for P {
+    type Request = P::Request;
+    fn decode(bytes: &[u8]) -> Result<P::Request, WireError> {
+        wire::decode::<P::Request>(P::PROTOCOL, bytes)
+    }
+}
+
+/// Two protocols served on the same channels, told apart by the protocol
+/// id in each request's header (a server whose clients speak different
+/// protocols: drivers and fault handlers at the IOMMU service). Answer
+/// with [`Server::reply_as`] in the protocol of the request.
+pub struct Pair<P, Q>(PhantomData<fn() -> (P, Q)>);
+
+impl<P: Protocol, Q: Protocol> core::fmt::Debug for Pair<P, Q> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Pair<{}, {}>", P::NAME, Q::NAME)
+    }
+}
+
+/// A request of a [`Pair`]: of its first or its second protocol.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Either<A, B> {
+    First(A),
+    Second(B),
+}
+
+impl<P: Protocol, Q: Protocol> Serves for Pair<P, Q> {
+    type Request = Either<P::Request, Q::Request>;
+    /// A request of `Q` when its header says so; anything else decodes
+    /// (or fails to, with `WrongProtocol` naming `P`) as `P`.
+    fn decode(bytes: &[u8]) -> Result<Self::Request, WireError> {
+        if wire::header(bytes)?.id == Q::ID {
+            wire::decode::<Q::Request>(Q::PROTOCOL, bytes).map(Either::Second)
+        } else {
+            wire::decode::<P::Request>(P::PROTOCOL, bytes).map(Either::First)
+        }
+    }
+}
+
 /// What a [`Server`] received.
 #[derive(Debug)]
-pub enum Incoming<P: Protocol> {
+pub enum Incoming<P: Serves> {
     /// A call: answer it with [`Server::reply`], now or later.
     Call {
         request: P::Request,
@@ -311,15 +358,15 @@ pub enum RecvError {
     Transport(TransportError),
 }
 
-/// The server end of protocol `P`, on every server channel the caller
-/// holds (the badge tells clients apart).
+/// The server end of protocol `P` (or of a [`Pair`]), on every server
+/// channel the caller holds (the badge tells clients apart).
 pub struct Server<P, T> {
     transport: T,
     buf: Frame,
     protocol: PhantomData<fn() -> P>,
 }
 
-impl<P: Protocol, T: Transport> Server<P, T> {
+impl<P: Serves, T: Transport> Server<P, T> {
     pub const fn new(transport: T) -> Self {
         Self {
             transport,
@@ -344,7 +391,7 @@ impl<P: Protocol, T: Transport> Server<P, T> {
             Received::Send { len, badge } => (len, badge, None),
         };
         let decoded = match self.buf.get(..len) {
-            Some(bytes) => wire::decode::<P::Request>(P::PROTOCOL, bytes),
+            Some(bytes) => P::decode(bytes),
             None => Err(WireError::Oversize { len }),
         };
         let error = match decoded {
@@ -375,12 +422,17 @@ impl<P: Protocol, T: Transport> Server<P, T> {
         })
     }
 
-    /// Answers a call. If the response does not encode (a server bug: it
-    /// is larger than a message), the caller gets
+    /// Answers a call with a response of protocol `R` (for a [`Pair`], the
+    /// protocol of the request). If the response does not encode (a server
+    /// bug: it is larger than a message), the caller gets
     /// [`Refusal::Unencodable`] instead, so it is never left waiting.
-    pub fn reply(&mut self, token: ReplyToken, response: &P::Response) -> Result<(), ChannelError> {
+    pub fn reply_as<R: Protocol>(
+        &mut self,
+        token: ReplyToken,
+        response: &R::Response,
+    ) -> Result<(), ChannelError> {
         let mut out = [0; MAX_MESSAGE];
-        match wire::encode(P::PROTOCOL, response, &mut out) {
+        match wire::encode(R::PROTOCOL, response, &mut out) {
             Ok(n) => Ok(self.transport.reply(token, &out[..n])?),
             Err(e) => {
                 self.refuse(token, Refusal::Unencodable(e))?;
@@ -394,5 +446,12 @@ impl<P: Protocol, T: Transport> Server<P, T> {
         let mut out = [0; MAX_MESSAGE];
         let n = wire::encode(REFUSAL, &refusal, &mut out).expect("a refusal is a few bytes");
         self.transport.reply(token, &out[..n])
+    }
+}
+
+impl<P: Protocol, T: Transport> Server<P, T> {
+    /// Answers a call (see [`Server::reply_as`]).
+    pub fn reply(&mut self, token: ReplyToken, response: &P::Response) -> Result<(), ChannelError> {
+        self.reply_as::<P>(token, response)
     }
 }

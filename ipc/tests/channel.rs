@@ -313,3 +313,69 @@ fn wrong_handles_kinds_and_lengths_are_refused() {
         Err(TransportError::Kernel(Error::WrongKind))
     );
 }
+
+#[test]
+fn a_pair_server_takes_both_protocols_and_answers_each_in_its_own() {
+    use faultline_ipc::channel::{Either, Pair};
+    use faultline_ipc::protocol::faults::{Faults, FaultsError, FaultsRequest, FaultsResponse};
+    let k = Kernel::new();
+    let a = k.spawn("pinger");
+    let b = k.spawn("handler");
+    let server = k.spawn("server");
+    let (ha, _) = k.channel(a, server, 1);
+    let (hb, _) = k.channel(b, server, 2);
+    let s = thread::spawn({
+        let ep = k.endpoint(server);
+        move || {
+            let mut server = Server::<Pair<Ping, Faults>, _>::new(ep);
+            let mut seen = Vec::new();
+            for _ in 0..3 {
+                match server.recv(0) {
+                    Ok(Incoming::Call {
+                        request: Either::First(request),
+                        token,
+                        badge,
+                    }) => {
+                        seen.push(badge);
+                        server.reply_as::<Ping>(token, &request.echo(1)).unwrap();
+                    }
+                    Ok(Incoming::Call {
+                        request: Either::Second(FaultsRequest::Next),
+                        token,
+                        badge,
+                    }) => {
+                        seen.push(badge);
+                        let refused = FaultsResponse::Refused(FaultsError::NotRegistered);
+                        server.reply_as::<Faults>(token, &refused).unwrap();
+                    }
+                    Err(RecvError::Malformed { badge, error, .. }) => {
+                        assert_eq!(
+                            error,
+                            WireError::WrongProtocol {
+                                expected: 0x0001,
+                                found: 0x0003
+                            }
+                        );
+                        seen.push(badge);
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            seen
+        }
+    });
+    let mut ping_client = Client::<Ping, _>::new(k.endpoint(a), ha);
+    assert_eq!(ping_client.call(&ping(3, b"x")), Ok(pong(3, b"x")));
+    let mut handler = Client::<Faults, _>::new(k.endpoint(b), hb);
+    assert_eq!(
+        handler.call(&FaultsRequest::Next),
+        Ok(FaultsResponse::Refused(FaultsError::NotRegistered))
+    );
+    // A third protocol is refused, naming the first.
+    let mut stranger = Client::<faultline_ipc::protocol::events::Events, _>::new(k.endpoint(a), ha);
+    assert!(matches!(
+        stranger.call(&faultline_ipc::protocol::events::EventsRequest::Subscribe),
+        Err(ChannelError::Refused(Refusal::Malformed(_)))
+    ));
+    assert_eq!(s.join().unwrap(), [1, 2, 1]);
+}
