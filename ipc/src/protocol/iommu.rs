@@ -131,6 +131,30 @@ pub enum IommuRequest {
     /// The driver retried the transfer of fault `mark` after
     /// [`FaultOutcome::Retry`] and verified its data (counted).
     RetryVerified { pci: u8, mark: u32 },
+    /// The fault pipeline's counters (the service also logs them).
+    FaultSummary,
+}
+
+/// What the IOMMU service's fault pipeline has done. `success + invalid +
+/// failure` counts every answer, the handlers' and the automatic ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounters {
+    /// DMA faults recorded.
+    pub faults: u64,
+    /// Faults delivered to a handler.
+    pub delivered: u64,
+    pub success: u64,
+    pub invalid: u64,
+    pub failure: u64,
+    /// Answers the service gave itself.
+    pub auto: u64,
+    /// Retries drivers were told to make.
+    pub retried: u64,
+    /// Retries drivers reported verified.
+    pub verified: u64,
+    /// Times the fault records overflowed (FSTS.PFO): faults the hardware
+    /// dropped.
+    pub overflows: u64,
 }
 
 /// What became of a device's fault.
@@ -200,6 +224,7 @@ pub enum IommuResponse {
     },
     FaultSettled(SettledFault),
     Noted,
+    FaultSummary(FaultCounters),
     Refused(IommuError),
 }
 

@@ -84,7 +84,7 @@ impl<P> Pipeline<P> {
         outcome: FaultOutcome,
         out: &mut impl Outbox<P>,
     ) {
-        self.counters.count(code);
+        crate::types::count(&mut self.counters, code);
         if self.recent.is_full() {
             self.recent.pop_front();
         }

@@ -56,13 +56,14 @@ impl<P> Device<P> {
     }
 }
 
-/// The answer to a driver's question.
+/// The answer to a driver's question (handing the question back when it
+/// is answered now).
 #[derive(Debug, PartialEq, Eq)]
 pub enum Await<P> {
     /// No fault after the mark; the current mark.
-    NoFault { mark: u32 },
+    NoFault(P, u32),
     /// The first fault after the mark, settled.
-    Settled(SettledFault),
+    Settled(P, SettledFault),
     /// The first fault after the mark is still outstanding: the question
     /// is parked and answered through [`Outbox::settled`].
     Parked,
@@ -105,13 +106,13 @@ impl<P> Pipeline<P> {
             if entry.tell() {
                 self.counters.retried += 1;
             }
-            return Await::Settled(entry.fault);
+            return Await::Settled(question, entry.fault);
         }
         if first_open.is_some() {
             device.waiting = Some((since, question));
             return Await::Parked;
         }
-        Await::NoFault { mark: device.mark }
+        Await::NoFault(question, device.mark)
     }
 
     /// The driver of `bdf` retried fault `mark` and verified its data.

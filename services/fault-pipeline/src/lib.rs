@@ -39,7 +39,8 @@ mod devices;
 mod handlers;
 mod types;
 
-pub use types::{AutoReason, Counters, Gone, NewFault, Outbox, Pending, Stage};
+pub use devices::Await;
+pub use types::{AutoReason, Counters, Gone, NewFault, Outbox, Pending, Stage, answered};
 
 use faultline_ipc::protocol::faults::FaultToken;
 use heapless::{Deque, Vec};
@@ -82,11 +83,22 @@ impl<P> Pipeline<P> {
             devices: Vec::new(),
             outstanding: Vec::new(),
             recent: Deque::new(),
-            counters: Counters::new(),
+            counters: Counters {
+                faults: 0,
+                delivered: 0,
+                success: 0,
+                invalid: 0,
+                failure: 0,
+                auto: 0,
+                retried: 0,
+                verified: 0,
+                overflows: 0,
+            },
         }
     }
 
-    /// What the pipeline has done so far.
+    /// What the pipeline has done so far (`overflows` is the caller's to
+    /// count).
     pub fn counters(&self) -> Counters {
         self.counters
     }

@@ -3,6 +3,7 @@
 //! [`Outbox`] replies leave through.
 
 use faultline_ipc::protocol::faults::{Fault, FaultAccess, FaultToken, ResponseCode};
+pub use faultline_ipc::protocol::iommu::FaultCounters as Counters;
 use faultline_ipc::protocol::iommu::SettledFault;
 
 /// A DMA remapping fault, decoded from a fault record.
@@ -103,52 +104,18 @@ impl AutoReason {
     }
 }
 
-/// What the pipeline has done. `success + invalid + failure` counts every
-/// answer (the handlers' and the automatic ones), so `faults` is that sum
-/// plus the faults still outstanding.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counters {
-    /// Faults recorded.
-    pub faults: u64,
-    /// Faults delivered to a handler.
-    pub delivered: u64,
-    pub success: u64,
-    pub invalid: u64,
-    pub failure: u64,
-    /// Answers the pipeline gave itself.
-    pub auto: u64,
-    /// Retries a driver was told to make.
-    pub retried: u64,
-    /// Retries a driver reported verified.
-    pub verified: u64,
+/// Adds one answer with `code` to the counters.
+pub(crate) fn count(counters: &mut Counters, code: ResponseCode) {
+    match code {
+        ResponseCode::Success => counters.success += 1,
+        ResponseCode::Invalid => counters.invalid += 1,
+        ResponseCode::Failure => counters.failure += 1,
+    }
 }
 
-impl Counters {
-    pub const fn new() -> Self {
-        Self {
-            faults: 0,
-            delivered: 0,
-            success: 0,
-            invalid: 0,
-            failure: 0,
-            auto: 0,
-            retried: 0,
-            verified: 0,
-        }
-    }
-
-    /// Every answer given, by anyone.
-    pub const fn answered(&self) -> u64 {
-        self.success + self.invalid + self.failure
-    }
-
-    pub(crate) fn count(&mut self, code: ResponseCode) {
-        match code {
-            ResponseCode::Success => self.success += 1,
-            ResponseCode::Invalid => self.invalid += 1,
-            ResponseCode::Failure => self.failure += 1,
-        }
-    }
+/// Every answer given, by anyone.
+pub const fn answered(c: &Counters) -> u64 {
+    c.success + c.invalid + c.failure
 }
 
 /// A reply could not be delivered: its receiver is gone.

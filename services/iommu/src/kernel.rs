@@ -16,6 +16,11 @@ pub trait Kernel {
     fn client_pci(&mut self, token: &ReplyToken, handle: u8)
     -> Result<(u16, Option<u8>), SysError>;
 
+    /// The PCI function whose faults the client of `token` may handle, as
+    /// its fault capability `handle` grants, and the deadline the grant
+    /// sets for each answer, in milliseconds.
+    fn client_faults(&mut self, token: &ReplyToken, handle: u8) -> Result<(u16, u32), SysError>;
+
     /// Pins `[offset, offset + len)` of the client's DMA buffer `buffer`.
     fn client_dma(
         &mut self,

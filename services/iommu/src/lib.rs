@@ -16,6 +16,8 @@
 //! - [`report`]: the unit report printed at start, and the mode check;
 //! - [`interrupts`]: interrupt remapping for every granted device
 //!   interrupt;
+//! - [`desk`]: the fault pipeline's side in the service: faults to
+//!   handlers, answers, automatic answers, drivers' fault questions;
 //! - [`faults`]: DMA fault log lines, rate-limited;
 //! - [`frames`]: the frame pool the driver core's tables come from;
 //! - [`delay`]: a bounded busy-wait over the kernel's clock.
@@ -29,6 +31,7 @@
 #![forbid(unsafe_code)]
 
 pub mod delay;
+pub mod desk;
 pub mod errors;
 pub mod faults;
 pub mod frames;

@@ -25,13 +25,14 @@ mod mmio;
 
 use core::fmt::Write;
 
-use faultline_iommu_core::{Config, Unit};
-use faultline_ipc::abi::{CapKind, Error, NOTIFY_DMA_REVOKED, NOTIFY_USER_BITS};
-use faultline_ipc::channel::{Handle, Incoming, RecvError, ReplyToken, Server};
+use faultline_iommu_core::{Config, FaultRecord, Unit};
+use faultline_ipc::abi::{CapKind, Error, NOTIFY_DMA_REVOKED, NOTIFY_TIMER, NOTIFY_USER_BITS};
+use faultline_ipc::channel::{Either, Handle, Incoming, RecvError, ReplyToken, Server};
 use faultline_ipc::protocol::iommu::{Bdf, Iommu};
 use faultline_vtd::TranslationMode;
 use hermit_sync::ExclusiveCell;
 use iommu::delay::ClockDelay;
+use iommu::desk::{Desk, DriverCall, IommuServer};
 use iommu::faults::FaultLog;
 use iommu::interrupts::{InterruptRoutes, RemapError, remap_interrupts};
 use iommu::kernel::Kernel;
@@ -41,9 +42,9 @@ use memory::PoolMemory;
 use mmio::MmioRegisters;
 use userlib::logging::log_fmt;
 use userlib::{
-    IrqRoute, KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_pci_unit,
-    device_translated, dma_revoked, dma_unpin, exit, irq_ack, irq_info, irq_remap, irq_route, log,
-    mmio_map, time, vtd_info,
+    IrqRoute, KernelTransport, Pinned, SysError, cap_lookup, client_dma, client_faults,
+    client_pci_unit, device_translated, dma_revoked, dma_unpin, exit, irq_ack, irq_info, irq_remap,
+    irq_route, log, mmio_map, set_timer, time, vtd_info,
 };
 
 userlib::service_entry!(main);
@@ -53,6 +54,8 @@ type IommuService = Service<MmioRegisters, PoolMemory, Delay>;
 
 /// The service's state lives here, not on its small stack.
 static SERVICE: ExclusiveCell<IommuService> = ExclusiveCell::new(Service::new());
+/// The fault pipeline's state, likewise.
+static DESK: ExclusiveCell<Desk> = ExclusiveCell::new(Desk::new());
 
 /// The mode this build brings units up in.
 const MODE: TranslationMode = if cfg!(feature = "scalable") {
@@ -60,6 +63,10 @@ const MODE: TranslationMode = if cfg!(feature = "scalable") {
 } else {
     TranslationMode::Legacy
 };
+
+/// Fault records routed per drain (QEMU has one; hardware has up to 256
+/// per unit).
+const MAX_RECORDS_PER_DRAIN: usize = 64;
 
 /// Most pins taken from the kernel per revocation notification.
 const MAX_REVOKED_PER_WAKE: usize = 1024;
@@ -77,6 +84,10 @@ impl Kernel for Syscalls {
         handle: u8,
     ) -> Result<(u16, Option<u8>), SysError> {
         client_pci_unit(token, handle)
+    }
+
+    fn client_faults(&mut self, token: &ReplyToken, handle: u8) -> Result<(u16, u32), SysError> {
+        client_faults(token, handle).map(|g| (g.bdf, g.deadline_ms))
     }
 
     fn client_dma(
@@ -317,24 +328,45 @@ fn fault_interrupt(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8)
 }
 
 fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle]) -> ! {
-    let mut server = Server::<Iommu, _>::new(KernelTransport);
+    let Some(desk) = DESK.take() else {
+        log!("iommu: fault desk taken twice");
+        exit(1)
+    };
+    let mut server = IommuServer::new(KernelTransport);
     let mut faults = FaultLog::new();
     // Units already reported as failed, one bit per slot.
     let mut failed = 0u32;
+    // The deadline the timer is set for.
+    let mut timer = 0u64;
     loop {
-        match server.recv(NOTIFY_DMA_REVOKED | NOTIFY_USER_BITS) {
+        let incoming = server.recv(NOTIFY_DMA_REVOKED | NOTIFY_TIMER | NOTIFY_USER_BITS);
+        // Fault records first, on every wake-up: a fault recorded before a
+        // driver's completion interrupt is known before its question, and
+        // a unit without a fault interrupt still has its records cleared.
+        let irq = matches!(incoming, Ok(Incoming::Notification { bits }) if bits & NOTIFY_USER_BITS != 0);
+        drain_faults(service, desk, &mut server, &mut faults, if irq { fault_irqs } else { &[] });
+        match incoming {
             Ok(Incoming::Call {
-                request,
+                request: Either::First(request),
                 badge,
                 token,
             }) => {
                 inject::before(&request);
-                let response = service.handle(kernel, badge, &token, request);
-                if let Err(e) = server.reply(token, &response) {
-                    log!("iommu: reply to badge {badge} failed: {e}");
+                if let DriverCall::Other(token, request) =
+                    desk.driver(kernel, token, request, &mut server)
+                {
+                    let response = service.handle(kernel, badge, &token, request);
+                    if let Err(e) = server.reply_as::<Iommu>(token, &response) {
+                        log!("iommu: reply to badge {badge} failed: {e}");
+                    }
                 }
                 report_failed_units(service, &mut failed);
             }
+            Ok(Incoming::Call {
+                request: Either::Second(request),
+                badge,
+                token,
+            }) => desk.handler(service, kernel, badge, token, request, &mut server),
             Ok(Incoming::Send { badge, .. }) => {
                 log!("iommu: one-way message from badge {badge} ignored");
             }
@@ -343,18 +375,20 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
                     revoke(service, kernel);
                     report_failed_units(service, &mut failed);
                 }
-                if bits & NOTIFY_USER_BITS != 0 {
-                    drain_faults(service, &mut faults, fault_irqs);
-                }
             }
             Err(RecvError::Malformed {
                 badge, kind, error, ..
             }) => log!("iommu: refused {kind:?} from badge {badge}: {error}"),
             Err(RecvError::Transport(e)) => log!("iommu: receive failed: {e}"),
         }
-        // Faults are read on every wake-up as well, so a unit without a
-        // fault interrupt still has its records cleared.
-        drain_faults(service, &mut faults, &[]);
+        desk.expire(now_ns(), &mut server);
+        let next = desk.next_deadline().unwrap_or(0);
+        if next != timer {
+            timer = next;
+            if let Err(e) = set_timer(next) {
+                log!("iommu: setting the fault deadline timer refused: {e}");
+            }
+        }
     }
 }
 
@@ -401,12 +435,32 @@ fn revoke(service: &mut IommuService, kernel: &mut Syscalls) {
     }
 }
 
-/// Reads and clears every unit's fault records, logs them, and re-enables
-/// the fault interrupts in `irqs`.
-fn drain_faults(service: &mut IommuService, faults: &mut FaultLog, irqs: &[Handle]) {
+/// Reads and clears every unit's fault records, logs them (rate-limited),
+/// feeds the DMA faults to the fault pipeline, and re-enables the fault
+/// interrupts in `irqs`.
+fn drain_faults(
+    service: &mut IommuService,
+    desk: &mut Desk,
+    server: &mut IommuServer<KernelTransport>,
+    faults: &mut FaultLog,
+    irqs: &[Handle],
+) {
+    let mut records: heapless::Vec<FaultRecord, MAX_RECORDS_PER_DRAIN> = heapless::Vec::new();
     for slot in service.units() {
-        let summary = slot.unit.drain_faults(|f| faults.note(&f, log_fmt));
+        let summary = slot.unit.drain_faults(|f| {
+            faults.note(&f, log_fmt);
+            if records.push(f).is_err() {
+                log!("iommu: more than {MAX_RECORDS_PER_DRAIN} fault records at once: {f} not routed");
+            }
+        });
+        if summary.overflow {
+            desk.overflowed();
+        }
         faults.drained(slot.index, summary, log_fmt);
+    }
+    let now = now_ns();
+    for record in &records {
+        desk.record(service, record, now, server);
     }
     for irq in irqs {
         if let Err(e) = irq_ack(*irq) {

@@ -32,6 +32,10 @@ use userlib::log;
 use crate::errors::{from_client_dma, from_core, unit_failed};
 use crate::kernel::Kernel;
 
+mod demand;
+
+pub use demand::{MAX_RESERVATIONS, Reservation};
+
 /// Most units the service drives.
 pub const MAX_UNITS: usize = 4;
 /// Most devices attached at a time, over all units.
@@ -97,6 +101,7 @@ pub struct Service<R, M, D> {
     units: Vec<UnitSlot<R, M, D>, MAX_UNITS>,
     attached: Vec<Attachment, MAX_ATTACHED>,
     mappings: Vec<Mapping, MAX_MAPPINGS>,
+    reservations: Vec<Reservation, MAX_RESERVATIONS>,
     /// Pins never released because the unit failed while unmapping them.
     quarantined: usize,
 }
@@ -114,6 +119,7 @@ impl<R, M, D> Service<R, M, D> {
             units: Vec::new(),
             attached: Vec::new(),
             mappings: Vec::new(),
+            reservations: Vec::new(),
             quarantined: 0,
         }
     }
@@ -141,6 +147,10 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
 
     pub fn mappings(&self) -> &[Mapping] {
         &self.mappings
+    }
+
+    pub fn reservations(&self) -> &[Reservation] {
+        &self.reservations
     }
 
     /// Pins held forever because a unit failed while they were mapped.
@@ -184,6 +194,29 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
                 .owned(kernel, badge, token, pci)
                 .map(|a| IommuResponse::Domain(self.info(&a))),
             IommuRequest::Detach { pci } => self.detach(kernel, badge, token, pci),
+            IommuRequest::Reserve {
+                pci,
+                iova,
+                buffer,
+                offset,
+                len,
+                access,
+            } => {
+                let range = demand::ReserveRange {
+                    iova,
+                    buffer,
+                    offset,
+                    len,
+                    access,
+                };
+                self.reserve(kernel, badge, token, pci, range)
+            }
+            // The fault pipeline's questions, which the service's fault
+            // desk answers before a request gets here.
+            IommuRequest::FaultMark { .. }
+            | IommuRequest::AwaitFault { .. }
+            | IommuRequest::RetryVerified { .. }
+            | IommuRequest::FaultSummary => Err(IommuError::Unsupported),
         };
         result.unwrap_or_else(IommuResponse::Refused)
     }
@@ -427,13 +460,26 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
             }
         }
         // The whole domain is gone and its IOTLB entries invalidated (or
-        // the unit failed, and the pins stay held).
+        // the unit failed, and the pins stay held). Pages mapped on demand
+        // share their reservation's pin: each pin is released once.
+        let mut pins: Vec<u64, { MAX_MAPPINGS + MAX_RESERVATIONS }> = Vec::new();
         while let Some(i) = self.mappings.iter().position(|m| m.bdf == a.bdf) {
-            let m = self.mappings.swap_remove(i);
-            if detached.is_ok() {
-                release(kernel, m.pin);
-            } else {
+            let pin = self.mappings.swap_remove(i).pin;
+            if !pins.contains(&pin) {
+                let _ = pins.push(pin);
+            }
+        }
+        while let Some(i) = self.reservations.iter().position(|r| r.bdf == a.bdf) {
+            let pin = self.reservations.swap_remove(i).pin;
+            if !pins.contains(&pin) {
+                let _ = pins.push(pin);
+            }
+        }
+        for pin in pins {
+            if detached.is_err() {
                 self.quarantined += 1;
+            } else if !self.pin_in_use(pin) {
+                release(kernel, pin);
             }
         }
         self.attached.retain(|x| x.bdf != a.bdf);
@@ -442,12 +488,15 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
     }
 
     /// The owner of `pin`'s memory stopped: unmaps every mapping of it
-    /// (each unmap invalidates the IOTLB before it returns), then releases
-    /// the pin. A pin the service does not know is released at once (it
-    /// maps nothing).
+    /// (each unmap invalidates the IOTLB before it returns) and every
+    /// reservation of it, then releases the pin. A pin that maps nothing
+    /// is released at once.
     pub fn revoke(&mut self, kernel: &mut impl Kernel, pin: u64) -> Revoked {
         let mut revoked = Revoked::default();
         let mut failed = false;
+        // Reservations first, so the last mapping's removal releases the
+        // pin.
+        self.reservations.retain(|r| r.pin != pin);
         let targets: Vec<(u16, u64), MAX_MAPPINGS> = self
             .mappings
             .iter()
@@ -507,7 +556,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         }
         match result {
             Ok(()) => {
-                if !self.mappings.iter().any(|x| x.pin == m.pin) {
+                if !self.pin_in_use(m.pin) {
                     release(kernel, m.pin);
                 }
                 Ok(())
