@@ -156,6 +156,15 @@
 //!   and each unit's host address width and flags from
 //!   [`Sysnum::VtdInfo`]; it never reads ACPI tables.
 //!
+//! - **Fault handlers are named by capability too.** The right to handle
+//!   one PCI function's DMA faults is a [`CapKind::Faults`] capability,
+//!   with a deadline the deployment sets; it grants nothing else (no
+//!   config space, BARs, interrupts or bus mastering: every call that
+//!   takes a PCI capability refuses it with [`Error::WrongKind`]). The
+//!   IOMMU service learns which function a client of a call may handle
+//!   faults for, and its deadline, from the kernel
+//!   ([`Sysnum::ClientFaults`]), never from the client.
+//!
 //! On a machine without an IOMMU there is nothing to enforce: bus
 //! mastering is a driver's to set, and [`Sysnum::DmaAlloc`] returns
 //! physical addresses.
@@ -283,11 +292,20 @@ pub enum Sysnum {
     /// include_pci_all)` (the width in bits; 1 if the unit translates every
     /// function of its segment that no other unit lists).
     VtdInfo = 27,
+    /// `(token, handle)`: IOMMU service only. The fault handler grant
+    /// ([`CapKind::Faults`]) that the client of the call `token` (pending
+    /// on the caller) holds as `handle`; returns `(bdf, unit,
+    /// deadline_ms, 0)`: the function whose DMA faults the client may
+    /// handle, as for [`Sysnum::ClientPci`], the VT-d unit whose DMAR scope
+    /// covers it (or `u64::MAX`), and the deadline the deployment gave the
+    /// handler, in milliseconds. Any other kind of capability (a PCI
+    /// function included) is [`Error::WrongKind`].
+    ClientFaults = 28,
 }
 
 impl Sysnum {
     /// Every call, in number order.
-    pub const ALL: [Sysnum; 28] = [
+    pub const ALL: [Sysnum; 29] = [
         Self::Log,
         Self::Exit,
         Self::Yield,
@@ -316,6 +334,7 @@ impl Sysnum {
         Self::IrqRoute,
         Self::IrqRemap,
         Self::VtdInfo,
+        Self::ClientFaults,
     ];
 
     /// Decodes a number from `rax`.
@@ -456,10 +475,13 @@ pub enum CapKind {
     Dma = 6,
     Pci = 7,
     Supervisor = 8,
+    /// The right to handle one PCI function's DMA faults (and nothing
+    /// else); see [`Sysnum::ClientFaults`].
+    Faults = 9,
 }
 
 impl CapKind {
-    pub const ALL: [CapKind; 8] = [
+    pub const ALL: [CapKind; 9] = [
         Self::Client,
         Self::Server,
         Self::Notification,
@@ -468,6 +490,7 @@ impl CapKind {
         Self::Dma,
         Self::Pci,
         Self::Supervisor,
+        Self::Faults,
     ];
 
     pub fn from_raw(raw: u64) -> Option<Self> {

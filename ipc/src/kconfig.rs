@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 
 /// Bumped whenever these types change shape; a kernel refuses a config of
 /// another version.
-pub const CONFIG_VERSION: u32 = 3;
+pub const CONFIG_VERSION: u32 = 4;
+/// Longest DMA fault deadline a [`CapSpec::Faults`] grant may carry, in
+/// milliseconds (a minute); the shortest is 1.
+pub const MAX_FAULT_DEADLINE_MS: u32 = 60_000;
 /// Most services in one deployment.
 pub const MAX_SERVICES: usize = 16;
 /// Most channels in one deployment.
@@ -118,6 +121,19 @@ pub enum CapSpec {
     Pci { vendor: u16, device: u16, index: u8 },
     /// Control over the other services (status, restart).
     Supervisor,
+    /// The right to handle the DMA faults of the `index`-th PCI function
+    /// (in scan order) with this vendor:device, resolved at boot like
+    /// [`CapSpec::Pci`], answering each within `deadline_ms`
+    /// (1..=[`MAX_FAULT_DEADLINE_MS`]). It grants nothing else: no config
+    /// space, BARs, interrupts or bus mastering. The IOMMU service learns
+    /// the function from the kernel ([`crate::abi::Sysnum::ClientFaults`]).
+    /// Kept last so the other variants keep their numbers.
+    Faults {
+        vendor: u16,
+        device: u16,
+        index: u8,
+        deadline_ms: u32,
+    },
 }
 
 /// One channel: exactly one client and one server.
@@ -145,6 +161,9 @@ pub enum ConfigError {
     SupervisorPriority { service: u8 },
     /// A second service holds VT-d unit `unit`'s registers.
     VtdOwner { service: u8, unit: u8 },
+    /// A fault handler grant's deadline is 0 or above
+    /// [`MAX_FAULT_DEADLINE_MS`].
+    BadDeadline { service: u8, ms: u32 },
 }
 
 impl core::fmt::Display for ConfigError {
@@ -170,6 +189,10 @@ impl core::fmt::Display for ConfigError {
             Self::VtdOwner { service, unit } => write!(
                 f,
                 "service {service}: VT-d unit {unit}'s registers already belong to another service"
+            ),
+            Self::BadDeadline { service, ms } => write!(
+                f,
+                "service {service}: fault handler deadline {ms} ms is outside 1..={MAX_FAULT_DEADLINE_MS}"
             ),
         }
     }
@@ -238,7 +261,8 @@ impl KernelConfig {
     }
 
     /// Every index in range, every channel end held by the service the
-    /// channel names, no channel from a service to itself.
+    /// channel names, no channel from a service to itself, every fault
+    /// handler deadline within 1..=[`MAX_FAULT_DEADLINE_MS`].
     fn check(&self) -> Result<(), ConfigError> {
         let config = self;
         let services = config.services.len();
@@ -267,6 +291,15 @@ impl KernelConfig {
                                 .filter(|c| c.kind == CapSpec::PciBar { pci, bar })
                                 .count()
                                 == 1
+                    }
+                    CapSpec::Faults { deadline_ms, .. } => {
+                        if deadline_ms == 0 || deadline_ms > MAX_FAULT_DEADLINE_MS {
+                            return Err(ConfigError::BadDeadline {
+                                service,
+                                ms: deadline_ms,
+                            });
+                        }
+                        true
                     }
                     _ => true,
                 };

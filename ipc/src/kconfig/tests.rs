@@ -211,3 +211,67 @@ fn refuses_a_channel_end_held_by_the_wrong_service() {
         Err(ConfigError::BadIndex { .. })
     ));
 }
+
+fn edu_faults(deadline_ms: u32) -> CapSpec {
+    CapSpec::Faults {
+        vendor: 0x1234,
+        device: 0x11e8,
+        index: 0,
+        deadline_ms,
+    }
+}
+
+#[test]
+fn a_fault_handler_deadline_is_1_ms_to_a_minute() {
+    for ms in [1, 50, MAX_FAULT_DEADLINE_MS] {
+        let mut c = sample();
+        grant(&mut c, 1, "edu-faults", edu_faults(ms));
+        assert_eq!(KernelConfig::decode(&encoded(&c)), Ok(c.clone()), "{ms}");
+    }
+    assert_eq!(MAX_FAULT_DEADLINE_MS, 60_000);
+    for ms in [0, MAX_FAULT_DEADLINE_MS + 1, u32::MAX] {
+        let mut c = sample();
+        grant(&mut c, 1, "edu-faults", edu_faults(ms));
+        assert_eq!(
+            KernelConfig::decode(&encoded(&c)),
+            Err(ConfigError::BadDeadline { service: 1, ms }),
+            "{ms}"
+        );
+    }
+    let e = ConfigError::BadDeadline { service: 1, ms: 0 };
+    assert_eq!(
+        std::format!("{e}"),
+        "service 1: fault handler deadline 0 ms is outside 1..=60000"
+    );
+}
+
+#[test]
+fn a_fault_handler_grant_is_no_pci_function_for_irqs_and_bars() {
+    let mut c = sample();
+    grant(&mut c, 1, "edu-faults", edu_faults(100));
+    let refused = Err(ConfigError::BadIndex {
+        service: 1,
+        what: "capability",
+    });
+    for kind in [
+        CapSpec::Irq { bits: 2, pci: 1 },
+        CapSpec::PciBar { pci: 1, bar: 0 },
+    ] {
+        let mut c = c.clone();
+        grant(&mut c, 1, "x", kind.clone());
+        assert_eq!(KernelConfig::decode(&encoded(&c)), refused, "{kind:?}");
+    }
+}
+
+#[test]
+fn the_faults_grant_is_the_last_variant_and_the_version_says_so() {
+    // Older variants keep their postcard tags: Supervisor is still 10,
+    // Faults is appended as 11.
+    let mut buf = [0u8; 16];
+    assert_eq!(
+        postcard::to_slice(&CapSpec::Supervisor, &mut buf).unwrap(),
+        &[10]
+    );
+    assert_eq!(postcard::to_slice(&edu_faults(1), &mut buf).unwrap()[0], 11);
+    assert_eq!(CONFIG_VERSION, 4);
+}

@@ -53,6 +53,15 @@ pub enum Cap {
         function: u8,
     },
     Supervisor,
+    /// The right to handle the DMA faults of one PCI function, answering
+    /// each within `deadline_ms`. It is not [`Cap::Pci`] and grants none of
+    /// its rights: only the IOMMU service reads it, through `ClientFaults`.
+    Faults {
+        bus: u8,
+        device: u8,
+        function: u8,
+        deadline_ms: u32,
+    },
     /// A grant that could not be resolved at boot (device or unit absent):
     /// it exists so handle numbers stay as the deployment says, but every use
     /// fails with `NotFound`.
@@ -72,6 +81,7 @@ impl Cap {
             Cap::Dma { .. } => CapKind::Dma,
             Cap::Pci { .. } => CapKind::Pci,
             Cap::Supervisor => CapKind::Supervisor,
+            Cap::Faults { .. } => CapKind::Faults,
             Cap::Unresolved { kind } => *kind,
         }
     }

@@ -4,7 +4,8 @@
 //! An IOMMU service is a holder of a VT-d unit's registers. It learns what
 //! a driver names (a PCI function by handle, DMA memory by buffer number)
 //! only through the call the driver made to it ([`Kernel::client_pci`],
-//! [`Kernel::client_dma`]), so the kernel, not the driver, says what the
+//! [`Kernel::client_dma`], and a fault handler's grant by handle through
+//! [`Kernel::client_faults`]), so the kernel, not the driver, says what the
 //! names mean. See [`super::dma`] for the pins and the bus-master gate.
 
 use super::caps::Cap;
@@ -51,6 +52,38 @@ impl Kernel {
                 let bdf = (bus, device, function);
                 let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
                 Ok(Outcome::Done([bdf_word(bdf), unit, 0, 0]))
+            }
+            Ok(_) => Err((Error::WrongKind, 0)),
+            Err(e) => Err((e, 0)),
+        }
+    }
+
+    /// `ClientFaults`: the function whose DMA faults the client of call
+    /// `token` may handle as `handle`, and its deadline.
+    pub(super) fn client_faults(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        token: u64,
+        handle: u64,
+    ) -> Result<Outcome, (Error, u64)> {
+        self.require_iommu_service(caller)?;
+        let (client, ..) = self.pending_call(caller, token)?;
+        match self.tasks[client].caps.get(handle) {
+            Ok(&Cap::Faults {
+                bus,
+                device,
+                function,
+                deadline_ms,
+            }) => {
+                let bdf = (bus, device, function);
+                let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
+                Ok(Outcome::Done([
+                    bdf_word(bdf),
+                    unit,
+                    u64::from(deadline_ms),
+                    0,
+                ]))
             }
             Ok(_) => Err((Error::WrongKind, 0)),
             Err(e) => Err((e, 0)),

@@ -318,6 +318,7 @@ fn grant_kind(spec: &CapSpec) -> faultline_ipc::abi::CapKind {
         CapSpec::Dma { .. } => CapKind::Dma,
         CapSpec::Pci { .. } => CapKind::Pci,
         CapSpec::Supervisor => CapKind::Supervisor,
+        CapSpec::Faults { .. } => CapKind::Faults,
     }
 }
 
@@ -408,5 +409,21 @@ fn resolve(
             }
         }
         CapSpec::Supervisor => Cap::Supervisor,
+        // The function is found exactly as for a PCI grant (and refused
+        // or absent the same way), but the capability is of its own kind.
+        CapSpec::Faults {
+            vendor,
+            device,
+            index,
+            deadline_ms,
+        } => {
+            let (bus, device, function) = r.pci(vendor, device, index)?;
+            Cap::Faults {
+                bus,
+                device,
+                function,
+                deadline_ms,
+            }
+        }
     })
 }

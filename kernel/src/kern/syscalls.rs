@@ -67,6 +67,7 @@ impl Kernel {
                 Outcome::Done([addr, u64::from(data), 0, 0])
             }),
             Sysnum::ClientPci => self.client_pci(p, caller, args[0], args[1]),
+            Sysnum::ClientFaults => self.client_faults(p, caller, args[0], args[1]),
             Sysnum::VtdInfo => self.vtd_info(p, caller, args[0]),
             Sysnum::ClientDma => self.client_dma(caller, args),
             Sysnum::DmaUnpin => self.dma_unpin(p, caller, args[0]),

@@ -236,6 +236,31 @@ pub fn client_pci_unit(token: &ReplyToken, handle: u8) -> Result<(u16, Option<u8
     Ok((bdf as u16, u8::try_from(unit).ok()))
 }
 
+/// A fault handler grant as the kernel vouches for it ([`client_faults`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientFaults {
+    /// The function whose DMA faults the client may handle, as `bus << 8 |
+    /// device << 3 | function`.
+    pub bdf: u16,
+    /// The VT-d unit whose DMAR scope covers the function, if any.
+    pub unit: Option<u8>,
+    /// How long the handler has to answer each fault, in milliseconds.
+    pub deadline_ms: u32,
+}
+
+/// IOMMU service only: the fault handler grant the client of the pending
+/// call `token` holds as `handle` (`WrongKind` for any other capability,
+/// a PCI function included).
+pub fn client_faults(token: &ReplyToken, handle: u8) -> Result<ClientFaults, SysError> {
+    let args = [token.raw(), u64::from(handle), 0, 0, 0, 0];
+    let [bdf, unit, deadline_ms, _] = simple(Sysnum::ClientFaults, args)?;
+    Ok(ClientFaults {
+        bdf: bdf as u16,
+        unit: u8::try_from(unit).ok(),
+        deadline_ms: deadline_ms as u32,
+    })
+}
+
 /// A VT-d unit as the DMAR describes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct VtdInfo {

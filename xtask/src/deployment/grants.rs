@@ -1,5 +1,6 @@
 //! Checks of the hardware a manifest grants: MMIO ranges, PCI functions
-//! and their BARs, and the notification bits that IRQs and `notify` grants
+//! and their BARs, the right to handle a function's DMA faults, and the
+//! notification bits that IRQs and `notify` grants
 //! deliver.
 //!
 //! Two rules stand behind them. Single ownership: an MMIO page, a PCI
@@ -13,6 +14,7 @@ use super::q35;
 use super::schema::Service;
 use super::validate::Errors;
 use faultline_ipc::abi::NOTIFY_USER_BITS;
+use faultline_ipc::kconfig::MAX_FAULT_DEADLINE_MS;
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -111,39 +113,13 @@ pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
     for (key, s) in services {
         for g in &s.pci {
             let what = format!("service {}: pci {}", key.get_ref(), g.name.get_ref());
-            let Some((vendor, device)) = parse_pci_id(g.device.get_ref()) else {
-                errs.push(
-                    g.device.span(),
-                    format_args!(
-                        "{what}: device {:?} is not vendor:device in hex, e.g. \"1234:11e8\"",
-                        g.device.get_ref()
-                    ),
-                );
+            let Some((vendor, device)) = grantable_id(errs, &what, &g.device) else {
                 continue;
             };
-            if let Some(function) = q35::refused_function(vendor, device) {
-                errs.push_machine(
-                    g.device.span(),
-                    format_args!(
-                        "{what}: {vendor:04x}:{device:04x} is {function}; bridges and chipset functions are the kernel's, never granted"
-                    ),
-                );
-                continue;
-            }
             check_bars(errs, &what, &g.bars);
-            let index = g.index.as_ref().map_or(0, |i| *i.get_ref());
-            if index > 255 {
-                let span = g
-                    .index
-                    .as_ref()
-                    .expect("only a given index exceeds 0")
-                    .span();
-                errs.push(
-                    span,
-                    format_args!("{what}: index {index} is outside 0..=255"),
-                );
+            let Some(index) = function_index(errs, &what, g.index.as_ref()) else {
                 continue;
-            }
+            };
             if let Some((other, at)) = owners.get(&(vendor, device, index)) {
                 errs.push(
                     g.device.span(),
@@ -157,6 +133,97 @@ pub(super) fn check_pci(errs: &mut Errors, services: &Services) {
             }
         }
     }
+}
+
+/// Fault handler grants (`faults`): the function is named as a PCI grant
+/// names it (and refused the same way), the deadline is 1 ms to a minute,
+/// and each function has one fault handler across the deployment (two
+/// handlers for one device could each answer its faults differently).
+pub(super) fn check_faults(errs: &mut Errors, services: &Services) {
+    let mut handlers: BTreeMap<(u16, u16, u64), (String, Range<usize>)> = BTreeMap::new();
+    for (key, s) in services {
+        for g in &s.faults {
+            let what = format!("service {}: faults {}", key.get_ref(), g.name.get_ref());
+            let Some((vendor, device)) = grantable_id(errs, &what, &g.device) else {
+                continue;
+            };
+            if let Some(d) = &g.deadline_ms {
+                let ms = *d.get_ref();
+                if !(1..=u64::from(MAX_FAULT_DEADLINE_MS)).contains(&ms) {
+                    errs.push(
+                        d.span(),
+                        format_args!(
+                            "{what}: deadline-ms = {ms} is outside 1..={MAX_FAULT_DEADLINE_MS}"
+                        ),
+                    );
+                }
+            }
+            let Some(index) = function_index(errs, &what, g.index.as_ref()) else {
+                continue;
+            };
+            if let Some((other, at)) = handlers.get(&(vendor, device, index)) {
+                errs.push(
+                    g.device.span(),
+                    format_args!(
+                        "{what}: the DMA faults of PCI device {vendor:04x}:{device:04x} index {index} are already handled by {other} (line {}); a function has one fault handler",
+                        errs.line(at.clone())
+                    ),
+                );
+            } else {
+                handlers.insert((vendor, device, index), (what, g.device.span()));
+            }
+        }
+    }
+}
+
+/// A grant's `device`: a well-formed `vendor:device` that is neither a
+/// bridge nor a chipset function.
+fn grantable_id(
+    errs: &mut Errors,
+    what: &str,
+    device: &toml::Spanned<String>,
+) -> Option<(u16, u16)> {
+    let Some((vendor, id)) = parse_pci_id(device.get_ref()) else {
+        errs.push(
+            device.span(),
+            format_args!(
+                "{what}: device {:?} is not vendor:device in hex, e.g. \"1234:11e8\"",
+                device.get_ref()
+            ),
+        );
+        return None;
+    };
+    if let Some(function) = q35::refused_function(vendor, id) {
+        errs.push_machine(
+            device.span(),
+            format_args!(
+                "{what}: {vendor:04x}:{id:04x} is {function}; bridges and chipset functions are the kernel's, never granted"
+            ),
+        );
+        return None;
+    }
+    Some((vendor, id))
+}
+
+/// A grant's `index` (default 0): which function of that vendor:device,
+/// in scan order, 0..=255.
+fn function_index(
+    errs: &mut Errors,
+    what: &str,
+    index: Option<&toml::Spanned<u64>>,
+) -> Option<u64> {
+    let Some(i) = index else {
+        return Some(0);
+    };
+    let n = *i.get_ref();
+    if n > 255 {
+        errs.push(
+            i.span(),
+            format_args!("{what}: index {n} is outside 0..=255"),
+        );
+        return None;
+    }
+    Some(n)
 }
 
 /// A PCI grant's `bars`: each a BAR number (0..=5), none twice. Whether a

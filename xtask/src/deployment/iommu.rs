@@ -8,7 +8,10 @@
 //! function and a DMA budget) that has no client channel to the IOMMU
 //! service could never DMA: the build refuses it rather than let it fail
 //! at run time. On a machine without an IOMMU such a driver is allowed,
-//! with a warning that its DMA is not isolated.
+//! with a warning that its DMA is not isolated. A DMA fault handler (a
+//! service with `faults` grants) likewise needs a client channel to the
+//! IOMMU service, which alone sees the faults; without an IOMMU it has
+//! nothing to handle and is an error.
 
 use super::q35;
 use super::schema::{Manifest, Service};
@@ -61,6 +64,71 @@ pub(super) fn check(errs: &mut Errors, m: &Manifest, services: &Services) {
     }
     for (key, s) in services {
         check_driver(errs, m, key.get_ref(), s, units, owner.as_ref());
+        check_fault_handler(errs, m, key.get_ref(), s, units, owner.as_ref());
+    }
+}
+
+/// Whether `sname` is the client of a channel to `iommu`.
+fn has_client_channel(m: &Manifest, sname: &str, iommu: &str) -> bool {
+    m.channels
+        .iter()
+        .any(|c| c.client.get_ref() == sname && c.server.get_ref() == iommu)
+}
+
+/// A service holding `faults` grants handles DMA faults that only the
+/// IOMMU service sees, and is told them (and vouched for, with
+/// `ClientFaults`) in calls to it: like a bus-master driver, it needs a
+/// client channel to the IOMMU service, so a machine without an IOMMU, a
+/// deployment without an IOMMU service, and the IOMMU service itself
+/// cannot hold one.
+fn check_fault_handler(
+    errs: &mut Errors,
+    m: &Manifest,
+    sname: &str,
+    s: &Service,
+    units: usize,
+    owner: Option<&(&str, Range<usize>)>,
+) {
+    let Some(g) = s.faults.first() else {
+        return;
+    };
+    let what = format!("service {sname}: faults {}", g.name.get_ref());
+    let span = g.name.span();
+    if units == 0 {
+        errs.push(
+            span,
+            format_args!(
+                "{what}: the machine has no IOMMU (no [machine.iommu]), so there are no DMA faults to handle"
+            ),
+        );
+        return;
+    }
+    if s.holds_vtd() {
+        errs.push(
+            span,
+            format_args!(
+                "{what}: service {sname} holds the VT-d units itself; a fault handler is a client of the IOMMU service, which sees every fault already"
+            ),
+        );
+        return;
+    }
+    let Some((iommu, _)) = owner else {
+        errs.push(
+            span,
+            format_args!(
+                "{what}: no service holds the VT-d units ({}); a fault handler is told its faults by the IOMMU service (`vtd = true`)",
+                unit_names(units)
+            ),
+        );
+        return;
+    };
+    if !has_client_channel(m, sname, iommu) {
+        errs.push(
+            span,
+            format_args!(
+                "{what}: a fault handler needs a client channel to service {iommu}, which holds the VT-d units and reports their faults: add [[channels]] with client = \"{sname}\" and server = \"{iommu}\""
+            ),
+        );
     }
 }
 
@@ -100,11 +168,7 @@ fn check_driver(
         );
         return;
     };
-    let has_channel = m
-        .channels
-        .iter()
-        .any(|c| c.client.get_ref() == sname && c.server.get_ref() == iommu);
-    if !has_channel {
+    if !has_client_channel(m, sname, iommu) {
         errs.push(
             dma.span(),
             format_args!(

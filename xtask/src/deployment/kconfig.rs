@@ -10,9 +10,9 @@
 //! - A service's capabilities, in handle order: `supervisor`, per VT-d
 //!   unit `vtd<N>` (its registers) and `vtd<N>-fault` (its fault event
 //!   interrupt, notification bit `vtd-fault-bit` + N), its `mmio` grants, `pci` grants (each followed by its `bars`, named
-//!   `<pci name>-bar<N>`), `irqs`, `dma`, `notify` grants (each in manifest
-//!   order), then one end per channel it is on, in channel order (its
-//!   client end or its server end).
+//!   `<pci name>-bar<N>`), `irqs`, `dma`, `notify` grants, `faults` grants
+//!   (each in manifest order), then one end per channel it is on, in
+//!   channel order (its client end or its server end).
 //!
 //! Capability names must be unique within a service and at most
 //! [`MAX_CAP_NAME`] bytes; a service holds at most [`MAX_CAPS`].
@@ -186,6 +186,19 @@ pub(super) fn assemble(errs: &mut Errors, name: &str, m: &Manifest) -> Option<Sy
                 kind: CapSpec::Notification {
                     target: index[g.service.get_ref().as_str()],
                     bits: bits(*g.bit.get_ref()),
+                },
+            });
+        }
+        for g in &s.faults {
+            let (vendor, device) = parse_pci_id(g.device.get_ref()).expect("validated");
+            caps.push(Cap {
+                name: g.name.get_ref().clone(),
+                span: g.name.span(),
+                kind: CapSpec::Faults {
+                    vendor,
+                    device,
+                    index: g.index() as u8,
+                    deadline_ms: g.deadline_ms() as u32,
                 },
             });
         }

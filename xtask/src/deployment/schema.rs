@@ -11,6 +11,9 @@
 //! priority = 1
 //! memory-kib = 128
 //! restart = { backoff-ms = 20, max-restarts = 3 }   # or "hold" (default)
+//! # The right to handle a PCI function's DMA faults and nothing else
+//! # (index default 0, deadline-ms 1..=60000, default 100).
+//! faults = [{ name = "edu", device = "1234:11e8", index = 0, deadline-ms = 50 }]
 //!
 //! [[channels]]
 //! name = "pong"
@@ -181,12 +184,18 @@ pub struct Service {
     pub dma_kib: Option<Spanned<u64>>,
     #[serde(default)]
     pub notify: Vec<NotifyGrant>,
+    /// The right to handle PCI functions' DMA faults (see [`FaultsGrant`]).
+    #[serde(default)]
+    pub faults: Vec<FaultsGrant>,
 }
 
 /// Default stack size in KiB.
 pub const DEFAULT_STACK_KIB: u64 = 16;
 /// Default notification bit of VT-d unit 0's fault event interrupt.
 pub const DEFAULT_VTD_FAULT_BIT: u64 = 1;
+/// Default `deadline-ms` of a `faults` grant: how long its holder has to
+/// answer each DMA fault of the function, in milliseconds.
+pub const DEFAULT_FAULT_DEADLINE_MS: u64 = 100;
 
 impl Service {
     pub fn is_supervisor(&self) -> bool {
@@ -281,6 +290,34 @@ pub struct PciGrant {
     pub index: Option<Spanned<u64>>,
     #[serde(default)]
     pub bars: Vec<Spanned<u64>>,
+}
+
+/// `faults = [{ name = "edu", device = "1234:11e8", index = 0,
+/// deadline-ms = 50 }]`: the right to handle the DMA faults of the
+/// `index`-th PCI function (default 0) with `device` = `"vvvv:dddd"` (hex),
+/// answering each within `deadline-ms` (1..=60000, default
+/// [`DEFAULT_FAULT_DEADLINE_MS`]). A capability named `name`, and nothing
+/// else: no config space, BARs, interrupts or bus mastering. One handler
+/// per function; the holder is a client of the IOMMU service.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct FaultsGrant {
+    pub name: Spanned<String>,
+    pub device: Spanned<String>,
+    pub index: Option<Spanned<u64>>,
+    pub deadline_ms: Option<Spanned<u64>>,
+}
+
+impl FaultsGrant {
+    pub fn index(&self) -> u64 {
+        self.index.as_ref().map_or(0, |i| *i.get_ref())
+    }
+
+    pub fn deadline_ms(&self) -> u64 {
+        self.deadline_ms
+            .as_ref()
+            .map_or(DEFAULT_FAULT_DEADLINE_MS, |d| *d.get_ref())
+    }
 }
 
 /// The MSI of the service's PCI grant named `pci`, delivered to the holder

@@ -7,7 +7,8 @@
 //! another, notification bits that mean one thing each, plain cargo
 //! feature names, channels whose two ends are two existing services, and
 //! a channel to the IOMMU service from every bus-master driver on a
-//! machine with an IOMMU (`iommu`). Capability names
+//! machine with an IOMMU and from every DMA fault handler (`iommu`), one
+//! fault handler per function. Capability names
 //! and counts are checked where the capabilities are laid out
 //! (`kconfig`). All errors are collected, each as `path:line: message`, in
 //! line order.
@@ -189,6 +190,7 @@ pub fn check(src: &Source, name: &str, m: &Manifest, packages: &BTreeSet<String>
     }
     grants::check_mmio(&mut errs, &services, *m.machine.memory_mib.get_ref());
     grants::check_pci(&mut errs, &services);
+    grants::check_faults(&mut errs, &services);
     let units = q35::vtd_units(m.machine.iommu.is_some()).len();
     grants::check_bits(&mut errs, &services, units);
     features::check(&mut errs, &services);

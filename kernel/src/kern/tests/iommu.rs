@@ -36,6 +36,16 @@ pub(super) const COMMAND: u64 = 4;
 /// device (channel 1); on a machine with a VT-d unit unless `iommu` is
 /// false.
 pub(super) fn dma_world(iommu: bool) -> (Kernel, FakePlatform) {
+    dma_world_with(iommu, &[])
+}
+
+/// [`dma_world`], with `extra` granted to `other` after its two handles.
+pub(super) fn dma_world_with(iommu: bool, extra: &[CapConfig]) -> (Kernel, FakePlatform) {
+    let mut other = std::vec![
+        cap("iommu", CapSpec::Client { channel: 1 }),
+        cap("dma", CapSpec::Dma { bytes: 8192 }),
+    ];
+    other.extend_from_slice(extra);
     let config = KernelConfig {
         version: CONFIG_VERSION,
         deployment: "dma".try_into().unwrap(),
@@ -72,14 +82,7 @@ pub(super) fn dma_world(iommu: bool) -> (Kernel, FakePlatform) {
                     cap("vtd0-fault", CapSpec::VtdIrq { unit: 0, bits: 1 }),
                 ],
             ),
-            service(
-                "other",
-                2,
-                &[
-                    cap("iommu", CapSpec::Client { channel: 1 }),
-                    cap("dma", CapSpec::Dma { bytes: 8192 }),
-                ],
-            ),
+            service("other", 2, &other),
         ]
         .into_iter()
         .collect(),
@@ -218,6 +221,7 @@ fn only_an_iommu_service_may_ask_what_a_client_names() {
     let _ = pending_call(&mut k, &mut p, DRIVER);
     for (nr, args) in [
         (Sysnum::ClientPci, [0, EDU, 0, 0, 0, 0]),
+        (Sysnum::ClientFaults, [0, EDU, 0, 0, 0, 0]),
         (Sysnum::ClientDma, [0, 0, 0, 4096, 0, 0]),
         (Sysnum::DmaUnpin, [0; 6]),
         (Sysnum::DmaRevoked, [0; 6]),

@@ -7,6 +7,7 @@
 mod delivery;
 mod devices;
 mod dispatch;
+mod faults;
 mod hardening;
 mod iommu;
 mod ipc;

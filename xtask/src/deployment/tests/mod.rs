@@ -5,7 +5,8 @@
 //! notification bits), `machine` (hostile grants the q35 map refuses, and
 //! the supervisor's rank), `edges` and `config` (good manifests and the
 //! `KernelConfig` they give), `iommu` (the VT-d units' holder and the
-//! drivers that need it) and `features` (per-service cargo features).
+//! drivers that need it), `faults` (DMA fault handler grants) and
+//! `features` (per-service cargo features).
 
 use super::machine::check_iommu_options;
 use super::*;
@@ -14,6 +15,7 @@ use faultline_ipc::harness::ExitCode;
 mod config;
 mod edges;
 mod errors;
+mod faults;
 mod features;
 mod grants;
 mod iommu;
