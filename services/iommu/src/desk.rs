@@ -16,7 +16,7 @@
 use core::fmt;
 
 use embedded_hal::delay::DelayNs;
-use faultline_fault_pipeline::{Await, AutoReason, Gone, NewFault, Outbox, Pending, Pipeline};
+use faultline_fault_pipeline::{AutoReason, Await, Gone, NewFault, Outbox, Pending, Pipeline};
 use faultline_iommu_core::{DmaMemory, FaultAccess, FaultRecord, Registers};
 use faultline_ipc::channel::{Pair, ReplyToken, Server, Transport};
 use faultline_ipc::protocol::faults::{
@@ -200,7 +200,11 @@ impl Desk {
                     return;
                 }
             },
-            FaultsRequest::Answer { token: t, code, map } => {
+            FaultsRequest::Answer {
+                token: t,
+                code,
+                map,
+            } => {
                 let act = |p: &Pending| -> Result<(), FaultsError> {
                     match (map, code) {
                         (false, _) => Ok(()),
@@ -257,10 +261,9 @@ impl Desk {
                     Await::Parked => return DriverCall::Taken,
                     Await::Settled(token, s) => (token, IommuResponse::FaultSettled(s)),
                     Await::NoFault(token, mark) => (token, IommuResponse::NoFault { mark }),
-                    Await::Full(token) => (
-                        token,
-                        IommuResponse::Refused(IommuError::OutOfTableMemory),
-                    ),
+                    Await::Full(token) => {
+                        (token, IommuResponse::Refused(IommuError::OutOfTableMemory))
+                    }
                 }
             }
             IommuRequest::RetryVerified { mark, .. } => (
@@ -287,7 +290,6 @@ impl Desk {
             automatic: self.pipeline.counters().auto,
         }
     }
-
 }
 
 /// `faults=N delivered=N success=N invalid=N failure=N auto=N retried=N

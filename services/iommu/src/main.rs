@@ -27,7 +27,7 @@ use core::fmt::Write;
 
 use faultline_iommu_core::{Config, FaultRecord, Unit};
 use faultline_ipc::abi::{CapKind, Error, NOTIFY_DMA_REVOKED, NOTIFY_TIMER, NOTIFY_USER_BITS};
-use faultline_ipc::channel::{Either, Handle, Incoming, RecvError, ReplyToken, Server};
+use faultline_ipc::channel::{Either, Handle, Incoming, RecvError, ReplyToken};
 use faultline_ipc::protocol::iommu::{Bdf, Iommu};
 use faultline_vtd::TranslationMode;
 use hermit_sync::ExclusiveCell;
@@ -343,8 +343,15 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
         // Fault records first, on every wake-up: a fault recorded before a
         // driver's completion interrupt is known before its question, and
         // a unit without a fault interrupt still has its records cleared.
-        let irq = matches!(incoming, Ok(Incoming::Notification { bits }) if bits & NOTIFY_USER_BITS != 0);
-        drain_faults(service, desk, &mut server, &mut faults, if irq { fault_irqs } else { &[] });
+        let irq =
+            matches!(incoming, Ok(Incoming::Notification { bits }) if bits & NOTIFY_USER_BITS != 0);
+        drain_faults(
+            service,
+            desk,
+            &mut server,
+            &mut faults,
+            if irq { fault_irqs } else { &[] },
+        );
         match incoming {
             Ok(Incoming::Call {
                 request: Either::First(request),
@@ -450,7 +457,9 @@ fn drain_faults(
         let summary = slot.unit.drain_faults(|f| {
             faults.note(&f, log_fmt);
             if records.push(f).is_err() {
-                log!("iommu: more than {MAX_RECORDS_PER_DRAIN} fault records at once: {f} not routed");
+                log!(
+                    "iommu: more than {MAX_RECORDS_PER_DRAIN} fault records at once: {f} not routed"
+                );
             }
         });
         if summary.overflow {

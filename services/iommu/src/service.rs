@@ -362,6 +362,10 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
             .mappings
             .iter()
             .any(|m| m.bdf == a.bdf && m.iova < end && r.iova < m.end())
+            || self
+                .reservations
+                .iter()
+                .any(|x| x.bdf == a.bdf && x.iova < end && r.iova < x.iova + x.len)
         {
             return Err(IommuError::Overlap);
         }

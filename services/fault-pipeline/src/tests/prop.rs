@@ -249,7 +249,10 @@ fn run(ops: Vec<Op>) {
         r.absorb(&log, &mut seen);
         let c = p.counters();
         assert_eq!(c.faults, recorded);
-        assert_eq!(crate::answered(&c) + p.outstanding().count() as u64, c.faults);
+        assert_eq!(
+            crate::answered(&c) + p.outstanding().count() as u64,
+            c.faults
+        );
         assert_eq!(crate::answered(&c), c.auto + handler_answers);
         assert_eq!(c.delivered, log.delivered.len() as u64);
     }

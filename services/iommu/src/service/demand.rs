@@ -148,14 +148,9 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         access.set(faultline_iommu_core::Access::READ, r.access.read);
         access.set(faultline_iommu_core::Access::WRITE, r.access.write);
         let paddr = r.paddr + (page - r.iova);
-        let mapped = unit.unit.map_leaves(
-            SourceId(bdf),
-            page,
-            paddr,
-            PAGE_SIZE,
-            access,
-            Leaves::Small,
-        );
+        let mapped =
+            unit.unit
+                .map_leaves(SourceId(bdf), page, paddr, PAGE_SIZE, access, Leaves::Small);
         if let Err(e) = mapped {
             if unit_failed(e) {
                 unit.failed = true;

@@ -2,6 +2,7 @@
 //! model of `faultline-iommu-core`, and a fake kernel that knows which
 //! client holds which device and DMA buffer. Each test states its rule.
 
+mod desk;
 mod interrupts;
 mod pieces;
 mod report;
@@ -43,6 +44,8 @@ struct Buffer {
 #[derive(Default)]
 struct FakeKernel {
     devices: BTreeMap<(u64, u8), u16>,
+    /// Fault grants: (client, handle) → (function, deadline in ms).
+    faults: BTreeMap<(u64, u8), (u16, u32)>,
     buffers: BTreeMap<(u64, u8), Buffer>,
     /// Live pins: pin → (client, paddr, len).
     pins: BTreeMap<u64, (u64, u64, u64)>,
@@ -108,6 +111,13 @@ impl Kernel for FakeKernel {
             .ok_or(SysError::Kernel(AbiError::BadHandle))?;
         // Unit 0 covers bus 0 only.
         Ok((bdf, (bdf >> 8 == 0).then_some(0)))
+    }
+
+    fn client_faults(&mut self, token: &ReplyToken, handle: u8) -> Result<(u16, u32), SysError> {
+        self.faults
+            .get(&(token.raw(), handle))
+            .copied()
+            .ok_or(SysError::Kernel(AbiError::WrongKind))
     }
 
     fn client_dma(
