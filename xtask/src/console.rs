@@ -105,9 +105,29 @@ pub fn find_any<'a>(console: &str, needles: &'a [String]) -> Option<&'a str> {
     })
 }
 
+/// The first needle that appears on no line of `console` (each needle
+/// may appear anywhere, in any order).
+pub fn find_missing<'a>(console: &str, needles: &'a [String]) -> Option<&'a str> {
+    needles.iter().map(String::as_str).find(|needle| {
+        let n = Needle::parse(needle);
+        !console.lines().any(|l| n.matches(l))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_needle_missing_anywhere_is_named() {
+        let console = "[    0.001 @a] one\n[    0.002 @b] two\n";
+        let needles = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(find_missing(console, &needles(&["@b two", "@a one"])), None);
+        assert_eq!(
+            find_missing(console, &needles(&["@a one", "@a two"])),
+            Some("@a two")
+        );
+    }
 
     #[test]
     fn service_lines_are_attributed_and_kernel_lines_are_not() {

@@ -219,6 +219,9 @@ pub fn judge(dep: &Deployment, outcome: &Outcome) -> Result<(), String> {
     if let Err(needle) = crate::console::find_in_order(&outcome.console, &expect.output) {
         return Err(format!("console lacks {needle:?} (in order)"));
     }
+    if let Some(needle) = crate::console::find_missing(&outcome.console, &expect.output_anywhere) {
+        return Err(format!("console lacks {needle:?}"));
+    }
     if let Some(needle) = crate::console::find_any(&outcome.console, &expect.absent) {
         return Err(format!("console shows forbidden {needle:?}"));
     }

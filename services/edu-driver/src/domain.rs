@@ -9,7 +9,8 @@
 use crate::page::{PAGE, Page};
 use faultline_ipc::channel::{ChannelError, Client, Handle};
 use faultline_ipc::protocol::iommu::{
-    Access, DomainInfo, Iommu, IommuError, IommuRequest, IommuResponse, PageSize,
+    Access, DomainInfo, FaultCounters, Iommu, IommuError, IommuRequest, IommuResponse, PageSize,
+    SettledFault,
 };
 use userlib::KernelTransport;
 
@@ -102,6 +103,65 @@ impl Domain {
         };
         match self.call(request)? {
             IommuResponse::Unmapped { iova: i, len } if i == iova && len == PAGE => Ok(()),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
+    /// Reserves `page` at `iova` without mapping it: a DMA there faults,
+    /// and the device's fault handler may have it mapped.
+    pub fn reserve(&mut self, iova: u64, page: &Page) -> Result<(), Failed> {
+        let request = IommuRequest::Reserve {
+            pci: self.pci,
+            iova,
+            buffer: page.region.buffer,
+            offset: 0,
+            len: PAGE,
+            access: Access::READ_WRITE,
+        };
+        match self.call(request)? {
+            IommuResponse::Reserved { iova: i, len } if i == iova && len == PAGE => Ok(()),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
+    /// The device's current fault mark.
+    pub fn fault_mark(&mut self) -> Result<u32, Failed> {
+        match self.call(IommuRequest::FaultMark { pci: self.pci })? {
+            IommuResponse::Mark { mark } => Ok(mark),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
+    /// The device's first fault after `since`, once answered; `Ok(None)`
+    /// if it has not faulted since.
+    pub fn await_fault(&mut self, since: u32) -> Result<Option<SettledFault>, Failed> {
+        let request = IommuRequest::AwaitFault {
+            pci: self.pci,
+            since,
+        };
+        match self.call(request)? {
+            IommuResponse::NoFault { .. } => Ok(None),
+            IommuResponse::FaultSettled(fault) => Ok(Some(fault)),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
+    /// Reports the retry of fault `mark` verified.
+    pub fn retry_verified(&mut self, mark: u32) -> Result<(), Failed> {
+        let request = IommuRequest::RetryVerified {
+            pci: self.pci,
+            mark,
+        };
+        match self.call(request)? {
+            IommuResponse::Noted => Ok(()),
+            other => Err(Failed::Odd(other)),
+        }
+    }
+
+    /// The IOMMU service's fault counters (it logs them too).
+    pub fn fault_summary(&mut self) -> Result<FaultCounters, Failed> {
+        match self.call(IommuRequest::FaultSummary)? {
+            IommuResponse::FaultSummary(c) => Ok(c),
             other => Err(Failed::Odd(other)),
         }
     }

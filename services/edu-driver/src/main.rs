@@ -18,7 +18,11 @@
 //!    (`isolation`);
 //! 5. shows that a DMA write into the interrupt range raises nothing it was
 //!    not granted (`interrupt_range`);
-//! 6. logs `edu-driver: done` and keeps serving its interrupt.
+//! 6. has DMA fault on pages it reserved, resolved by the device's fault
+//!    handler, retried and verified both ways, and a DMA the handler
+//!    refuses aborted (`retry`);
+//! 7. logs `edu-driver: done`, asks the IOMMU service for its fault
+//!    summary (which the service logs) and keeps serving its interrupt.
 //!
 //! Every deviation logs a line with `UNEXPECTED`, and the driver then
 //! exits 1 instead of serving. With no IOMMU service (no `iommu`
@@ -34,6 +38,7 @@ mod interrupt_range;
 mod isolation;
 mod page;
 mod restart;
+mod retry;
 mod transfer;
 
 use device::{Direction, Edu};
@@ -139,6 +144,8 @@ fn main() -> ! {
     }
     let probe = alloc(dma);
     interrupt_range::run(&edu, irq, &mut domain, &probe, &mut t);
+    let (source, sink) = (alloc(dma), alloc(dma));
+    retry::run(&edu, irq, &mut domain, (&source, &sink), &mut t);
     if cfg!(feature = "restart-check") {
         restart::run(&mut domain, iommu, pci, &edu, irq, (&a, &b), IOVA, &mut t);
     }
@@ -151,6 +158,10 @@ fn main() -> ! {
         exit(1);
     }
     log!("edu-driver: done");
+    // The IOMMU service logs its fault counters as it answers.
+    if let Err(e) = domain.fault_summary() {
+        log!("edu-driver: fault summary: {e}");
+    }
     serve(&edu, irq)
 }
 

@@ -85,6 +85,10 @@ pub struct Expect {
     /// Text that must appear on the console, in this order.
     #[serde(default)]
     pub output: Vec<String>,
+    /// Text that must appear on the console, in any order (lines of
+    /// services that run side by side).
+    #[serde(default)]
+    pub output_anywhere: Vec<String>,
     /// Text that must not appear on the console.
     #[serde(default)]
     pub absent: Vec<String>,
@@ -113,6 +117,7 @@ impl Default for Expect {
         Expect {
             exit: ExpectedExit::default(),
             output: Vec::new(),
+            output_anywhere: Vec::new(),
             absent: Vec::new(),
             timeout_secs: None,
             scenario: true,
