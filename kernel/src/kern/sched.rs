@@ -6,7 +6,7 @@
 //! [`MAX_SERVICES`]: faultline_ipc::kconfig::MAX_SERVICES
 
 use super::Kernel;
-use super::task::State;
+use super::task::{Blocked, State};
 
 /// How long every service must have been waiting, with no timer armed,
 /// before a deployment with interrupt holders counts as finished.
@@ -61,5 +61,27 @@ impl Kernel {
                 && !t.state.is_stopped()
         });
         waiting && (!irq_holder || idle_ns >= QUIET_NS)
+    }
+
+    /// Whether task `i`, when nothing can run again, ended well: exited
+    /// with code 0, stopped by a fault (the supervisor's business), or
+    /// waiting for something that may yet come (in `recv`, in `wait`, or
+    /// in a call its server received and is answering later: a deferred
+    /// reply). A call the server never received, a send never taken, or a
+    /// call held by a server that is itself stuck in a call is a deadlock.
+    pub fn ended_well(&self, i: usize) -> bool {
+        match self.tasks[i].state {
+            State::Exited { code } => code == 0,
+            State::Faulted | State::Runnable => true,
+            State::Blocked(Blocked::Recv { .. } | Blocked::Wait { .. }) => true,
+            State::Blocked(Blocked::AwaitingReply { channel, .. }) => {
+                let server = usize::from(self.channels[usize::from(channel)].server);
+                matches!(
+                    self.tasks[server].state,
+                    State::Blocked(Blocked::Recv { .. })
+                )
+            }
+            State::Blocked(Blocked::CallQueued { .. } | Blocked::SendQueued { .. }) => false,
+        }
     }
 }

@@ -514,17 +514,16 @@ fn stop_unresumable(sys: &mut System, task: usize, rip: u64) {
 }
 
 /// Reports how every service ended and stops the machine: success unless a
-/// client is stuck waiting on a server (a deadlock) or a service exited with
-/// a failure code.
+/// client is stuck waiting on a server (a deadlock, see
+/// `Kernel::ended_well`) or a service exited with a failure code.
 fn finish(sys: &mut System) -> ! {
     let mut ok = true;
     crate::kprintln!("kernel: no service can run again; final states:");
-    for t in &sys.kernel.tasks {
+    for (i, t) in sys.kernel.tasks.iter().enumerate() {
+        let well = sys.kernel.ended_well(i);
+        ok &= well;
         let what: heapless::String<64> = match t.state {
-            State::Exited { code } => {
-                ok &= code == 0;
-                fmt64(format_args!("exited with code {code}"))
-            }
+            State::Exited { code } => fmt64(format_args!("exited with code {code}")),
             State::Faulted if t.refused.is_some() => {
                 fmt64(format_args!("never started (a grant was refused)"))
             }
@@ -536,10 +535,10 @@ fn finish(sys: &mut System) -> ! {
             State::Blocked(Blocked::Wait { .. }) => {
                 fmt64(format_args!("waiting for notifications"))
             }
-            State::Blocked(b) => {
-                ok = false;
-                fmt64(format_args!("DEADLOCKED in {b:?}"))
-            }
+            State::Blocked(Blocked::AwaitingReply { channel, .. }) if well => fmt64(format_args!(
+                "waiting for a deferred reply on channel {channel}"
+            )),
+            State::Blocked(b) => fmt64(format_args!("DEADLOCKED in {b:?}")),
             State::Runnable => fmt64(format_args!("runnable")),
         };
         crate::kprintln!("  {}: {what}", t.name);

@@ -1,6 +1,7 @@
 //! Refusals, grants, supervision, scheduling, and random syscalls.
 
 use super::*;
+use crate::kern::task::Blocked;
 
 #[test]
 fn refusals_are_typed_and_leave_the_caller_running() {
@@ -242,4 +243,33 @@ proptest! {
         }
         let _ = k.schedule(true);
     }
+}
+
+#[test]
+fn a_call_held_for_a_deferred_reply_ends_well_and_an_untaken_one_does_not() {
+    let (mut k, mut p) = world();
+    sys(&mut k, &mut p, SUP, Sysnum::Wait, [1, 0, 0, 0, 0, 0]);
+    // The server is not receiving: a call stays queued, a deadlock.
+    sys(&mut k, &mut p, SERVER, Sysnum::Wait, [1, 0, 0, 0, 0, 0]);
+    call(&mut k, &mut p, CLIENT, b"pull");
+    assert!(!k.ended_well(CLIENT), "never received");
+    // The server takes it and keeps the token, back in recv: parked.
+    sys(&mut k, &mut p, CLIENT, Sysnum::Notify, [1, 0, 0, 0, 0, 0]);
+    recv(&mut k, &mut p, 0);
+    recv(&mut k, &mut p, 0);
+    assert!(matches!(
+        k.tasks[CLIENT].state,
+        State::Blocked(Blocked::AwaitingReply { .. })
+    ));
+    assert!(k.ended_well(CLIENT), "held for a deferred reply");
+    // The server is stuck in a call of its own: the held call is stuck too.
+    k.tasks[SERVER].state = State::Blocked(Blocked::Wait { mask: 1 });
+    assert!(!k.ended_well(CLIENT));
+    for (task, well) in [(SUP, true), (SERVER, true), (CLIENT2, true)] {
+        assert_eq!(k.ended_well(task), well, "task {task}");
+    }
+    k.tasks[CLIENT2].state = State::Exited { code: 3 };
+    assert!(!k.ended_well(CLIENT2), "a failure code");
+    k.tasks[CLIENT2].state = State::Exited { code: 0 };
+    assert!(k.ended_well(CLIENT2));
 }
