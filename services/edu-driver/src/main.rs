@@ -32,14 +32,13 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-mod device;
-mod domain;
 mod interrupt_range;
 mod isolation;
-mod page;
 mod restart;
 mod retry;
 mod transfer;
+
+pub use edu::{device, domain, page};
 
 use device::{Direction, Edu};
 use domain::{Domain, Failed};

@@ -1,51 +1,13 @@
-//! One edu DMA transfer, from command to completion interrupt.
-//!
-//! The driver's only notification source besides its timer is edu's
-//! interrupt, so any deployment bit that arrives is edu's: the driver does
-//! not need to know which bit the manifest chose. A transfer that has not
-//! finished within [`TIMEOUT_NS`] (edu takes about 100 ms of virtual time)
-//! is reported as such rather than waited for forever.
+//! edu transfers with this driver's interrupt bits ([`crate::IRQ_BITS`]).
 
-use crate::device::{Direction, Edu, IRQ_DMA_DONE};
-use faultline_ipc::abi::NOTIFY_TIMER;
+use edu::device::{Direction, Edu};
 use faultline_ipc::channel::Handle;
-use userlib::{SysError, irq_ack, set_timer, time, wait};
 
-/// How long a transfer may take: edu's 100 ms with room for a slow host.
-pub const TIMEOUT_NS: u64 = 10_000_000_000;
+pub use edu::transfer::Stalled;
 
-/// Why a transfer did not finish.
-#[derive(Debug)]
-pub enum Stalled {
-    /// No completion interrupt within [`TIMEOUT_NS`].
-    Timeout,
-    /// The kernel refused a wait, timer or acknowledgement.
-    Kernel(SysError),
-}
-
-impl core::fmt::Display for Stalled {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self {
-            Self::Timeout => write!(
-                f,
-                "no completion interrupt in {} s",
-                TIMEOUT_NS / 1_000_000_000
-            ),
-            Self::Kernel(e) => write!(f, "kernel refused: {e}"),
-        }
-    }
-}
-
-impl From<SysError> for Stalled {
-    fn from(e: SysError) -> Self {
-        Stalled::Kernel(e)
-    }
-}
-
-/// Runs one 4 KiB transfer between edu's buffer and bus address `iova`
-/// and waits for its completion interrupt.
+/// Runs one 4 KiB transfer and waits for its completion interrupt.
 pub fn run(edu: &Edu, irq: Handle, direction: Direction, iova: u64) -> Result<(), Stalled> {
-    run_len(edu, irq, direction, iova, crate::device::BUFFER_LEN)
+    edu::transfer::run(edu, irq, crate::IRQ_BITS, direction, iova)
 }
 
 /// Runs one transfer of `len` bytes and waits for its completion interrupt.
@@ -56,43 +18,11 @@ pub fn run_len(
     iova: u64,
     len: u64,
 ) -> Result<(), Stalled> {
-    edu.take_interrupt();
-    edu.start_dma(direction, iova, len);
-    let deadline = time().ns.saturating_add(TIMEOUT_NS);
-    set_timer(deadline)?;
-    loop {
-        let bits = wait(crate::IRQ_BITS | NOTIFY_TIMER)?;
-        if bits & crate::IRQ_BITS != 0 {
-            let status = edu.take_interrupt();
-            irq_ack(irq)?;
-            if status & IRQ_DMA_DONE != 0 {
-                set_timer(0)?;
-                return Ok(());
-            }
-        }
-        if bits & NOTIFY_TIMER != 0 && time().ns >= deadline {
-            return Err(Stalled::Timeout);
-        }
-    }
+    edu::transfer::run_len(edu, irq, crate::IRQ_BITS, direction, iova, len)
 }
 
-/// Waits `ns` with nothing expected from edu; returns how many times the
-/// driver's interrupt arrived meanwhile with nothing pending in edu (an
-/// interrupt edu did not raise itself).
+/// Waits `ns` with nothing expected from edu; how many interrupts edu did
+/// not raise itself arrived meanwhile.
 pub fn quiet(edu: &Edu, irq: Handle, ns: u64) -> Result<u32, Stalled> {
-    let deadline = time().ns.saturating_add(ns);
-    set_timer(deadline)?;
-    let mut foreign = 0;
-    loop {
-        let bits = wait(crate::IRQ_BITS | NOTIFY_TIMER)?;
-        if bits & crate::IRQ_BITS != 0 {
-            if edu.take_interrupt() == 0 {
-                foreign += 1;
-            }
-            irq_ack(irq)?;
-        }
-        if bits & NOTIFY_TIMER != 0 && time().ns >= deadline {
-            return Ok(foreign);
-        }
-    }
+    edu::transfer::quiet(edu, irq, crate::IRQ_BITS, ns)
 }

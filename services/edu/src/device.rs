@@ -1,4 +1,4 @@
-//! The edu device as this driver uses it: its DMA engine, its interrupt
+//! The edu device as a driver uses it: its DMA engine, its interrupt
 //! and its command register.
 //!
 //! Registers (QEMU's `hw/misc/edu.c`): 0x00 identification, 0x24 interrupt
