@@ -1,7 +1,9 @@
 //! DMA and interrupt remapping faults as log lines, rate-limited: the first
-//! [`LOGGED_FAULTS`] are logged one by one, later ones only counted (one
-//! line per drain says how many). Delivering faults to per-device handlers
-//! will start from [`FaultLog::note`].
+//! [`LOGGED_FAULTS`] are logged one by one, later ones only counted, with
+//! one line each time the count doubles (32, 64, 128, ... faults in all)
+//! saying how many went unlogged; overflows (FSTS.PFO) likewise at their
+//! 1st, 2nd, 4th, 8th, ... occurrence. A storm costs a few dozen lines.
+//! (Delivering faults to handlers is the fault desk's, `crate::desk`.)
 
 use core::fmt;
 
@@ -84,12 +86,22 @@ impl fmt::Display for FaultLine<'_> {
 }
 
 /// Counts faults and decides which are logged.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FaultLog {
     /// Every fault seen.
     pub total: u64,
-    /// Faults seen in the current drain but not logged.
+    /// Faults not logged since the last line that counted them.
     unlogged: u64,
+    /// The total at which unlogged faults are next reported.
+    next_report: u64,
+    /// Overflows seen.
+    pub overflows: u64,
+}
+
+impl Default for FaultLog {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl FaultLog {
@@ -97,6 +109,8 @@ impl FaultLog {
         Self {
             total: 0,
             unlogged: 0,
+            next_report: 2 * LOGGED_FAULTS as u64,
+            overflows: 0,
         }
     }
 
@@ -112,24 +126,32 @@ impl FaultLog {
     }
 
     /// End of one drain of unit `index`: a line for the faults not logged
-    /// one by one, and one if records were lost (FSTS.PFO).
+    /// one by one once the total has doubled, and one for an overflow
+    /// (FSTS.PFO) when the count of overflows reaches a power of two.
     pub fn drained(
         &mut self,
         index: u8,
         summary: FaultSummary,
         mut line: impl FnMut(fmt::Arguments<'_>),
     ) {
-        if self.unlogged > 0 {
+        if self.unlogged > 0 && self.total >= self.next_report {
             line(format_args!(
                 "iommu: {} more DMA fault(s) not logged ({} in all)",
                 self.unlogged, self.total
             ));
             self.unlogged = 0;
+            while self.next_report <= self.total {
+                self.next_report *= 2;
+            }
         }
         if summary.overflow {
-            line(format_args!(
-                "iommu: unit {index}: fault records overflowed (FSTS.PFO): faults were lost"
-            ));
+            self.overflows += 1;
+            if self.overflows.is_power_of_two() {
+                line(format_args!(
+                    "iommu: unit {index}: fault records overflowed (FSTS.PFO): faults were lost                      ({} overflow(s) in all)",
+                    self.overflows
+                ));
+            }
         }
     }
 }
