@@ -155,6 +155,9 @@ pub struct FaultCounters {
     /// Times the fault records overflowed (FSTS.PFO): faults the hardware
     /// dropped.
     pub overflows: u64,
+    /// VT-d register accesses the service has made since it started, over
+    /// all units (for figures: accesses per fault).
+    pub register_accesses: u64,
 }
 
 /// What became of a device's fault.

@@ -93,12 +93,13 @@ impl<P> Pipeline<P> {
                 retried: 0,
                 verified: 0,
                 overflows: 0,
+                register_accesses: 0,
             },
         }
     }
 
-    /// What the pipeline has done so far (`overflows` is the caller's to
-    /// count).
+    /// What the pipeline has done so far (`overflows` and
+    /// `register_accesses` are the caller's to count).
     pub fn counters(&self) -> Counters {
         self.counters
     }

@@ -41,6 +41,9 @@ pub struct Desk {
     pipeline: Pipeline<ReplyToken>,
     /// Times the fault records overflowed (FSTS.PFO).
     overflows: u64,
+    /// VT-d register accesses so far, as the register layer counts them
+    /// (the image sets it; host tests leave it 0).
+    pub register_accesses: u64,
 }
 
 /// A driver's request, after the desk has looked at it.
@@ -110,12 +113,14 @@ impl Desk {
         Self {
             pipeline: Pipeline::new(),
             overflows: 0,
+            register_accesses: 0,
         }
     }
 
     pub fn counters(&self) -> FaultCounters {
         FaultCounters {
             overflows: self.overflows,
+            register_accesses: self.register_accesses,
             ..self.pipeline.counters()
         }
     }
@@ -223,9 +228,21 @@ impl Desk {
         let _ = out.server.reply_as::<Faults>(token, &response);
     }
 
+    /// Whether `request` asks about faults, so the fault records must be
+    /// drained before it is answered.
+    pub fn asks_about_faults(request: &IommuRequest) -> bool {
+        matches!(
+            request,
+            IommuRequest::FaultMark { .. }
+                | IommuRequest::AwaitFault { .. }
+                | IommuRequest::FaultSummary
+        )
+    }
+
     /// Serves a driver's fault question, or hands the request back. The
-    /// caller has drained the fault records first, so a fault recorded
-    /// before the driver's completion interrupt is known.
+    /// caller has drained the fault records first (see
+    /// [`Desk::asks_about_faults`]), so a fault recorded before the
+    /// driver's completion interrupt is known.
     pub fn driver<T: Transport>(
         &mut self,
         kernel: &mut impl Kernel,

@@ -338,20 +338,28 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
     let mut failed = 0u32;
     // The deadline the timer is set for.
     let mut timer = 0u64;
+    // A unit without a fault interrupt has its records read on every
+    // wake-up.
+    let polled = fault_irqs.len() < service.units().count();
     loop {
         let incoming = server.recv(NOTIFY_DMA_REVOKED | NOTIFY_TIMER | NOTIFY_USER_BITS);
-        // Fault records first, on every wake-up: a fault recorded before a
-        // driver's completion interrupt is known before its question, and
-        // a unit without a fault interrupt still has its records cleared.
+        // Fault records first: on the fault interrupt; before a driver's
+        // fault question, so a fault recorded before its completion
+        // interrupt is known; and on every wake-up while a unit has no
+        // fault interrupt. Nothing else reads them (each read is an MMIO
+        // access, and a fault should cost few).
         let irq =
             matches!(incoming, Ok(Incoming::Notification { bits }) if bits & NOTIFY_USER_BITS != 0);
-        drain_faults(
-            service,
-            desk,
-            &mut server,
-            &mut faults,
-            if irq { fault_irqs } else { &[] },
+        let question = matches!(
+            &incoming,
+            Ok(Incoming::Call { request: Either::First(request), .. })
+                if Desk::asks_about_faults(request)
         );
+        if irq || question || polled {
+            let irqs = if irq { fault_irqs } else { &[] };
+            drain_faults(service, desk, &mut server, &mut faults, irqs);
+        }
+        desk.register_accesses = mmio::accesses();
         match incoming {
             Ok(Incoming::Call {
                 request: Either::First(request),

@@ -21,11 +21,13 @@
 //! to domain N`, `storm-driver: S descriptor fetches from an unmapped
 //! ring in T ms`, `storm-driver: every fault accounted for: ...`,
 //! `storm-driver: done`; any deviation `storm-driver: UNEXPECTED ...` and
-//! exit 1.
+//! exit 1. Built with the `bench` feature it measures the pipeline instead
+//! (see `bench`).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
+mod bench;
 mod nic;
 
 use edu::device::{COMMAND_BUS_MASTER, set_command};
@@ -70,7 +72,26 @@ fn main() -> ! {
         fail(format_args!("bus mastering refused after attach: {e}"));
     }
     let nic = Nic::map(bar0).unwrap_or_else(|e| fail(format_args!("BAR0: {e:?}")));
-    let before = summary(&mut domain);
+    if cfg!(feature = "bench") {
+        let mark = domain
+            .fault_mark()
+            .unwrap_or_else(|e| fail(format_args!("fault mark: {e}")));
+        if let Err(e) = bench::run(&nic, &mut domain, RING, mark, time().tsc_hz) {
+            fail(format_args!("bench: {e}"));
+        }
+        log!("storm-driver: bench done");
+    } else {
+        storm(&nic, &mut domain);
+    }
+    // Nothing more to do.
+    loop {
+        let _ = wait(0);
+    }
+}
+
+/// The storm, and the accounting.
+fn storm(nic: &Nic, domain: &mut Domain) {
+    let before = summary(domain);
     let first = domain
         .fault_mark()
         .unwrap_or_else(|e| fail(format_args!("fault mark: {e}")));
@@ -82,12 +103,8 @@ fn main() -> ! {
     nic.stop_transmit();
     let ms = (time().ns - start) / 1_000_000;
     log!("storm-driver: {STORM} descriptor fetches from an unmapped ring in {ms} ms");
-    account(&mut domain, first, &before);
+    account(domain, first, &before);
     log!("storm-driver: done");
-    // Nothing more to do; the IOMMU service's summary was logged.
-    loop {
-        let _ = wait(0);
-    }
 }
 
 /// Waits until every recorded fault is answered, then checks the sums.
