@@ -13,7 +13,10 @@
 //! - `faultline-kernel`: the kernel core, `kernel/src/kern`;
 //! - `faultline-ipc`: wire format, strict decoding, the kernel config and
 //!   its checks, typed channels, the publisher;
-//! - `xtask`: deployment validation, `xtask/src/deployment`.
+//! - `xtask`: deployment validation, `xtask/src/deployment`;
+//! - `faultline-fault-pipeline`: the IOMMU service's fault pipeline (set
+//!   `FAULT_PIPELINE_CASES` lower than its default 2,000 property cases to
+//!   make each mutant's test run quicker).
 //!
 //! Mutants that cannot change behaviour (equivalent mutants) are listed,
 //! each with its reason, as `exclude_re` in `.cargo/mutants.toml`; nothing
@@ -72,6 +75,12 @@ pub const TARGETS: &[Target] = &[
         dir: "xtask",
         files: &["xtask/src/deployment/**"],
         exclude: &["xtask/src/deployment/tests/**"],
+    },
+    Target {
+        package: "faultline-fault-pipeline",
+        dir: "services/fault-pipeline",
+        files: &["services/fault-pipeline/src/**"],
+        exclude: &["services/fault-pipeline/src/tests/**"],
     },
 ];
 
