@@ -11,7 +11,10 @@ fn strings(v: &[&str]) -> Vec<String> {
 fn default_selection_is_every_core_on_its_default_files() {
     let s = select(TARGETS, &[], &[]).unwrap();
     let names: Vec<_> = s.iter().map(|s| s.target.package).collect();
-    assert_eq!(names, ["faultline-kernel", "faultline-ipc", "xtask"]);
+    assert_eq!(
+        names,
+        ["faultline-kernel", "faultline-ipc", "xtask", "faultline-fault-pipeline"]
+    );
     assert_eq!(s[0].files, ["kernel/src/kern/**"]);
     let s = select(TARGETS, &strings(&["faultline-ipc"]), &[]).unwrap();
     assert_eq!(s.len(), 1);
