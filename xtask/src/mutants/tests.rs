@@ -13,7 +13,12 @@ fn default_selection_is_every_core_on_its_default_files() {
     let names: Vec<_> = s.iter().map(|s| s.target.package).collect();
     assert_eq!(
         names,
-        ["faultline-kernel", "faultline-ipc", "xtask", "faultline-fault-pipeline"]
+        [
+            "faultline-kernel",
+            "faultline-ipc",
+            "xtask",
+            "faultline-fault-pipeline"
+        ]
     );
     assert_eq!(s[0].files, ["kernel/src/kern/**"]);
     let s = select(TARGETS, &strings(&["faultline-ipc"]), &[]).unwrap();

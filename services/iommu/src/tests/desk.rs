@@ -156,7 +156,7 @@ impl Bench {
 
 /// The fake kernel, answering for the client whose call is served (the
 /// fake names clients by token; the desk's tokens are arbitrary numbers).
-struct FakeKernelAs<'a>(&'a mut FakeKernel, u64);
+pub(super) struct FakeKernelAs<'a>(pub(super) &'a mut FakeKernel, pub(super) u64);
 
 impl crate::kernel::Kernel for FakeKernelAs<'_> {
     fn client_pci(

@@ -2,8 +2,9 @@
 //! model of `faultline-iommu-core`, and a fake kernel that knows which
 //! client holds which device and DMA buffer. Each test states its rule.
 
-mod desk;
+pub(crate) mod desk;
 mod interrupts;
+mod ipc_model;
 mod pieces;
 mod report;
 mod requests;
