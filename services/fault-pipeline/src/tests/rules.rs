@@ -357,3 +357,26 @@ fn deadlines_count_from_the_fault_and_the_handlers_own_deadline() {
     assert_eq!(log.automatic[0].1, EDU);
     assert_eq!(p.next_deadline(), Some(501 * MS));
 }
+
+#[test]
+fn every_handlers_full_queue_fits_the_table() {
+    let mut p = Pipeline::<Reply>::new();
+    let mut log = Log::default();
+    for h in 0..crate::MAX_HANDLERS as u16 {
+        p.register(u64::from(h), h, 50, &mut log).unwrap();
+        for i in 0..HANDLER_QUEUE as u64 {
+            p.record(fault(h, i << 12), 0, &mut log);
+        }
+    }
+    assert!(log.automatic.is_empty(), "{:?}", log.automatic);
+    assert_eq!(p.outstanding().count(), crate::MAX_OUTSTANDING);
+    // One more for any of them is one too many for that handler alone.
+    p.record(fault(3, 0x9000), 0, &mut log);
+    assert_eq!(log.automatic.len(), 1);
+    assert_eq!(log.automatic[0].2, AutoReason::QueueFull);
+    assert_eq!(
+        p.register(99, 0x99, 50, &mut log),
+        Err(FaultsError::Full),
+        "no room for a ninth handler"
+    );
+}
