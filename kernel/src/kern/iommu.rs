@@ -41,21 +41,14 @@ impl Kernel {
         token: u64,
         handle: u64,
     ) -> Result<Outcome, (Error, u64)> {
-        self.require_iommu_service(caller)?;
-        let (client, ..) = self.pending_call(caller, token)?;
-        match self.tasks[client].caps.get(handle) {
-            Ok(&Cap::Pci {
+        self.client_function(p, caller, token, handle, |cap| match *cap {
+            Cap::Pci {
                 bus,
                 device,
                 function,
-            }) => {
-                let bdf = (bus, device, function);
-                let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
-                Ok(Outcome::Done([bdf_word(bdf), unit, 0, 0]))
-            }
-            Ok(_) => Err((Error::WrongKind, 0)),
-            Err(e) => Err((e, 0)),
-        }
+            } => Some(((bus, device, function), 0)),
+            _ => None,
+        })
     }
 
     /// `ClientFaults`: the function whose DMA faults the client of call
@@ -67,27 +60,35 @@ impl Kernel {
         token: u64,
         handle: u64,
     ) -> Result<Outcome, (Error, u64)> {
-        self.require_iommu_service(caller)?;
-        let (client, ..) = self.pending_call(caller, token)?;
-        match self.tasks[client].caps.get(handle) {
-            Ok(&Cap::Faults {
+        self.client_function(p, caller, token, handle, |cap| match *cap {
+            Cap::Faults {
                 bus,
                 device,
                 function,
                 deadline_ms,
-            }) => {
-                let bdf = (bus, device, function);
-                let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
-                Ok(Outcome::Done([
-                    bdf_word(bdf),
-                    unit,
-                    u64::from(deadline_ms),
-                    0,
-                ]))
-            }
-            Ok(_) => Err((Error::WrongKind, 0)),
-            Err(e) => Err((e, 0)),
-        }
+            } => Some(((bus, device, function), u64::from(deadline_ms))),
+            _ => None,
+        })
+    }
+
+    /// For the IOMMU service only: the function (and one more value) that
+    /// capability `handle` of the client of call `token` names, as `kind`
+    /// reads it (`WrongKind` for any other capability), with the VT-d unit
+    /// whose scope covers the function (`u64::MAX` for none).
+    fn client_function(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        token: u64,
+        handle: u64,
+        kind: impl Fn(&Cap) -> Option<((u8, u8, u8), u64)>,
+    ) -> Result<Outcome, (Error, u64)> {
+        self.require_iommu_service(caller)?;
+        let (client, ..) = self.pending_call(caller, token)?;
+        let cap = self.tasks[client].caps.get(handle).map_err(|e| (e, 0))?;
+        let (bdf, extra) = kind(cap).ok_or((Error::WrongKind, 0))?;
+        let unit = p.vtd_unit_of(bdf).map_or(u64::MAX, u64::from);
+        Ok(Outcome::Done([bdf_word(bdf), unit, extra, 0]))
     }
 
     /// `VtdInfo`: the DMAR's description of the caller's unit.
