@@ -380,3 +380,48 @@ fn every_handlers_full_queue_fits_the_table() {
         "no room for a ninth handler"
     );
 }
+
+#[test]
+fn a_drivers_question_is_about_its_own_device_and_strictly_after_its_mark() {
+    let (mut p, mut log) = registered();
+    p.register(H2, OTHER, 50, &mut log).unwrap();
+    p.record(fault(OTHER, 0x1000), 0, &mut log);
+    assert_eq!(
+        p.await_fault(EDU, 0, 1),
+        Await::NoFault(1, 0),
+        "another device's open fault is not this one's"
+    );
+    p.record(fault(EDU, 0x1000), 0, &mut log); // EDU mark 1, open
+    assert_eq!(
+        p.await_fault(EDU, 1, 2),
+        Await::NoFault(2, 1),
+        "the fault at the mark is not after it"
+    );
+    assert_eq!(p.await_fault(EDU, 0, 3), Await::Parked);
+}
+
+#[test]
+fn the_first_fault_after_the_mark_decides_settled_or_open() {
+    let (mut p, mut log) = registered();
+    p.record(fault(EDU, 0x1000), 0, &mut log); // mark 1
+    p.record(fault(EDU, 0x2000), 0, &mut log); // mark 2
+    p.next(H, 1, &mut log).unwrap();
+    p.next(H, 2, &mut log).unwrap();
+    // Mark 1 settled, mark 2 open: mark 1 is the answer, now.
+    p.answer(H, FaultToken(1), ResponseCode::Invalid, ok, &mut log)
+        .unwrap();
+    let Await::Settled(_, s) = p.await_fault(EDU, 0, 3) else {
+        panic!("mark 1 is settled and comes first");
+    };
+    assert_eq!(s.mark, 1);
+    // Marks 3 and 4: 4 settled, 3 open: wait for 3.
+    p.record(fault(EDU, 0x3000), 0, &mut log); // mark 3, token 3
+    p.record(fault(EDU, 0x4000), 0, &mut log); // mark 4, token 4
+    p.answer(H, FaultToken(2), ResponseCode::Invalid, ok, &mut log)
+        .unwrap();
+    p.next(H, 4, &mut log).unwrap();
+    p.next(H, 5, &mut log).unwrap();
+    p.answer(H, FaultToken(4), ResponseCode::Invalid, ok, &mut log)
+        .unwrap();
+    assert_eq!(p.await_fault(EDU, 2, 6), Await::Parked, "mark 3 is still open");
+}
