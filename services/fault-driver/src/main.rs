@@ -6,7 +6,8 @@
 //!
 //! It holds the edu function (`edu`, BAR0 as `edu-bar0`), its MSI
 //! (`edu-irq`), a DMA budget (`dma`, five pages) and a client end of the
-//! `iommu` protocol (`iommu`). It:
+//! `iommu` protocol (`iommu`); beside another fault-driver, a
+//! notification grant aimed at it (`lead` or `follow`, see [`turn`]). It:
 //!
 //! 1. attaches its device to a domain and turns on bus mastering;
 //! 2. maps a source page at [`SOURCE`] and loads edu's buffer from it with
@@ -15,9 +16,11 @@
 //!    [`FIRST`] + 0x1000, ... without mapping them, and has edu write its
 //!    buffer into each (`faults`): every write faults, and the driver logs
 //!    what became of each fault and how long after the transfer's
-//!    completion interrupt it learned the answer; a fault resolved by the
-//!    handler is retried and the page verified byte for byte against the
-//!    pattern;
+//!    completion interrupt it learned the answer (asking after each
+//!    transfer, or with the `back-to-back` feature after all of them); a
+//!    fault resolved by the handler is retried and the page verified byte
+//!    for byte against the pattern. Beside another device's driver on the
+//!    same VT-d unit, the two take turns at faulting ([`turn`]);
 //! 4. logs `fault-driver: N faults: R retried and verified, A aborted` and
 //!    `fault-driver: done`, asks the IOMMU service for its fault summary
 //!    (which the service logs) and keeps serving its interrupt.
@@ -30,6 +33,7 @@
 #![deny(unsafe_code)]
 
 mod faults;
+mod turn;
 
 use edu::device::{self, Direction, Edu};
 use edu::domain::Domain;
@@ -41,9 +45,9 @@ use userlib::{cap_lookup, dma_alloc, exit, irq_ack, log, wait};
 
 userlib::service_entry!(main);
 
-/// The notification bits edu's interrupt may arrive as: the driver's only
-/// other notification source is its timer.
-pub const IRQ_BITS: u32 = NOTIFY_USER_BITS;
+/// The notification bits edu's interrupt may arrive as: every user bit
+/// but the turn's.
+pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !turn::TURN;
 /// Where the source page is mapped.
 const SOURCE: u64 = 0x10_0000;
 /// Where the first reserved page is; the others follow, a page apart.
@@ -61,9 +65,7 @@ pub fn fail(what: core::fmt::Arguments) -> ! {
 fn handle(name: &str, kind: CapKind) -> Handle {
     match cap_lookup(name) {
         Ok((h, k)) if k == kind => h,
-        other => fail(format_args!(
-            "no {kind:?} capability `{name}` ({other:?})"
-        )),
+        other => fail(format_args!("no {kind:?} capability `{name}` ({other:?})")),
     }
 }
 
@@ -73,6 +75,7 @@ fn main() -> ! {
     let irq = handle("edu-irq", CapKind::Irq);
     let dma = handle("dma", CapKind::Dma);
     let iommu = handle("iommu", CapKind::Client);
+    let turns = turn::Turns::from_caps();
 
     let (mut domain, info) = match Domain::attach(iommu, pci) {
         Ok(attached) => attached,
@@ -109,7 +112,7 @@ fn main() -> ! {
             fail(format_args!("reserving {iova:#x}: {e}"));
         }
     }
-    let tally = faults::run(&edu, irq, &mut domain, &sinks);
+    let tally = faults::run(&edu, irq, &mut domain, &sinks, &turns);
     log!(
         "fault-driver: {} faults: {} retried and verified, {} aborted",
         tally.faults,
