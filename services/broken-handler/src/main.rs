@@ -17,20 +17,33 @@
 //!   Invalid if nothing is reserved there.
 //! - `never-answers`: pulls every fault and answers none; each is answered
 //!   Failure automatically at its deadline.
+//! - `answers-twice`: answers every fault properly, then answers it again;
+//!   the IOMMU service refuses the second answer (already answered).
+//! - `wrong-token`: answers every fault first with a token it was never
+//!   given (its own plus 1000); the IOMMU service refuses that (unknown
+//!   token), and the handler then answers properly.
 //!
-//! Room is left for more behaviours (answering twice, answering with a
-//! token it was never given).
+//! A proper answer is `edu-fault-handler`'s: the reserved page mapped and
+//! Success, or Invalid if nothing is reserved there. Each refusal is
+//! logged: `broken-handler: fault N: answer with token M refused: <why>`.
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
 
-#[cfg(all(feature = "crash-holding-3", feature = "never-answers"))]
+#[cfg(any(
+    all(feature = "crash-holding-3", feature = "never-answers"),
+    all(feature = "crash-holding-3", feature = "answers-twice"),
+    all(feature = "crash-holding-3", feature = "wrong-token"),
+    all(feature = "never-answers", feature = "answers-twice"),
+    all(feature = "never-answers", feature = "wrong-token"),
+    all(feature = "answers-twice", feature = "wrong-token"),
+))]
 compile_error!("faultline-broken-handler: enable one behaviour feature, not several");
 
 use faultline_ipc::abi::CapKind;
 use faultline_ipc::channel::{ChannelError, Client, Handle};
 use faultline_ipc::protocol::faults::{
-    Fault, FaultAccess, Faults, FaultsRequest, FaultsResponse, ResponseCode,
+    Fault, FaultAccess, FaultToken, Faults, FaultsRequest, FaultsResponse, ResponseCode,
 };
 use faultline_ipc::protocol::iommu::Bdf;
 use userlib::{KernelTransport, cap_lookup, exit, log};
@@ -40,9 +53,16 @@ userlib::service_entry!(main);
 /// The behaviour this image was built with.
 const BEHAVIOUR: &str = if cfg!(feature = "crash-holding-3") {
     "crash-holding-3"
+} else if cfg!(feature = "answers-twice") {
+    "answers-twice"
+} else if cfg!(feature = "wrong-token") {
+    "wrong-token"
 } else {
     "never-answers"
 };
+
+/// `wrong-token`: how far from its own token the wrong one is.
+const WRONG_BY: u64 = 1000;
 
 /// `crash-holding-3`: how many faults it holds before crashing, and the
 /// last token the first instance can have been handed.
@@ -74,8 +94,18 @@ fn main() -> ! {
                 exit(1)
             }
         };
+        if cfg!(feature = "answers-twice") {
+            answer(&mut client, &fault, fault.token);
+            answer(&mut client, &fault, fault.token);
+            continue;
+        }
+        if cfg!(feature = "wrong-token") {
+            answer(&mut client, &fault, FaultToken(fault.token.0 + WRONG_BY));
+            answer(&mut client, &fault, fault.token);
+            continue;
+        }
         if cfg!(feature = "crash-holding-3") && fault.token.0 > u64::from(CRASH_AT) {
-            answer(&mut client, &fault);
+            answer(&mut client, &fault, fault.token);
             continue;
         }
         held += 1;
@@ -108,24 +138,30 @@ fn register(client: &mut FaultsClient, device: Handle) {
     }
 }
 
-/// Answers as a handler that keeps the rules: the reserved page mapped
-/// and Success, or Invalid.
-fn answer(client: &mut FaultsClient, fault: &Fault) {
+/// Answers as a handler that keeps the rules would (the reserved page
+/// mapped and Success, or Invalid), but under `token`.
+fn answer(client: &mut FaultsClient, fault: &Fault, token: FaultToken) {
     let (code, map) = if fault.backed {
         (ResponseCode::Success, true)
     } else {
         (ResponseCode::Invalid, false)
     };
-    let request = FaultsRequest::Answer {
-        token: fault.token,
-        code,
-        map,
-    };
+    let request = FaultsRequest::Answer { token, code, map };
     match call(client, request) {
-        FaultsResponse::Answered => log!(
+        FaultsResponse::Answered if token == fault.token => log!(
             "broken-handler: fault {}: {}: answered {code:?}",
             fault.token.0,
             Describe(fault)
+        ),
+        FaultsResponse::Answered => log!(
+            "broken-handler: fault {}: answer with token {} taken",
+            fault.token.0,
+            token.0
+        ),
+        FaultsResponse::Refused(e) => log!(
+            "broken-handler: fault {}: answer with token {} refused: {e}",
+            fault.token.0,
+            token.0
         ),
         other => log!(
             "broken-handler: fault {}: answer got {other:?}",
