@@ -124,7 +124,8 @@ pub enum IommuRequest {
     /// The first fault of the device with a mark after `since`: answered
     /// at once with [`IommuResponse::NoFault`] if there is none (the
     /// service reads the fault records first), otherwise when that fault
-    /// has been answered, with [`IommuResponse::FaultSettled`]. A driver
+    /// has been answered, with [`IommuResponse::FaultSettled`] (also when
+    /// faults were lost after the mark: [`FaultOutcome::Lost`]). A driver
     /// asks after every completion interrupt, because a device may signal
     /// completion of a transfer that faulted.
     AwaitFault { pci: u8, since: u32 },
@@ -172,6 +173,11 @@ pub enum FaultOutcome {
         code: crate::protocol::faults::ResponseCode,
         automatic: bool,
     },
+    /// The unit's fault records overflowed after the mark: the hardware
+    /// dropped faults without saying whose, so the device may have
+    /// faulted. Treat the transfer as unverified (run it again and ask
+    /// again). `iova` and `write` of such a fault mean nothing.
+    Lost,
 }
 
 /// A fault of the caller's device, answered.

@@ -32,6 +32,8 @@ const SOURCE: u64 = 0x40_0000;
 const SINK: u64 = SOURCE + PAGE;
 /// Nothing is reserved or mapped here.
 const REFUSED: u64 = 0x50_0000;
+/// Runs of one transfer when faults are lost around it.
+const ATTEMPTS: u32 = 3;
 
 /// What became of one transfer.
 enum Outcome {
@@ -105,7 +107,9 @@ pub fn run(edu: &Edu, irq: Handle, domain: &mut Domain, pages: (&Page, &Page), t
 }
 
 /// Runs a transfer, asks whether it faulted, and retries it once when the
-/// fault was resolved.
+/// fault was resolved. When faults were lost around it (the fault records
+/// overflowed, say while another device faulted), nobody knows whether it
+/// faulted: it is run again, up to [`ATTEMPTS`] times.
 fn transfer(
     edu: &Edu,
     irq: Handle,
@@ -113,24 +117,34 @@ fn transfer(
     direction: Direction,
     iova: u64,
 ) -> Result<Outcome, Error> {
-    let mark = domain.fault_mark()?;
-    transfer::run(edu, irq, direction, iova)?;
-    let Some(fault) = domain.await_fault(mark)? else {
-        return Ok(Outcome::Clean);
-    };
-    if fault.outcome != FaultOutcome::Retry {
-        return Ok(Outcome::Aborted(fault.outcome));
+    for _ in 0..ATTEMPTS {
+        let mark = domain.fault_mark()?;
+        transfer::run(edu, irq, direction, iova)?;
+        let Some(fault) = domain.await_fault(mark)? else {
+            return Ok(Outcome::Clean);
+        };
+        match fault.outcome {
+            FaultOutcome::Lost => {
+                log!(
+                    "edu-driver: DMA {direction:?} at {iova:#x}: fault records overflowed meanwhile                      (it may have faulted): running it again"
+                );
+                continue;
+            }
+            FaultOutcome::Aborted { .. } => return Ok(Outcome::Aborted(fault.outcome)),
+            FaultOutcome::Retry => {}
+        }
+        log!(
+            "edu-driver: DMA {direction:?} at {iova:#x} faulted (fault mark {}); the fault handler \
+             resolved it: retrying",
+            fault.mark
+        );
+        transfer::run(edu, irq, direction, iova)?;
+        return match domain.await_fault(fault.mark)? {
+            None => Ok(Outcome::Retried { mark: fault.mark }),
+            Some(again) => Err(Error::FaultedAgain(again.outcome)),
+        };
     }
-    log!(
-        "edu-driver: DMA {direction:?} at {iova:#x} faulted (fault mark {}); the fault handler \
-         resolved it: retrying",
-        fault.mark
-    );
-    transfer::run(edu, irq, direction, iova)?;
-    match domain.await_fault(fault.mark)? {
-        None => Ok(Outcome::Retried { mark: fault.mark }),
-        Some(again) => Err(Error::FaultedAgain(again.outcome)),
-    }
+    Err(Error::FaultsLost)
 }
 
 /// Why a transfer could not be checked.
@@ -138,6 +152,8 @@ enum Error {
     Domain(Failed),
     Stalled(transfer::Stalled),
     FaultedAgain(FaultOutcome),
+    /// Faults were lost around every attempt.
+    FaultsLost,
 }
 
 impl From<Failed> for Error {
@@ -158,6 +174,7 @@ impl core::fmt::Display for Error {
             Self::Domain(e) => write!(f, "IOMMU service: {e}"),
             Self::Stalled(e) => write!(f, "{e}"),
             Self::FaultedAgain(o) => write!(f, "the retry faulted again ({})", Why(*o)),
+            Self::FaultsLost => write!(f, "faults were lost around each of {ATTEMPTS} attempts"),
         }
     }
 }
@@ -169,6 +186,7 @@ impl core::fmt::Display for Why {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self.0 {
             FaultOutcome::Retry => write!(f, "resolved"),
+            FaultOutcome::Lost => write!(f, "faults were lost (the fault records overflowed)"),
             FaultOutcome::Aborted {
                 code,
                 automatic: false,

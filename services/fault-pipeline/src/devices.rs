@@ -137,6 +137,35 @@ impl<P> Pipeline<P> {
         true
     }
 
+    /// The fault records overflowed: faults were dropped without saying
+    /// whose. Every device the pipeline knows (a handler registered for
+    /// it, it faulted, or its driver asked) gets a fault mark for the loss,
+    /// settled as [`FaultOutcome::Lost`], so a driver that asks about a
+    /// transfer around this time learns it may have faulted.
+    pub fn overflowed(&mut self, out: &mut impl Outbox<P>) {
+        for i in 0..self.devices.len() {
+            let device = &mut self.devices[i];
+            device.mark = device.mark.wrapping_add(1);
+            let lost = SettledFault {
+                mark: device.mark,
+                iova: 0,
+                write: false,
+                outcome: FaultOutcome::Lost,
+            };
+            let bdf = device.bdf;
+            self.record_settled(bdf, lost, out);
+        }
+    }
+
+    /// `bdf`'s current fault mark, making its device entry so that a later
+    /// loss (an overflow) is recorded for it.
+    pub fn mark_for_driver(&mut self, bdf: u16) -> u32 {
+        match self.device_slot(bdf) {
+            Some(slot) => self.devices[slot].mark,
+            None => 0,
+        }
+    }
+
     /// The next mark for a fault of `bdf` (0 if no device entry fits).
     pub(crate) fn next_mark(&mut self, bdf: u16) -> u32 {
         let Some(slot) = self.device_slot(bdf) else {
@@ -161,7 +190,12 @@ impl<P> Pipeline<P> {
             write: pending.fault.write,
             outcome,
         };
-        let bdf = pending.fault.bdf;
+        self.record_settled(pending.fault.bdf, settled, out);
+    }
+
+    /// Adds a settled fault to `bdf`'s history and answers its driver's
+    /// parked question if this is the first fault after its mark.
+    fn record_settled(&mut self, bdf: u16, settled: SettledFault, out: &mut impl Outbox<P>) {
         let earlier_open = |since: u32, outstanding: &[Pending]| {
             outstanding
                 .iter()

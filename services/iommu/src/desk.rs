@@ -130,9 +130,13 @@ impl Desk {
         self.pipeline.next_deadline()
     }
 
-    /// The fault records overflowed: the hardware dropped faults.
-    pub fn overflowed(&mut self) {
+    /// The fault records overflowed: the hardware dropped faults without
+    /// saying whose, so every device the pipeline knows is marked as
+    /// having maybe faulted (its driver's question is answered `Lost`).
+    pub fn overflowed<T: Transport>(&mut self, server: &mut IommuServer<T>) {
         self.overflows += 1;
+        let mut out = self.replies(server);
+        self.pipeline.overflowed(&mut out);
     }
 
     /// One drained fault record. Interrupt remapping faults (reasons
@@ -270,7 +274,7 @@ impl Desk {
             IommuRequest::FaultMark { .. } => (
                 token,
                 IommuResponse::Mark {
-                    mark: self.pipeline.mark(bdf),
+                    mark: self.pipeline.mark_for_driver(bdf),
                 },
             ),
             IommuRequest::AwaitFault { since, .. } => {

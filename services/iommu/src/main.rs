@@ -461,6 +461,7 @@ fn drain_faults(
     irqs: &[Handle],
 ) {
     let mut records: heapless::Vec<FaultRecord, MAX_RECORDS_PER_DRAIN> = heapless::Vec::new();
+    let mut overflowed = false;
     for slot in service.units() {
         let summary = slot.unit.drain_faults(|f| {
             faults.note(&f, log_fmt);
@@ -471,13 +472,16 @@ fn drain_faults(
             }
         });
         if summary.overflow {
-            desk.overflowed();
+            overflowed = true;
         }
         faults.drained(slot.index, summary, log_fmt);
     }
     let now = now_ns();
     for record in &records {
         desk.record(service, record, now, server);
+    }
+    if overflowed {
+        desk.overflowed(server);
     }
     for irq in irqs {
         if let Err(e) = irq_ack(*irq) {

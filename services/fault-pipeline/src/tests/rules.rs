@@ -423,5 +423,9 @@ fn the_first_fault_after_the_mark_decides_settled_or_open() {
     p.next(H, 5, &mut log).unwrap();
     p.answer(H, FaultToken(4), ResponseCode::Invalid, ok, &mut log)
         .unwrap();
-    assert_eq!(p.await_fault(EDU, 2, 6), Await::Parked, "mark 3 is still open");
+    assert_eq!(
+        p.await_fault(EDU, 2, 6),
+        Await::Parked,
+        "mark 3 is still open"
+    );
 }
