@@ -213,8 +213,8 @@ fn start_unit(
     if translating(&mut regs) {
         inject::took_over();
         log!(
-            "iommu: unit {index}: translation found on (an earlier instance): turning it off and \
-             starting afresh"
+            "iommu: unit {index}: translation found on (an earlier instance): new empty tables \
+             installed with translation kept on"
         );
     }
     // The DMAR's host address width bounds every address the unit is
