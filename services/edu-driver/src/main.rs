@@ -21,7 +21,10 @@
 //! 6. has DMA fault on pages it reserved, resolved by the device's fault
 //!    handler, retried and verified both ways, and a DMA the handler
 //!    refuses aborted (`retry`);
-//! 7. logs `edu-driver: done`, asks the IOMMU service for its fault
+//! 7. with `restart-check`, drives the IOMMU service into its injected
+//!    fault, attaches again once it is back (`restart`), and runs the
+//!    retry checks again through the new instance at fresh IOVAs;
+//! 8. logs `edu-driver: done`, asks the IOMMU service for its fault
 //!    summary (which the service logs) and keeps serving its interrupt.
 //!
 //! Every deviation logs a line with `UNEXPECTED`, and the driver then
@@ -144,9 +147,28 @@ fn main() -> ! {
     let probe = alloc(dma);
     interrupt_range::run(&edu, irq, &mut domain, &probe, &mut t);
     let (source, sink) = (alloc(dma), alloc(dma));
-    retry::run(&edu, irq, &mut domain, (&source, &sink), &mut t);
+    retry::run(
+        &edu,
+        irq,
+        &mut domain,
+        (&source, &sink),
+        retry::FIRST_BASE,
+        &mut t,
+    );
     if cfg!(feature = "restart-check") {
         restart::run(&mut domain, iommu, pci, &edu, irq, (&a, &b), IOVA, &mut t);
+        // The fault pipeline again, through the new instance and the
+        // restarted fault handler: fresh pages, IOVAs the new domain has
+        // never seen.
+        let (source, sink) = (alloc(dma), alloc(dma));
+        retry::run(
+            &edu,
+            irq,
+            &mut domain,
+            (&source, &sink),
+            restart::RETRY_BASE,
+            &mut t,
+        );
     }
 
     if t.unexpected > 0 {

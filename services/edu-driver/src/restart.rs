@@ -6,7 +6,9 @@
 //! bus (the kernel turned it off) and the driver may not turn it back on;
 //! only when the restarted service has attached edu to a new domain may it
 //! DMA again, and then only where the new domain maps. A round trip
-//! through the new domain is verified byte for byte.
+//! through the new domain is verified byte for byte. The driver then runs
+//! the retry checks again at [`RETRY_BASE`] (see `main`), which shows the
+//! fault pipeline working through the new instance.
 
 use crate::domain::{Domain, Failed};
 use crate::page::{PAGE, Page};
@@ -14,6 +16,10 @@ use crate::{Tally, device, fail, round_trip};
 use faultline_ipc::abi::Error;
 use faultline_ipc::channel::{ChannelError, Handle};
 use userlib::{SysError, log, pci_config_read, sleep_ms};
+
+/// Where the retry checks run again after the restart: above the first
+/// run's IOVAs, so nothing there was ever reserved, in either domain.
+pub const RETRY_BASE: u64 = 0x60_0000;
 
 /// How long to wait for the supervisor to bring the IOMMU service back.
 const ATTEMPTS: u32 = 200;

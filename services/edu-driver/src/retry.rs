@@ -1,5 +1,9 @@
 //! Faults resolved and retried: the driver reserves two pages of its own
-//! memory in its domain without mapping them, and has edu DMA there.
+//! memory in its domain without mapping them, and has edu DMA there. The
+//! IOVAs are relative to a base the caller picks (`FIRST_BASE` on the
+//! first run; a run after the IOMMU service restarted uses fresh pages at
+//! another base), written `SOURCE` = base, `SINK` = base + one page and
+//! `REFUSED` = base + 1 MiB below.
 //!
 //! 1. RAM → device from `SOURCE`: the read faults (edu reads zeros, and
 //!    still signals completion), the IOMMU service delivers the fault to
@@ -26,12 +30,10 @@ use faultline_ipc::channel::Handle;
 use faultline_ipc::protocol::iommu::FaultOutcome;
 use userlib::log;
 
-/// The reserved page edu reads from.
-const SOURCE: u64 = 0x40_0000;
-/// The reserved page edu writes to.
-const SINK: u64 = SOURCE + PAGE;
-/// Nothing is reserved or mapped here.
-const REFUSED: u64 = 0x50_0000;
+/// The base of the first run: edu reads from the reserved page here.
+pub const FIRST_BASE: u64 = 0x40_0000;
+/// Where nothing is reserved or mapped, above a run's base.
+const REFUSED_OFFSET: u64 = 0x10_0000;
 /// Runs of one transfer when faults are lost around it.
 const ATTEMPTS: u32 = 3;
 
@@ -45,20 +47,33 @@ enum Outcome {
     Aborted(FaultOutcome),
 }
 
-/// The retry checks; `source` and `sink` are two pages of the driver's.
-pub fn run(edu: &Edu, irq: Handle, domain: &mut Domain, pages: (&Page, &Page), t: &mut Tally) {
+/// The retry checks at `base` (4 KiB-aligned, with nothing reserved or
+/// mapped from it up to 1 MiB + 4 KiB); `source` and `sink` are two pages
+/// of the driver's.
+pub fn run(
+    edu: &Edu,
+    irq: Handle,
+    domain: &mut Domain,
+    pages: (&Page, &Page),
+    base: u64,
+    t: &mut Tally,
+) {
     let (source, sink) = pages;
+    let (source_iova, sink_iova, refused) = (base, base + PAGE, base + REFUSED_OFFSET);
     source.fill(pattern);
     sink.fill(|_| 0);
-    for (iova, page) in [(SOURCE, source), (SINK, sink)] {
+    for (iova, page) in [(source_iova, source), (sink_iova, sink)] {
         if let Err(e) = domain.reserve(iova, page) {
             return t.unexpected(format_args!("reserving {iova:#x}: {e}"));
         }
     }
     let mut marks = [0u32; 2];
-    for (i, (direction, iova)) in [(Direction::ToDevice, SOURCE), (Direction::ToRam, SINK)]
-        .into_iter()
-        .enumerate()
+    for (i, (direction, iova)) in [
+        (Direction::ToDevice, source_iova),
+        (Direction::ToRam, sink_iova),
+    ]
+    .into_iter()
+    .enumerate()
     {
         match transfer(edu, irq, domain, direction, iova) {
             Ok(Outcome::Retried { mark }) => marks[i] = mark,
@@ -86,23 +101,23 @@ pub fn run(edu: &Edu, irq: Handle, domain: &mut Domain, pages: (&Page, &Page), t
             }
             log!(
                 "edu-driver: faulting DMA retried and verified byte for byte both ways \
-                 (RAM->device from {SOURCE:#x}, device->RAM into {SINK:#x}, {PAGE} bytes)"
+                 (RAM->device from {source_iova:#x}, device->RAM into {sink_iova:#x}, {PAGE} bytes)"
             );
         }
         Some((at, found)) => t.unexpected(format_args!(
-            "after the retries, byte {at} at {SINK:#x} is {found:#04x}, not {:#04x}",
+            "after the retries, byte {at} at {sink_iova:#x} is {found:#04x}, not {:#04x}",
             pattern(at)
         )),
     }
-    match transfer(edu, irq, domain, Direction::ToRam, REFUSED) {
+    match transfer(edu, irq, domain, Direction::ToRam, refused) {
         Ok(Outcome::Aborted(outcome)) => {
-            log!("edu-driver: DMA to {REFUSED:#x} aborted: {}", Why(outcome))
+            log!("edu-driver: DMA to {refused:#x} aborted: {}", Why(outcome))
         }
-        Ok(Outcome::Clean) => t.unexpected(format_args!("DMA to {REFUSED:#x} did not fault")),
+        Ok(Outcome::Clean) => t.unexpected(format_args!("DMA to {refused:#x} did not fault")),
         Ok(Outcome::Retried { .. }) => t.unexpected(format_args!(
-            "DMA to {REFUSED:#x} was resolved, though nothing is reserved there"
+            "DMA to {refused:#x} was resolved, though nothing is reserved there"
         )),
-        Err(e) => t.unexpected(format_args!("DMA to {REFUSED:#x}: {e}")),
+        Err(e) => t.unexpected(format_args!("DMA to {refused:#x}: {e}")),
     }
 }
 

@@ -134,6 +134,10 @@ fn settle(
             tally.aborted += 1;
             None
         }
+        // The drivers take turns so that no fault is ever lost.
+        FaultOutcome::Lost => fail(format_args!(
+            "DMA into {iova:#x}: the fault records overflowed (mark {mark}): faults were lost"
+        )),
     }
 }
 

@@ -76,6 +76,15 @@ impl Descriptor {
         }
     }
 
+    /// Invalidate every PASID-cache entry (scalable mode; granularity
+    /// 11 = global).
+    pub const fn pasid_global() -> Self {
+        Self {
+            low: TYPE_PASID_CACHE | GRANULARITY_NARROW,
+            high: 0,
+        }
+    }
+
     /// Invalidate every cached interrupt remapping entry (G = 0: global;
     /// index and mask unused).
     pub const fn interrupt_entries_global() -> Self {

@@ -11,8 +11,11 @@
 //! Legacy mode unless built with the `scalable` feature.
 //!
 //! Log lines: the unit report (`iommu: VT-d unit 0: version 1.0, CAP ...`,
-//! `iommu: unit 0 ECAP ...`, interrupt remapping, page requests), then
-//! `iommu: unit 0: translation on (legacy mode, ...)` or `iommu: unit 0:
+//! `iommu: unit 0 ECAP ...`, interrupt remapping, page requests); for a
+//! unit an earlier instance left translating, `iommu: unit 0: translation
+//! found on (an earlier instance): new empty tables installed with
+//! translation kept on` (see `faultline_iommu_core::Config::take_over`);
+//! then `iommu: unit 0: translation on (legacy mode, ...)` or `iommu: unit 0:
 //! <reason>: not started`; `iommu: serving`; `iommu: revoked pin ...`;
 //! `iommu: DMA fault from 00:03.0 at iova 0x... (write): <reason>`.
 #![no_std]
@@ -213,8 +216,8 @@ fn start_unit(
     if translating(&mut regs) {
         inject::took_over();
         log!(
-            "iommu: unit {index}: translation found on (an earlier instance): turning it off and \
-             starting afresh"
+            "iommu: unit {index}: translation found on (an earlier instance): new empty tables \
+             installed with translation kept on"
         );
     }
     // The DMAR's host address width bounds every address the unit is

@@ -40,6 +40,8 @@ enum Op {
         code: u8,
     },
     Wait(u64),
+    /// The fault records overflowed.
+    Overflow,
     Restart(usize),
     Ask {
         device: usize,
@@ -66,6 +68,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0..30u64).prop_map(Op::Wait),
         1 => (0..2usize).prop_map(Op::Restart),
         1 => (0..3usize, 0..4u32).prop_map(|(device, back)| Op::Ask { device, back }),
+        1 => Just(Op::Overflow),
     ]
 }
 
@@ -231,6 +234,7 @@ fn run(ops: Vec<Op>) {
                 p.register(HANDLERS[handler], DEVICES[handler], DEADLINE_MS, &mut log)
                     .unwrap();
             }
+            Op::Overflow => p.overflowed(&mut log),
             Op::Ask { device, back } => {
                 let bdf = DEVICES[device];
                 let since = p.mark(bdf).saturating_sub(back);

@@ -429,3 +429,47 @@ fn the_first_fault_after_the_mark_decides_settled_or_open() {
         "mark 3 is still open"
     );
 }
+
+#[test]
+fn lost_faults_reach_every_known_devices_driver() {
+    let (mut p, mut log) = registered();
+    // OTHER's driver only took a mark; EDU has a parked question.
+    assert_eq!(p.mark_for_driver(OTHER), 0);
+    assert_eq!(p.await_fault(EDU, 0, 1), Await::NoFault(1, 0));
+    p.overflowed(&mut log);
+    let lost = faultline_ipc::protocol::iommu::FaultOutcome::Lost;
+    let Await::Settled(_, s) = p.await_fault(OTHER, 0, 3) else {
+        panic!("OTHER's driver must learn of the loss");
+    };
+    assert_eq!((s.mark, s.outcome), (1, lost));
+    let Await::Settled(_, s) = p.await_fault(EDU, 0, 4) else {
+        panic!("EDU's driver must learn of the loss");
+    };
+    assert_eq!(s.outcome, lost);
+    assert!(!p.verified(EDU, 1), "a loss is no retry");
+    assert_eq!(p.counters().retried, 0);
+    assert_eq!(p.counters().faults, 0, "a loss is no recorded fault");
+}
+
+#[test]
+fn a_parked_question_is_answered_by_a_loss() {
+    let (mut p, mut log) = registered();
+    p.record(fault(EDU, 0x1000), 0, &mut log); // mark 1, open
+    p.next(H, 1, &mut log).unwrap();
+    assert_eq!(p.await_fault(EDU, 0, 7), Await::Parked);
+    p.answer(H, FaultToken(1), ResponseCode::Success, ok, &mut log)
+        .unwrap();
+    assert_eq!(log.settled.len(), 1);
+    assert_eq!(p.await_fault(EDU, 1, 8), Await::NoFault(8, 1));
+    p.record(fault(EDU, 0x2000), 0, &mut log); // mark 2, queued
+    assert_eq!(p.await_fault(EDU, 1, 9), Await::Parked);
+    p.overflowed(&mut log); // mark 3: lost, but mark 2 is still open
+    assert_eq!(
+        log.settled.len(),
+        1,
+        "the first fault after 1 is mark 2, still open"
+    );
+    p.expire(u64::MAX, &mut log);
+    assert_eq!(log.settled.len(), 2);
+    assert_eq!((log.settled[1].0, log.settled[1].1.mark), (9, 2));
+}

@@ -7,7 +7,11 @@
 //!   of write-only GCMD, a write to a read-only register, or a GCMD write
 //!   that changes more than one thing panics (QEMU aborts the VM).
 //! - GCMD/GSTS: SRTP latches RTADDR, QIE needs IQT = 0, TE needs a root
-//!   table; knobs make GSTS never acknowledge or the queue never run.
+//!   table; knobs make GSTS never acknowledge or the queue never run. SRTP
+//!   (and SIRTP) with translation (remapping) on latch the new table as
+//!   the spec allows, leaving every cache as it was until invalidated;
+//!   GSTS after each GCMD write is kept ([`Model::gsts_history`]), so a
+//!   test can show translation never dropped.
 //! - [`Model::translate`] walks exactly the root, context and second-level
 //!   entries in memory (not in the CPU cache: see the `memory` module), through a
 //!   context cache and an IOTLB that only invalidation descriptors empty, so
@@ -115,6 +119,7 @@ pub enum Invalidation {
     IotlbDomain { domain: u16 },
     IotlbPages { domain: u16, iova: u64, mask: u8 },
     PasidCache { domain: u16 },
+    PasidCacheGlobal,
     InterruptEntriesGlobal,
     InterruptEntries { index: u16, mask: u8 },
     Wait,
@@ -155,6 +160,8 @@ pub(crate) struct State {
     queue_stuck: bool,
     reject_next_descriptor: bool,
     elapsed_ns: u64,
+    /// GSTS after every GCMD write, in order.
+    gsts_history: Vec<u32>,
     register_reads: usize,
     gsts: u32,
     rtaddr: u64,
@@ -218,6 +225,7 @@ impl Model {
             queue_stuck: false,
             reject_next_descriptor: false,
             elapsed_ns: 0,
+            gsts_history: Vec::new(),
             register_reads: 0,
             gsts: 0,
             rtaddr: 0,
@@ -310,8 +318,11 @@ impl Model {
             .collect()
     }
 
+    /// Forgets the events and the GSTS history so far.
     pub fn clear_events(&self) {
-        self.0.borrow_mut().events.clear();
+        let mut state = self.0.borrow_mut();
+        state.events.clear();
+        state.gsts_history.clear();
     }
 
     /// GSTS stops acknowledging GCMD (SRTP clears RTPS and never sets it).
@@ -372,6 +383,11 @@ impl Model {
     /// FSTS as software reads it.
     pub fn fault_status(&self) -> u32 {
         self.0.borrow().read_fsts()
+    }
+
+    /// GSTS as it stood after each GCMD write so far, in order.
+    pub fn gsts_history(&self) -> Vec<u32> {
+        self.0.borrow().gsts_history.clone()
     }
 
     /// Whether translation is on (GSTS.TES).

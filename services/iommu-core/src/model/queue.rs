@@ -106,11 +106,16 @@ impl State {
                 match granularity {
                     // Domain-selective, or PASID-selective within the domain
                     // (only RID_PASID 0 is ever cached).
-                    0 | 1 => self.pasid_cache.retain(|(_, c)| c.domain != domain),
-                    3 => self.pasid_cache.clear(),
+                    0 | 1 => {
+                        self.pasid_cache.retain(|(_, c)| c.domain != domain);
+                        Invalidation::PasidCache { domain }
+                    }
+                    3 => {
+                        self.pasid_cache.clear();
+                        Invalidation::PasidCacheGlobal
+                    }
                     _ => return Err("PASID-cache granularity 2 is reserved".into()),
                 }
-                Invalidation::PasidCache { domain }
             }
             4 => {
                 if self.config.ecap & (1 << 3) == 0 {

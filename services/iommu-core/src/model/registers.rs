@@ -214,7 +214,10 @@ impl State {
             Reg::Ver | Reg::Cap | Reg::Ecap | Reg::Gsts | Reg::Iqh | Reg::RecordLow(_) => {
                 panic!("model: write to read-only {name}")
             }
-            Reg::Gcmd => self.command(value as u32),
+            Reg::Gcmd => {
+                self.command(value as u32);
+                self.gsts_history.push(self.gsts);
+            }
             Reg::Rtaddr => {
                 assert!(
                     value & 0x3ff == 0 && value & !0xfff & !self.host_mask() == 0,

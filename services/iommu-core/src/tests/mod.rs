@@ -9,6 +9,7 @@ mod map;
 mod model;
 mod prop;
 mod scalable;
+mod takeover;
 
 use crate::model::{Model, ModelConfig, ModelDelay, ModelMemory, ModelRegisters};
 use crate::{Config, SourceId, Unit};

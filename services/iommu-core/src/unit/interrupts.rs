@@ -8,10 +8,13 @@
 //! a vector directly, as any DMA write of the right address can) is
 //! blocked by the unit, so a device can raise only what its entries yield.
 //! When remapping is already on (an earlier IOMMU service set it up and
-//! stopped), the new table replaces the old one in one SIRTP and stays on.
+//! stopped), the new table replaces the old one in one SIRTP while IRE
+//! stays set, followed by the global interrupt entry cache invalidation
+//! the spec asks after every SIRTP; IRE is never cleared, so no interrupt
+//! bypasses remapping meanwhile.
 
 use embedded_hal::delay::DelayNs;
-use faultline_vtd::regs::{self, GlobalCommand};
+use faultline_vtd::regs::{self, GlobalCommand, GlobalStatus};
 
 use super::Unit;
 use crate::entry::ENTRY_BYTES;
@@ -58,7 +61,10 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             .write(regs::IRTA, interrupt::table_address_register(table, mode));
         self.command(GlobalCommand::SIRTP, Operation::SetInterruptTable)?;
         self.invalidate(&[Descriptor::interrupt_entries_global()])?;
-        self.command(GlobalCommand::IRE, Operation::EnableInterruptRemapping)?;
+        let status = GlobalStatus::from_bits_retain(self.mmio.read32(regs::GSTS));
+        if !status.contains(GlobalStatus::IRES) {
+            self.command(GlobalCommand::IRE, Operation::EnableInterruptRemapping)?;
+        }
         if let Some((old, _)) = self.interrupts.replace((table, mode)) {
             self.mem.free_frame(old);
         }

@@ -1,9 +1,15 @@
 //! The driver core for one remapping unit, in legacy or scalable mode.
 //!
 //! [`Unit::bring_up`] takes a unit with translation off to: root table set
-//! (GCMD.SRTP), queued invalidation on (GCMD.QIE), context cache and IOTLB
-//! globally invalidated, translation on (GCMD.TE). Every root entry starts
-//! not present, so every device faults until it is attached (default deny).
+//! (GCMD.SRTP), queued invalidation on (GCMD.QIE), context cache (PASID
+//! cache in scalable mode) and IOTLB globally invalidated, translation on
+//! (GCMD.TE). Every root entry starts not present, so every device faults
+//! until it is attached (default deny). A unit an earlier instance left
+//! translating ([`Config::take_over`]) never has TE cleared: its queue is
+//! drained and re-pointed (QIE off, IQA, QIE on), then the new root table
+//! is set with SRTP while TE stays on, followed by the same global
+//! invalidations; from then on every device faults as after a fresh
+//! bring-up.
 //! GCMD is write-only and every write replaces all enable bits, so each
 //! command is written as GSTS's persistent bits plus the one being changed,
 //! and each is followed by a bounded wait for GSTS to acknowledge it.
@@ -66,11 +72,15 @@ pub struct Config {
     /// Legacy or scalable mode (second-level tables either way).
     pub mode: TranslationMode,
     /// A unit found translating (GSTS.TES: an earlier instance of the
-    /// IOMMU service set it up and stopped) is turned off and brought up
-    /// afresh, instead of refused with [`Error::TranslationAlreadyOn`]. Its
-    /// old tables are never read. Only safe where no device can master the
-    /// bus meanwhile: Faultline's kernel turned bus mastering off on every
-    /// function the stopped service had vouched for.
+    /// IOMMU service set it up and stopped) is taken over instead of
+    /// refused with [`Error::TranslationAlreadyOn`]: translation stays on
+    /// while this instance's queue, empty root table and (see
+    /// `enable_interrupt_remapping`) interrupt remapping table replace the
+    /// earlier ones, so every device is blocked from the SRTP on. Its old
+    /// tables are never read. The spec lets software replace the root
+    /// table while translation is on provided in-flight DMA is remapped
+    /// deterministically; Faultline's kernel turned bus mastering off on
+    /// every function the stopped service had vouched for, so there is none.
     pub take_over: bool,
 }
 
@@ -153,22 +163,25 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             domains: [None; MAX_DOMAINS],
             interrupts: None,
         };
-        unit.stop_running(status)?;
         let ttm = match config.mode {
             TranslationMode::Legacy => 0,
             TranslationMode::Scalable => entry::RTADDR_SCALABLE,
         };
-        unit.mmio.write(regs::RTADDR, root | ttm);
-        unit.command(GlobalCommand::SRTP, Operation::SetRootTable)?;
-        unit.mmio.write(regs::IQT, 0);
-        unit.mmio.write(regs::IQA, unit.queue.address_register());
-        unit.command(GlobalCommand::QIE, Operation::EnableQueuedInvalidation)?;
-        let drain = unit.drain_bits();
-        unit.invalidate(&[
-            Descriptor::context_global(),
-            Descriptor::iotlb_global(drain),
-        ])?;
-        unit.command(GlobalCommand::TE, Operation::EnableTranslation)?;
+        unit.stop_queue(status)?;
+        if status.contains(GlobalStatus::TES) {
+            // Take-over: translation stays on. The queue comes first so the
+            // invalidations the new root table needs follow SRTP at once.
+            unit.start_queue()?;
+            unit.mmio.write(regs::RTADDR, root | ttm);
+            unit.command(GlobalCommand::SRTP, Operation::SetRootTable)?;
+            unit.invalidate_root_caches()?;
+        } else {
+            unit.mmio.write(regs::RTADDR, root | ttm);
+            unit.command(GlobalCommand::SRTP, Operation::SetRootTable)?;
+            unit.start_queue()?;
+            unit.invalidate_root_caches()?;
+            unit.command(GlobalCommand::TE, Operation::EnableTranslation)?;
+        }
         Ok(unit)
     }
 
@@ -206,29 +219,53 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
         &mut self.mem
     }
 
-    /// Turns off what an earlier instance left on, translation first (so
-    /// DMA is never translated through a half-built queue state), then
-    /// queued invalidation once the queue has run dry (IQA may only be
-    /// written with it off).
-    fn stop_running(&mut self, status: GlobalStatus) -> Result<(), Error> {
-        if status.contains(GlobalStatus::TES) {
-            self.disable(GlobalCommand::TE, Operation::DisableTranslation)?;
+    /// Turns off queued invalidation where an earlier instance left it on,
+    /// once its queue has run dry (software may not disable it with work
+    /// pending, and the queue address it latched can only be replaced by
+    /// enabling it again). Translation is left as it is.
+    fn stop_queue(&mut self, status: GlobalStatus) -> Result<(), Error> {
+        if !status.contains(GlobalStatus::QIES) {
+            return Ok(());
         }
-        if status.contains(GlobalStatus::QIES) {
-            let mut drained = false;
-            for _ in 0..=self.config.invalidation_timeout_us {
-                if self.mmio.read(regs::IQH) == self.mmio.read(regs::IQT) {
-                    drained = true;
-                    break;
-                }
-                self.delay.delay_us(1);
+        let mut drained = false;
+        for _ in 0..=self.config.invalidation_timeout_us {
+            if self.mmio.read(regs::IQH) == self.mmio.read(regs::IQT) {
+                drained = true;
+                break;
             }
-            if !drained {
-                return Err(Error::Timeout(Operation::DisableQueuedInvalidation));
-            }
-            self.disable(GlobalCommand::QIE, Operation::DisableQueuedInvalidation)?;
+            self.delay.delay_us(1);
         }
-        Ok(())
+        if !drained {
+            return Err(Error::Timeout(Operation::DisableQueuedInvalidation));
+        }
+        self.disable(GlobalCommand::QIE, Operation::DisableQueuedInvalidation)
+    }
+
+    /// Points IQA at this instance's queue (with IQT = 0, as enabling
+    /// needs) and turns queued invalidation on.
+    fn start_queue(&mut self) -> Result<(), Error> {
+        self.mmio.write(regs::IQT, 0);
+        self.mmio.write(regs::IQA, self.queue.address_register());
+        self.command(GlobalCommand::QIE, Operation::EnableQueuedInvalidation)
+    }
+
+    /// What the spec asks after every SRTP: global context-cache, then (in
+    /// scalable mode) PASID-cache, then IOTLB invalidation, waited for, so
+    /// nothing cached from an earlier root table is used again.
+    fn invalidate_root_caches(&mut self) -> Result<(), Error> {
+        let drain = self.drain_bits();
+        if self.config.mode == TranslationMode::Scalable {
+            self.invalidate(&[
+                Descriptor::context_global(),
+                Descriptor::pasid_global(),
+                Descriptor::iotlb_global(drain),
+            ])
+        } else {
+            self.invalidate(&[
+                Descriptor::context_global(),
+                Descriptor::iotlb_global(drain),
+            ])
+        }
     }
 
     /// Writes GCMD = persistent enables without `enable` and waits for GSTS

@@ -546,3 +546,48 @@ fn revoking_a_reservations_pin_unmaps_its_pages_and_releases_it_once() {
     assert!(!b.service.backed(EDU, 0x9000));
     assert!(b.model.translate(source(EDU), 0x8000, true).is_err());
 }
+
+#[test]
+fn a_fault_the_hardware_dropped_reaches_the_drivers_as_lost() {
+    let mut b = Bench::new();
+    assert!(matches!(
+        call(&mut b.service, &mut b.kernel, super::B, attach(0)),
+        IommuResponse::Attached(_)
+    ));
+    let mut kernel = FakeKernelAs(&mut b.kernel, super::B);
+    let mark = b.desk.driver(
+        &mut kernel,
+        ReplyToken::from_raw(2),
+        IommuRequest::FaultMark { pci: 0 },
+        &mut b.server,
+    );
+    assert!(matches!(mark, DriverCall::Taken));
+    assert_eq!(
+        b.reply_to::<Iommu>(2),
+        Some(IommuResponse::Mark { mark: 0 })
+    );
+    // EDU's fault holds the one record; NIC's is dropped (FSTS.PFO).
+    assert!(b.model.translate(source(EDU), 0x9000, true).is_err());
+    assert!(b.model.translate(source(super::NIC), 0x9000, true).is_err());
+    let mut records: Vec<FaultRecord> = Vec::new();
+    let mut overflow = false;
+    for slot in b.service.units() {
+        overflow |= slot.unit.drain_faults(|f| records.push(f)).overflow;
+    }
+    assert_eq!(records.len(), 1);
+    assert!(overflow, "the model drops the second source's fault");
+    b.desk.record(&b.service, &records[0], 0, &mut b.server);
+    b.desk.overflowed(&mut b.server);
+    let mut kernel = FakeKernelAs(&mut b.kernel, super::B);
+    b.desk.driver(
+        &mut kernel,
+        ReplyToken::from_raw(3),
+        IommuRequest::AwaitFault { pci: 0, since: 0 },
+        &mut b.server,
+    );
+    let Some(IommuResponse::FaultSettled(s)) = b.reply_to::<Iommu>(3) else {
+        panic!("NIC's driver must not be told its transfer was clean");
+    };
+    assert_eq!(s.outcome, FaultOutcome::Lost);
+    assert_eq!(b.desk.counters().overflows, 1);
+}
