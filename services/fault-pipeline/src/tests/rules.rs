@@ -473,3 +473,71 @@ fn a_parked_question_is_answered_by_a_loss() {
     assert_eq!(log.settled.len(), 2);
     assert_eq!((log.settled[1].0, log.settled[1].1.mark), (9, 2));
 }
+
+#[test]
+fn a_parked_question_wakes_on_its_first_fault_whatever_other_devices_hold() {
+    let (mut p, mut log) = registered();
+    p.register(H2, OTHER, 50, &mut log).unwrap();
+    p.record(fault(EDU, 0x1000), 0, &mut log); // EDU mark 1, token 1
+    p.next(H, 1, &mut log).unwrap();
+    p.answer(H, FaultToken(1), ResponseCode::Invalid, ok, &mut log)
+        .unwrap();
+    p.record(fault(EDU, 0x2000), 0, &mut log); // EDU mark 2, token 2
+    p.next(H, 2, &mut log).unwrap();
+    assert_eq!(p.await_fault(EDU, 1, 9), Await::Parked);
+    // OTHER's mark 1 is open: its marks are its own, not EDU's.
+    p.record(fault(OTHER, 0x1000), 0, &mut log);
+    p.answer(H, FaultToken(2), ResponseCode::Success, ok, &mut log)
+        .unwrap();
+    assert_eq!(
+        log.settled.len(),
+        1,
+        "OTHER's open fault does not hold EDU's driver"
+    );
+    assert_eq!(log.settled[0].1.mark, 2);
+    assert_eq!(
+        p.counters().retried,
+        1,
+        "told to retry once, through the parked question"
+    );
+}
+
+#[test]
+fn an_open_fault_at_the_mark_does_not_hold_a_later_question() {
+    let (mut p, mut log) = registered();
+    p.record(fault(EDU, 0x1000), 0, &mut log); // mark 1, token 1
+    p.record(fault(EDU, 0x2000), 0, &mut log); // mark 2, token 2
+    p.next(H, 1, &mut log).unwrap();
+    p.next(H, 2, &mut log).unwrap();
+    // Asking after mark 1: mark 1 (open) is not after it, mark 2 is.
+    assert_eq!(p.await_fault(EDU, 1, 9), Await::Parked);
+    p.answer(H, FaultToken(2), ResponseCode::Invalid, ok, &mut log)
+        .unwrap();
+    assert_eq!(log.settled.len(), 1, "mark 2 answers the question at once");
+    assert_eq!(log.settled[0].1.mark, 2);
+}
+
+#[test]
+fn a_handler_found_gone_loses_only_its_own_pull() {
+    let (mut p, mut log) = registered();
+    p.register(H2, OTHER, 50, &mut log).unwrap();
+    p.next(H, 1, &mut log).unwrap();
+    p.next(H2, 2, &mut log).unwrap();
+    p.handler_gone(H, &mut log);
+    assert!(!p.waiting(H));
+    assert!(p.waiting(H2), "another handler's pull stays parked");
+}
+
+#[test]
+fn automatic_answers_say_why_in_words() {
+    let texts = [
+        (AutoReason::NoHandler, "no fault handler for the device"),
+        (AutoReason::Deadline, "the handler missed its deadline"),
+        (AutoReason::Restarted, "the handler restarted"),
+        (AutoReason::HandlerDied, "the handler is gone"),
+        (AutoReason::QueueFull, "the handler's queue is full"),
+    ];
+    for (reason, text) in texts {
+        assert_eq!(reason.text(), text);
+    }
+}
