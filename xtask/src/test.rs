@@ -148,6 +148,13 @@ fn run_scenarios(filter: Option<&str>) -> Result<Results> {
         };
         let mut targets = Vec::new();
         match &kvm {
+            Ok(t) if dep.manifest.expect.heavy && t.timeout_factor > 1 => {
+                let why = "heavy scenario, and this host's KVM has no hardware nested paging \
+                           (its TCG run counts)"
+                    .to_string();
+                eprintln!("xtask: scenario {name} [kvm]: SKIP ({why})");
+                results.push((format!("scenario {name} [kvm]"), Verdict::Skip, why));
+            }
             Ok(t) => targets.push(t.clone()),
             Err(why) if !kvm_skipped_from_start => {
                 results.push((format!("scenario {name} [kvm]"), Verdict::Skip, why.clone()))

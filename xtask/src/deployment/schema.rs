@@ -106,6 +106,14 @@ pub struct Expect {
     /// anyway, so the kernel must refuse them (default false).
     #[serde(default)]
     pub kernel_refuses_grants: bool,
+    /// The scenario makes tens of thousands of VM exits (a fault storm):
+    /// under a KVM without hardware nested paging (EPT/NPT), where each
+    /// costs a tenth of a millisecond and more and the run would take most
+    /// of an hour, its KVM run is skipped with the reason and its TCG run
+    /// counts alone; on a KVM with nested paging it runs under both
+    /// (default false).
+    #[serde(default)]
+    pub heavy: bool,
 }
 
 fn yes() -> bool {
@@ -122,6 +130,7 @@ impl Default for Expect {
             timeout_secs: None,
             scenario: true,
             kernel_refuses_grants: false,
+            heavy: false,
         }
     }
 }
