@@ -399,7 +399,10 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
             }) => log!("iommu: refused {kind:?} from badge {badge}: {error}"),
             Err(RecvError::Transport(e)) => log!("iommu: receive failed: {e}"),
         }
-        desk.expire(now_ns(), &mut server);
+        // The clock is read only while a fault is outstanding.
+        if desk.next_deadline().is_some() {
+            desk.expire(now_ns(), &mut server);
+        }
         let next = desk.next_deadline().unwrap_or(0);
         if next != timer {
             timer = next;
