@@ -17,22 +17,26 @@
 //! what it caches is no longer known, so the pins of the mappings involved
 //! are never released (their frames are never reused) and every later
 //! request for a device on it is refused with `HardwareTimeout`.
+//!
+//! Submodules: `mappings` (`Map`, `Unmap`, revocation of pins) and
+//! `demand` (reservations, and pages mapped on demand for fault handlers).
 
 use embedded_hal::delay::DelayNs;
 use faultline_iommu_core::pagetable::PAGE_SIZE;
-use faultline_iommu_core::{DmaMemory, DomainId, Leaves, Registers, SourceId, Unit};
+use faultline_iommu_core::{DmaMemory, DomainId, Registers, SourceId, Unit};
 use faultline_ipc::channel::ReplyToken;
 use faultline_ipc::protocol::iommu::{
-    Access, DomainInfo, IommuError, IommuRequest, IommuResponse, Mode, PageSize,
+    Access, DomainInfo, IommuError, IommuRequest, IommuResponse, Mode,
 };
-use faultline_vtd::{LargePageSizes, TranslationMode};
+use faultline_vtd::TranslationMode;
 use heapless::Vec;
 use userlib::log;
 
-use crate::errors::{from_client_dma, from_core, unit_failed};
+use crate::errors::{from_core, unit_failed};
 use crate::kernel::Kernel;
 
 mod demand;
+mod mappings;
 
 pub use demand::{MAX_RESERVATIONS, Reservation};
 
@@ -177,7 +181,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
                 access,
                 page,
             } => {
-                let range = Range {
+                let range = mappings::Range {
                     iova,
                     buffer,
                     offset,
@@ -322,124 +326,6 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         }
     }
 
-    fn map(
-        &mut self,
-        kernel: &mut impl Kernel,
-        badge: u64,
-        token: &ReplyToken,
-        pci: u8,
-        r: Range,
-    ) -> Result<IommuResponse, IommuError> {
-        let a = self.owned(kernel, badge, token, pci)?;
-        let size = r.page.bytes();
-        if r.len == 0
-            || [r.iova, r.offset, r.len]
-                .iter()
-                .any(|v| !v.is_multiple_of(size))
-        {
-            return Err(IommuError::BadAlignment);
-        }
-        let end = r.iova.checked_add(r.len).ok_or(IommuError::OutOfRange)?;
-        r.offset.checked_add(r.len).ok_or(IommuError::OutOfRange)?;
-        let slot = &mut self.units[a.slot];
-        if end > 1u64 << slot.unit.domain_address_bits() {
-            return Err(IommuError::OutOfRange);
-        }
-        if !r.access.read && !r.access.write {
-            return Err(IommuError::NotPermitted);
-        }
-        let leaves = match r.page {
-            PageSize::Small => Leaves::Small,
-            PageSize::Large => {
-                let sizes = slot.unit.capability().second_level_large_pages();
-                if !sizes.contains(LargePageSizes::SIZE_2M) {
-                    return Err(IommuError::Unsupported);
-                }
-                Leaves::Large
-            }
-        };
-        if self
-            .mappings
-            .iter()
-            .any(|m| m.bdf == a.bdf && m.iova < end && r.iova < m.end())
-            || self
-                .reservations
-                .iter()
-                .any(|x| x.bdf == a.bdf && x.iova < end && r.iova < x.iova + x.len)
-        {
-            return Err(IommuError::Overlap);
-        }
-        if self.mappings.is_full() {
-            return Err(IommuError::OutOfTableMemory);
-        }
-        let pinned = kernel
-            .client_dma(token, r.buffer, r.offset, r.len)
-            .map_err(from_client_dma)?;
-        if !pinned.paddr.is_multiple_of(size) {
-            release(kernel, pinned.pin);
-            return Err(IommuError::BadAlignment);
-        }
-        let mut access = faultline_iommu_core::Access::empty();
-        access.set(faultline_iommu_core::Access::READ, r.access.read);
-        access.set(faultline_iommu_core::Access::WRITE, r.access.write);
-        let mapped =
-            slot.unit
-                .map_leaves(SourceId(a.bdf), r.iova, pinned.paddr, r.len, access, leaves);
-        if let Err(e) = mapped {
-            if unit_failed(e) {
-                // A failed roll-back may leave the frames in the IOTLB.
-                slot.failed = true;
-                self.quarantined += 1;
-            } else {
-                release(kernel, pinned.pin);
-            }
-            return Err(from_core(e));
-        }
-        // Cannot fail: checked above.
-        let _ = self.mappings.push(Mapping {
-            badge,
-            bdf: a.bdf,
-            iova: r.iova,
-            len: r.len,
-            pin: pinned.pin,
-        });
-        Ok(IommuResponse::Mapped {
-            iova: r.iova,
-            len: r.len,
-        })
-    }
-
-    fn unmap(
-        &mut self,
-        kernel: &mut impl Kernel,
-        badge: u64,
-        token: &ReplyToken,
-        pci: u8,
-        iova: u64,
-        len: u64,
-    ) -> Result<IommuResponse, IommuError> {
-        let a = self.owned(kernel, badge, token, pci)?;
-        if len == 0 || !iova.is_multiple_of(PAGE_SIZE) || !len.is_multiple_of(PAGE_SIZE) {
-            return Err(IommuError::BadAlignment);
-        }
-        let end = iova.checked_add(len).ok_or(IommuError::OutOfRange)?;
-        let touched = |m: &Mapping| m.bdf == a.bdf && m.iova < end && iova < m.end();
-        let mut any = false;
-        for m in self.mappings.iter().filter(|m| touched(m)) {
-            if m.iova < iova || m.end() > end {
-                return Err(IommuError::NotMapped);
-            }
-            any = true;
-        }
-        if !any {
-            return Err(IommuError::NotMapped);
-        }
-        while let Some(i) = self.mappings.iter().position(touched) {
-            self.remove_mapping(kernel, i)?;
-        }
-        Ok(IommuResponse::Unmapped { iova, len })
-    }
-
     fn detach(
         &mut self,
         kernel: &mut impl Kernel,
@@ -490,106 +376,6 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         detached.map_err(from_core)?;
         Ok(IommuResponse::Detached)
     }
-
-    /// The owner of `pin`'s memory stopped: unmaps every mapping of it
-    /// (each unmap invalidates the IOTLB before it returns) and every
-    /// reservation of it, then releases the pin. A pin that maps nothing
-    /// is released at once.
-    pub fn revoke(&mut self, kernel: &mut impl Kernel, pin: u64) -> Revoked {
-        let mut revoked = Revoked::default();
-        let mut failed = false;
-        // Reservations first, so the last mapping's removal releases the
-        // pin.
-        self.reservations.retain(|r| r.pin != pin);
-        let targets: Vec<(u16, u64), MAX_MAPPINGS> = self
-            .mappings
-            .iter()
-            .filter(|m| m.pin == pin)
-            .map(|m| (m.bdf, m.iova))
-            .collect();
-        for (bdf, iova) in targets {
-            let Some(i) = self
-                .mappings
-                .iter()
-                .position(|m| m.bdf == bdf && m.iova == iova)
-            else {
-                continue;
-            };
-            let m = self.mappings[i];
-            revoked.mappings += 1;
-            revoked.pages += m.len / PAGE_SIZE;
-            revoked.bdf = Some(m.bdf);
-            if self.remove_mapping(kernel, i).is_err() {
-                failed = true;
-            }
-        }
-        if revoked.mappings == 0 {
-            release(kernel, pin);
-        }
-        revoked.released = !failed;
-        revoked
-    }
-
-    /// Unmaps mapping `i` from its domain (the core invalidates the IOTLB
-    /// before returning), forgets it, and releases its pin unless another
-    /// mapping still uses it. When the unit has failed, the mapping is
-    /// forgotten but its pin kept; any other error (the tables disagree
-    /// with the records, a bug) keeps both.
-    fn remove_mapping(&mut self, kernel: &mut impl Kernel, i: usize) -> Result<(), IommuError> {
-        let m = self.mappings[i];
-        let slot = self
-            .attached
-            .iter()
-            .find(|a| a.bdf == m.bdf)
-            .map(|a| a.slot)
-            .ok_or(IommuError::NotAttached)?;
-        let unit = &mut self.units[slot];
-        let result = if unit.failed {
-            Err(IommuError::HardwareTimeout)
-        } else {
-            unit.unit
-                .unmap(SourceId(m.bdf), m.iova, m.len)
-                .map_err(|e| {
-                    unit.failed |= unit_failed(e);
-                    from_core(e)
-                })
-        };
-        let failed = unit.failed;
-        if result.is_ok() || failed {
-            self.mappings.swap_remove(i);
-        }
-        match result {
-            Ok(()) => {
-                if !self.pin_in_use(m.pin) {
-                    release(kernel, m.pin);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                if failed {
-                    self.quarantined += 1;
-                }
-                log!(
-                    "iommu: unmapping {:#x}+{:#x} of {} failed ({e}); its memory stays pinned",
-                    m.iova,
-                    m.len,
-                    faultline_ipc::protocol::iommu::Bdf(m.bdf)
-                );
-                Err(e)
-            }
-        }
-    }
-}
-
-/// A map request's range and how to map it.
-#[derive(Clone, Copy)]
-struct Range {
-    iova: u64,
-    buffer: u8,
-    offset: u64,
-    len: u64,
-    access: Access,
-    page: PageSize,
 }
 
 /// The caller's PCI function for handle `pci`.
@@ -606,6 +392,14 @@ fn device_and_unit(
     kernel
         .client_pci(token, pci)
         .map_err(|_| IommuError::NoSuchDevice)
+}
+
+/// A request's access as the page tables take it.
+fn table_access(a: Access) -> faultline_iommu_core::Access {
+    let mut access = faultline_iommu_core::Access::empty();
+    access.set(faultline_iommu_core::Access::READ, a.read);
+    access.set(faultline_iommu_core::Access::WRITE, a.write);
+    access
 }
 
 fn release(kernel: &mut impl Kernel, pin: u64) {

@@ -144,9 +144,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Service<R, M, D> {
         if unit.failed || self.mappings.is_full() {
             return Err(FaultsError::MapFailed);
         }
-        let mut access = faultline_iommu_core::Access::empty();
-        access.set(faultline_iommu_core::Access::READ, r.access.read);
-        access.set(faultline_iommu_core::Access::WRITE, r.access.write);
+        let access = super::table_access(r.access);
         let paddr = r.paddr + (page - r.iova);
         let mapped =
             unit.unit
