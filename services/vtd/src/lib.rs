@@ -13,6 +13,7 @@
 //! - [`cap`]: the CAP register ([`Capability`]).
 //! - [`ecap`]: the ECAP register ([`ExtendedCapability`]) and which
 //!   translation modes it allows.
+//! - [`prq`]: page request and page group response descriptors, PQA.
 //!
 //! `Capability` and `ExtendedCapability` implement `Display` as a one-line,
 //! grep-friendly summary (`NAME=value`, every flag as `NAME=0/1`).
@@ -21,6 +22,7 @@
 
 pub mod cap;
 pub mod ecap;
+pub mod prq;
 pub mod regs;
 mod summary;
 pub mod version;

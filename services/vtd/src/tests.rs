@@ -281,3 +281,126 @@ proptest! {
         prop_assert_eq!(Version::from_register(raw).to_register(), raw & 0xff);
     }
 }
+
+mod prq {
+    use crate::prq::*;
+
+    fn request() -> PageRequest {
+        PageRequest {
+            rid: 0x0018,
+            pasid: Some(0x12345),
+            exec: false,
+            privileged: false,
+            read: true,
+            write: true,
+            last: true,
+            prg_index: 0x1a5,
+            address: 0x7fff_dead_b000,
+        }
+    }
+
+    #[test]
+    fn page_request_fields_sit_where_linux_decodes_them() {
+        let [qw0, qw1, qw2, qw3] = request().encode();
+        assert_eq!(qw0 & 0xff, 1, "type");
+        assert_eq!(qw0 >> 8 & 1, 1, "PASID present");
+        assert_eq!(qw0 >> 16 & 0xffff, 0x18, "RID 31:16");
+        assert_eq!(qw0 >> 32 & 0xf_ffff, 0x12345, "PASID 51:32");
+        assert_eq!(qw1 & 0b111, 0b111, "read, write, LPIG");
+        assert_eq!(qw1 >> 3 & 0x1ff, 0x1a5, "PRG index 11:3");
+        assert_eq!(qw1 & !0xfff, 0x7fff_dead_b000, "address 63:12");
+        assert_eq!((qw2, qw3), (0, 0));
+        let exec = PageRequest {
+            exec: true,
+            privileged: true,
+            ..request()
+        };
+        assert_eq!(exec.encode()[0] >> 52 & 0b11, 0b11, "exec 52, privileged 53");
+    }
+
+    #[test]
+    fn page_request_round_trips_and_rejects_other_types() {
+        let r = request();
+        let [qw0, qw1, ..] = r.encode();
+        assert_eq!(PageRequest::decode(qw0, qw1), Some(r));
+        let none = PageRequest { pasid: None, ..r };
+        let [qw0, qw1, ..] = none.encode();
+        assert_eq!(qw0 >> 8 & 1, 0);
+        assert_eq!(PageRequest::decode(qw0, qw1), Some(none));
+        assert_eq!(PageRequest::decode(qw0 & !0xff | 2, qw1), None);
+    }
+
+    #[test]
+    fn stop_markers_are_last_without_read_or_write() {
+        let r = request();
+        assert!(!r.is_stop_marker());
+        let stop = PageRequest {
+            read: false,
+            write: false,
+            ..r
+        };
+        assert!(stop.is_stop_marker());
+        assert!(
+            !PageRequest {
+                last: false,
+                ..stop
+            }
+            .is_stop_marker()
+        );
+        assert!(!PageRequest { read: true, ..stop }.is_stop_marker());
+        assert!(!PageRequest { write: true, ..stop }.is_stop_marker());
+    }
+
+    #[test]
+    fn page_group_response_layout_and_round_trip() {
+        let resp = PageGroupResponse {
+            group: request().group(),
+            code: 0xf,
+        };
+        let (low, high) = resp.encode();
+        assert_eq!(low & 0xf, 9, "type");
+        assert_eq!(low >> 4 & 1, 1, "PASID present");
+        assert_eq!(low >> 12 & 0xf, 0xf, "code 15:12");
+        assert_eq!(low >> 16 & 0xffff, 0x18, "RID 31:16");
+        assert_eq!(low >> 32 & 0xf_ffff, 0x12345, "PASID 51:32");
+        assert_eq!(high, 0x1a5 << 3, "PRG index 11:3, no LPIG");
+        assert_eq!(PageGroupResponse::decode(low, high), Ok(resp));
+        let no_pasid = PageGroupResponse {
+            group: GroupId {
+                pasid: None,
+                ..resp.group
+            },
+            code: 1,
+        };
+        let (low, high) = no_pasid.encode();
+        assert_eq!(low >> 4 & 1, 0);
+        assert_eq!(PageGroupResponse::decode(low, high), Ok(no_pasid));
+    }
+
+    #[test]
+    fn page_group_response_decode_refuses_reserved_bits() {
+        let (low, high) = PageGroupResponse {
+            group: request().group(),
+            code: 0,
+        }
+        .encode();
+        assert!(PageGroupResponse::decode(low | 1 << 5, high).is_err());
+        assert!(PageGroupResponse::decode(low | 1 << 52, high).is_err());
+        assert!(PageGroupResponse::decode(low, high | 1 << 2).is_err(), "LPIG");
+        assert!(PageGroupResponse::decode(low, high | 1 << 12).is_err());
+        assert!(PageGroupResponse::decode(low & !0xf | 5, high).is_err());
+        assert!(PageGroupResponse::decode(low | 1 << 9, high).is_err());
+    }
+
+    #[test]
+    fn queue_address_and_canonical_addresses() {
+        assert_eq!(queue_address(0x1234_5000, 2), 0x1234_5002);
+        assert_eq!(queue_address(0x1234_5fff, 9), 0x1234_5001);
+        assert_eq!(queue_entries(0), 128);
+        assert_eq!(queue_entries(4), 2048);
+        assert!(is_canonical(0x0000_7fff_ffff_f000));
+        assert!(is_canonical(0xffff_8000_0000_0000));
+        assert!(!is_canonical(0x0000_8000_0000_0000));
+        assert!(!is_canonical(0xfff7_8000_0000_0000));
+    }
+}
