@@ -1,6 +1,6 @@
 //! The `faults` protocol: how a fault-handler service receives the DMA
-//! faults of the devices it handles from the IOMMU service, and answers
-//! them.
+//! faults and page groups of the devices it handles from the IOMMU
+//! service, and answers them.
 //!
 //! A handler is granted, per device, a fault capability (a `faults` grant
 //! in the deployment: the right to handle that PCI function's faults, with
@@ -9,6 +9,14 @@
 //! IOMMU service answers when a fault arrives (a deferred reply: the
 //! service never waits for a handler), and answers each fault once with
 //! [`FaultsRequest::Answer`].
+//!
+//! What a pull returns is a DMA remapping fault ([`FaultsResponse::Fault`])
+//! or a whole page group ([`FaultsResponse::PageGroup`]): the page requests
+//! of a PCIe PRI device up to the one marked last in its group, delivered
+//! together and answered together, once, by one page group response. A
+//! handler may register for a device's page groups of one PASID only
+//! ([`FaultsRequest::RegisterPasid`]); groups of that PASID go to it, all
+//! others to the device's handler.
 //!
 //! Rules the IOMMU service enforces, whatever a handler sends:
 //!
@@ -26,8 +34,13 @@
 //! - `Register` for a device this channel already registered means the
 //!   handler restarted: every fault the earlier instance held for it is
 //!   answered `Failure` first, and later faults go to the new instance.
+//! - A page group's response carries the requester, PASID and group index
+//!   the service stored when the group arrived; only the code comes from
+//!   the handler. Page groups are answered without `map` (the handler
+//!   makes the pages present in its own address-space tables).
 
 use super::Protocol;
+use heapless::Vec;
 use serde::{Deserialize, Serialize};
 
 /// Marker type for the protocol.
@@ -35,7 +48,7 @@ pub struct Faults;
 
 impl Protocol for Faults {
     const ID: u16 = 0x0005;
-    const VERSION: u8 = 1;
+    const VERSION: u8 = 2;
     const NAME: &'static str = "faults";
     type Request = FaultsRequest;
     type Response = FaultsResponse;
@@ -106,11 +119,53 @@ pub struct Fault {
     pub backed: bool,
 }
 
+/// The largest PASID (20 bits).
+pub const MAX_PASID: u32 = 0xf_ffff;
+
+/// Most page requests one delivered page group carries; a longer group is
+/// answered `Failure` by the service.
+pub const MAX_GROUP_PAGES: usize = 16;
+
+/// What a page request asks for, as its descriptor's flags say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PageAccess {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+    pub privileged: bool,
+}
+
+/// One page request of a group.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    /// The page (bits 11:0 zero), in the PASID's address space.
+    pub address: u64,
+    pub access: PageAccess,
+}
+
+/// A page group of a PRI device, as the IOMMU service delivers it: every
+/// request of the group, in the order the device sent them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageGroup {
+    /// Answer the whole group with this, once.
+    pub token: FaultToken,
+    /// The requester, `bus << 8 | device << 3 | function`.
+    pub bdf: u16,
+    pub pasid: Option<u32>,
+    /// The page request group index (9 bits).
+    pub prg_index: u16,
+    pub pages: Vec<PageRequest, MAX_GROUP_PAGES>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaultsRequest {
     /// Handle the faults of the device the caller holds as fault
     /// capability `device`.
     Register { device: u8 },
+    /// Handle the page groups of PASID `pasid` of the device the caller
+    /// holds as fault capability `device` (groups of other PASIDs, and DMA
+    /// faults, go to the device's handler).
+    RegisterPasid { device: u8, pasid: u32 },
     /// The next fault for any device this handler registered (answered
     /// when there is one).
     Next,
@@ -124,7 +179,10 @@ pub enum FaultsRequest {
     },
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+// A page group is the largest message; boxing it would need a heap, and a
+// response lives briefly on the stack between decode and use.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FaultsResponse {
     /// Registered for `bdf`; each fault must be answered within
     /// `deadline_ms` of being recorded.
@@ -133,6 +191,7 @@ pub enum FaultsResponse {
         deadline_ms: u32,
     },
     Fault(Fault),
+    PageGroup(PageGroup),
     /// The answer was taken (and the page mapped, if asked).
     Answered,
     Refused(FaultsError),
@@ -164,6 +223,8 @@ pub enum FaultsError {
     /// Mapping the page failed (out of table memory, hardware timeout);
     /// the fault is still outstanding.
     MapFailed,
+    /// The PASID is out of range (20 bits).
+    BadPasid,
 }
 
 impl core::fmt::Display for FaultsError {
@@ -179,6 +240,7 @@ impl core::fmt::Display for FaultsError {
             Self::Stale => "already answered automatically",
             Self::NotBacked => "nothing reserved to map there",
             Self::MapFailed => "mapping failed",
+            Self::BadPasid => "PASID out of range",
         })
     }
 }

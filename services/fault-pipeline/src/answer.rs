@@ -85,6 +85,7 @@ impl<P> Pipeline<P> {
         out: &mut impl Outbox<P>,
     ) {
         crate::types::count(&mut self.counters, code);
+        out.respond(&pending, code);
         if self.recent.is_full() {
             self.recent.pop_front();
         }

@@ -17,6 +17,9 @@ pub(crate) struct Device<P> {
     pub bdf: u16,
     /// The handler's badge and deadline.
     pub handler: Option<(u64, u32)>,
+    /// PASIDs whose page groups have a handler of their own: (PASID,
+    /// badge, deadline).
+    pub pasids: heapless::Vec<(u32, u64, u32), { crate::MAX_PASID_HANDLERS }>,
     /// The last mark given.
     mark: u32,
     /// Settled faults, oldest first.
@@ -49,6 +52,7 @@ impl<P> Device<P> {
         Self {
             bdf,
             handler: None,
+            pasids: heapless::Vec::new(),
             mark: 0,
             history: Deque::new(),
             waiting: None,

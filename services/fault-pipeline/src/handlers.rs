@@ -17,6 +17,24 @@ pub(crate) struct Handler<P> {
     pub parked: Option<P>,
 }
 
+/// What one registration covers: a device's faults, or one PASID's page
+/// groups.
+#[derive(Clone, Copy)]
+struct Scope {
+    bdf: u16,
+    pasid: Option<u32>,
+}
+
+impl Scope {
+    fn holds(self, f: &crate::NewFault) -> bool {
+        f.bdf == self.bdf
+            && match self.pasid {
+                None => true,
+                Some(p) => f.group.is_some() && f.pasid == Some(p),
+            }
+    }
+}
+
 /// Where a device's faults go.
 pub(crate) enum Route {
     Handler { badge: u64, deadline_ms: u32 },
@@ -36,10 +54,50 @@ impl<P> Pipeline<P> {
         deadline_ms: u32,
         out: &mut impl Outbox<P>,
     ) -> Result<(), FaultsError> {
+        self.register_for(badge, bdf, None, deadline_ms, out)
+    }
+
+    /// Handler `badge` handles the page groups of `bdf`'s PASID `pasid`
+    /// (DMA faults and other PASIDs' groups stay with the device's
+    /// handler). Registering again means a restart, as for
+    /// [`Pipeline::register`].
+    pub fn register_pasid(
+        &mut self,
+        badge: u64,
+        bdf: u16,
+        pasid: u32,
+        deadline_ms: u32,
+        out: &mut impl Outbox<P>,
+    ) -> Result<(), FaultsError> {
+        if pasid > faultline_ipc::protocol::faults::MAX_PASID {
+            return Err(FaultsError::BadPasid);
+        }
+        self.register_for(badge, bdf, Some(pasid), deadline_ms, out)
+    }
+
+    fn register_for(
+        &mut self,
+        badge: u64,
+        bdf: u16,
+        pasid: Option<u32>,
+        deadline_ms: u32,
+        out: &mut impl Outbox<P>,
+    ) -> Result<(), FaultsError> {
         let slot = self.device_slot(bdf).ok_or(FaultsError::Full)?;
-        match self.devices[slot].handler {
+        let current = match pasid {
+            None => self.devices[slot].handler,
+            Some(p) => self.devices[slot]
+                .pasids
+                .iter()
+                .find(|h| h.0 == p)
+                .map(|h| (h.1, h.2)),
+        };
+        match current {
             Some((other, _)) if other != badge => return Err(FaultsError::AlreadyHandled),
-            Some(_) => self.fail_delivered(badge, Some(bdf), AutoReason::Restarted, out),
+            Some(_) => {
+                let scope = Scope { bdf, pasid };
+                self.fail_delivered(badge, Some(scope), AutoReason::Restarted, out);
+            }
             None => {}
         }
         if !self.handlers.iter().any(|h| h.badge == badge)
@@ -53,7 +111,17 @@ impl<P> Pipeline<P> {
         {
             return Err(FaultsError::Full);
         }
-        self.devices[slot].handler = Some((badge, deadline_ms));
+        let device = &mut self.devices[slot];
+        match pasid {
+            None => device.handler = Some((badge, deadline_ms)),
+            Some(p) => match device.pasids.iter_mut().find(|h| h.0 == p) {
+                Some(h) => *h = (p, badge, deadline_ms),
+                None => device
+                    .pasids
+                    .push((p, badge, deadline_ms))
+                    .map_err(|_| FaultsError::Full)?,
+            },
+        }
         Ok(())
     }
 
@@ -92,13 +160,17 @@ impl<P> Pipeline<P> {
             .any(|h| h.badge == badge && h.parked.is_some())
     }
 
-    pub(crate) fn route(&self, bdf: u16) -> Route {
-        match self
-            .devices
-            .iter()
-            .find(|d| d.bdf == bdf)
-            .and_then(|d| d.handler)
-        {
+    /// Where a fault goes: a page group of a PASID with its own handler
+    /// to that handler, anything else to the device's handler.
+    pub(crate) fn route(&self, fault: &crate::NewFault) -> Route {
+        let device = self.devices.iter().find(|d| d.bdf == fault.bdf);
+        let for_pasid = match (fault.group, fault.pasid) {
+            (Some(_), Some(p)) => device
+                .and_then(|d| d.pasids.iter().find(|h| h.0 == p))
+                .map(|h| (h.1, h.2)),
+            _ => None,
+        };
+        match for_pasid.or_else(|| device.and_then(|d| d.handler)) {
             Some((badge, deadline_ms)) => Route::Handler { badge, deadline_ms },
             None => Route::None,
         }
@@ -126,7 +198,11 @@ impl<P> Pipeline<P> {
         let Some(pull) = self.handlers[h].parked.take() else {
             return;
         };
-        match out.deliver(pull, self.outstanding[i].message()) {
+        let delivered = match self.outstanding[i].group_message() {
+            Some(group) => out.deliver_group(pull, group),
+            None => out.deliver(pull, self.outstanding[i].message()),
+        };
+        match delivered {
             Ok(()) => {
                 self.outstanding[i].stage = Stage::Delivered;
                 self.counters.delivered += 1;
@@ -136,18 +212,19 @@ impl<P> Pipeline<P> {
         }
     }
 
-    /// Answers every fault delivered to `badge` (for `bdf` only, if given).
+    /// Answers every fault delivered to `badge` (in `scope` only, if
+    /// given).
     fn fail_delivered(
         &mut self,
         badge: u64,
-        bdf: Option<u16>,
+        scope: Option<Scope>,
         reason: AutoReason,
         out: &mut impl Outbox<P>,
     ) {
         while let Some(i) = self.outstanding.iter().position(|f| {
             f.handler == Some(badge)
                 && f.stage == Stage::Delivered
-                && bdf.is_none_or(|b| b == f.fault.bdf)
+                && scope.is_none_or(|s| s.holds(&f.fault))
         }) {
             let pending = self.outstanding.swap_remove(i);
             self.settle_auto(pending, reason, out);

@@ -36,11 +36,12 @@
 
 mod answer;
 mod devices;
+pub mod groups;
 mod handlers;
 mod types;
 
 pub use devices::Await;
-pub use types::{AutoReason, Counters, Gone, NewFault, Outbox, Pending, Stage, answered};
+pub use types::{AutoReason, Counters, Gone, Group, NewFault, Outbox, Pending, Stage, answered};
 
 use faultline_ipc::protocol::faults::FaultToken;
 use heapless::{Deque, Vec};
@@ -56,6 +57,8 @@ pub const HANDLER_QUEUE: usize = 8;
 pub const MAX_OUTSTANDING: usize = MAX_HANDLERS * HANDLER_QUEUE;
 /// Settled faults each device remembers for its driver.
 pub const DEVICE_HISTORY: usize = 16;
+/// PASIDs of one device with a handler of their own.
+pub const MAX_PASID_HANDLERS: usize = 4;
 /// Settled tokens remembered, to tell a duplicate answer from a stale one.
 pub const RECENT_TOKENS: usize = 64;
 
@@ -120,7 +123,7 @@ impl<P> Pipeline<P> {
         let token = FaultToken(self.next_token);
         self.next_token += 1;
         let mark = self.next_mark(fault.bdf);
-        let route = self.route(fault.bdf);
+        let route = self.route(&fault);
         let mut pending = Pending {
             token,
             fault,
@@ -151,6 +154,40 @@ impl<P> Pipeline<P> {
             return self.settle_auto(pending, AutoReason::QueueFull, out);
         }
         self.pump(badge, out);
+    }
+
+    /// Takes one fault that is answered at once, for `reason`, without
+    /// reaching a handler (a malformed page request ending its group, one
+    /// from an unknown requester, a group too large to deliver): counted,
+    /// given a token and a mark, and settled like any other.
+    pub fn refuse(&mut self, fault: NewFault, reason: AutoReason, out: &mut impl Outbox<P>) {
+        self.counters.faults += 1;
+        let token = FaultToken(self.next_token);
+        self.next_token += 1;
+        let mark = self.next_mark(fault.bdf);
+        let pending = Pending {
+            token,
+            fault,
+            mark,
+            handler: None,
+            stage: Stage::Queued,
+            deadline_ns: 0,
+        };
+        self.settle_auto(pending, reason, out);
+    }
+
+    /// Device `bdf` (only its PASID `pasid`, if given) is going away:
+    /// every page group it has outstanding is answered
+    /// ([`AutoReason::DeviceGone`]) before its requests are drained.
+    pub fn groups_gone(&mut self, bdf: u16, pasid: Option<u32>, out: &mut impl Outbox<P>) {
+        while let Some(i) = self.outstanding.iter().position(|f| {
+            f.fault.bdf == bdf
+                && f.fault.group.is_some()
+                && pasid.is_none_or(|p| f.fault.pasid == Some(p))
+        }) {
+            let pending = self.outstanding.swap_remove(i);
+            self.settle_auto(pending, AutoReason::DeviceGone, out);
+        }
     }
 
     /// Answers every fault whose deadline is at or before `now_ns`.

@@ -315,7 +315,11 @@ mod prq {
             privileged: true,
             ..request()
         };
-        assert_eq!(exec.encode()[0] >> 52 & 0b11, 0b11, "exec 52, privileged 53");
+        assert_eq!(
+            exec.encode()[0] >> 52 & 0b11,
+            0b11,
+            "exec 52, privileged 53"
+        );
     }
 
     #[test]
@@ -348,7 +352,13 @@ mod prq {
             .is_stop_marker()
         );
         assert!(!PageRequest { read: true, ..stop }.is_stop_marker());
-        assert!(!PageRequest { write: true, ..stop }.is_stop_marker());
+        assert!(
+            !PageRequest {
+                write: true,
+                ..stop
+            }
+            .is_stop_marker()
+        );
     }
 
     #[test]
@@ -386,7 +396,10 @@ mod prq {
         .encode();
         assert!(PageGroupResponse::decode(low | 1 << 5, high).is_err());
         assert!(PageGroupResponse::decode(low | 1 << 52, high).is_err());
-        assert!(PageGroupResponse::decode(low, high | 1 << 2).is_err(), "LPIG");
+        assert!(
+            PageGroupResponse::decode(low, high | 1 << 2).is_err(),
+            "LPIG"
+        );
         assert!(PageGroupResponse::decode(low, high | 1 << 12).is_err());
         assert!(PageGroupResponse::decode(low & !0xf | 5, high).is_err());
         assert!(PageGroupResponse::decode(low | 1 << 9, high).is_err());

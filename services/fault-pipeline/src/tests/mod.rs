@@ -2,13 +2,14 @@
 //! bugs Faultline's design started from (`seed`), and random fault streams
 //! against random handler behaviour (`prop`).
 
+mod groups;
 mod prop;
 mod rules;
 mod seed;
 
 use std::collections::HashSet;
 
-use faultline_ipc::protocol::faults::{Fault, FaultToken};
+use faultline_ipc::protocol::faults::{Fault, FaultToken, PageGroup, ResponseCode};
 use faultline_ipc::protocol::iommu::SettledFault;
 
 use crate::{AutoReason, Gone, NewFault, Outbox, Pending};
@@ -20,6 +21,9 @@ pub type Reply = u32;
 #[derive(Default)]
 pub struct Log {
     pub delivered: Vec<(Reply, Fault)>,
+    pub groups: Vec<(Reply, PageGroup)>,
+    /// Every settled fault's response, in order: (token, code).
+    pub responses: Vec<(FaultToken, ResponseCode)>,
     pub settled: Vec<(Reply, SettledFault)>,
     pub automatic: Vec<(FaultToken, u16, AutoReason)>,
     /// Replies whose caller is gone: delivering to them fails.
@@ -33,6 +37,18 @@ impl Outbox<Reply> for Log {
         }
         self.delivered.push((to, fault));
         Ok(())
+    }
+
+    fn deliver_group(&mut self, to: Reply, group: PageGroup) -> Result<(), Gone> {
+        if self.gone.contains(&to) {
+            return Err(Gone);
+        }
+        self.groups.push((to, group));
+        Ok(())
+    }
+
+    fn respond(&mut self, fault: &Pending, code: ResponseCode) {
+        self.responses.push((fault.token, code));
     }
 
     fn settled(&mut self, to: Reply, fault: SettledFault) {
@@ -57,5 +73,6 @@ pub fn fault(bdf: u16, iova: u64) -> NewFault {
         reason: 0x5,
         pasid: None,
         backed: true,
+        group: None,
     }
 }
