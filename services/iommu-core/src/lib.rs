@@ -40,8 +40,11 @@
 //! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS, drained
 //! like the fault records in [`fault`]; the model grows the same way (its
 //! page-request registers are "not modelled" today and panic if touched).
-#![cfg_attr(not(any(test, feature = "model")), no_std)]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "model"))]
+extern crate alloc;
 
 pub mod entry;
 pub mod error;

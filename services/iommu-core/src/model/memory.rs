@@ -10,7 +10,9 @@
 //! driver flushes it. Touching memory that is
 //! not an allocated frame (or a freed one) is a driver bug and panics.
 
-use std::collections::BTreeMap;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 const FRAME: u64 = 4096;
 const LINE: u64 = 64;

@@ -43,8 +43,11 @@ mod queue;
 mod registers;
 mod walk;
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use alloc::rc::Rc;
+use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
+use core::cell::RefCell;
 
 use embedded_hal::delay::DelayNs;
 

@@ -4,6 +4,9 @@
 //! it), as QEMU does. While IQE is set nothing more is fetched; clearing it
 //! resumes fetching from IQH.
 
+use alloc::format;
+use alloc::string::String;
+
 use super::{Event, Invalidation, State};
 
 const FSTS_IQE: u32 = 1 << 4;
@@ -29,7 +32,7 @@ impl State {
     }
 
     fn execute(&mut self, low: u64, high: u64) -> Result<(), String> {
-        if std::mem::take(&mut self.reject_next_descriptor) {
+        if core::mem::take(&mut self.reject_next_descriptor) {
             return Err("rejected on request (test knob)".into());
         }
         let kind = (low & 0xf) | ((low >> 9) & 7) << 4;
