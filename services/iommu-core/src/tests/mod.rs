@@ -8,6 +8,7 @@ mod invalidation;
 mod map;
 mod model;
 mod prop;
+mod prq_model;
 mod scalable;
 mod takeover;
 
