@@ -41,8 +41,11 @@
 //! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS (`unit`'s
 //! `prq` module, Linux's `prq.c` flow), read like the fault records in
 //! [`fault`]; its drain uses the queue's fenced, page-drain waits.
-#![cfg_attr(not(any(test, feature = "model")), no_std)]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "model"))]
+extern crate alloc;
 
 pub mod entry;
 pub mod error;

@@ -9,6 +9,7 @@ mod map;
 mod model;
 mod prop;
 mod prq_check;
+mod prq_model;
 mod scalable;
 mod takeover;
 
