@@ -5,7 +5,9 @@
 //! unit's table walks do not see until [`Memory::flush`] writes them back:
 //! a driver that forgets to flush a table entry walks stale memory and the
 //! test faults. The invalidation queue and wait-status writes are coherent
-//! (the spec snoops them), so they use the CPU view. A new frame is zero
+//! (the spec snoops them), so they use the CPU view; the unit's own writes
+//! (wait status, page request descriptors) are snooped too and update
+//! both memory and any cached line. A new frame is zero
 //! for the CPU but, on a non-snooping unit, stale for the walk until the
 //! driver flushes it. Touching memory that is
 //! not an allocated frame (or a freed one) is a driver bug and panics.

@@ -30,11 +30,22 @@
 //!   compatibility format blocked unless CFI is on and EIME off).
 //! - The invalidation queue runs on each IQT write and sets FSTS.IQE on a
 //!   malformed descriptor (reserved bits, SW with IF, unknown type, PSI the
-//!   unit lacks, AM above MAMV or a misaligned address).
+//!   unit lacks, AM above MAMV or a misaligned address; a page group
+//!   response (type 9) on a unit without ECAP.PRS or with reserved bits
+//!   set; a wait descriptor asking for a page-request drain (PD) without
+//!   ECAP.PDS).
+//! - Page requests (only with ECAP.PRS; see the `prq` module): PQH, PQT,
+//!   PQA, PRS and the page request event registers, a scripted PRI device
+//!   ([`Model::page_request`], [`Model::page_group`]) that writes 32-byte
+//!   descriptors into the driver's queue at PQT, sets PPR, raises the page
+//!   request event, and on overflow sets PRO and answers a dropped
+//!   last-in-group request itself. A judge (the `judge` module) keeps the
+//!   groups the driver owes a page group response and checks each type-9
+//!   descriptor against them: [`Model::violations`],
+//!   [`Model::unanswered`], [`Model::check_idle`], [`Model::responses`].
 //!
-//! A page request queue would be one more register group and a method that
-//! injects requests; nothing here assumes it is absent beyond its registers
-//! being "not modelled".
+//! The model is `core` + `alloc` only, so it also builds for
+//! `x86_64-unknown-none` inside a service that has a heap.
 
 mod fault;
 mod interrupts;

@@ -3,6 +3,13 @@
 //! stops with FSTS.IQE at the first malformed one (IQH left pointing at
 //! it), as QEMU does. While IQE is set nothing more is fetched; clearing it
 //! resumes fetching from IQH.
+//!
+//! Page group responses (type 9) go to the judge of page requests. A wait
+//! descriptor may carry FN (fence, bit 6) and, with ECAP.PDS, PD (page-
+//! request drain, bit 7): the drain is recorded as
+//! [`Invalidation::PageDrain`] before the wait. The model's PRI device is
+//! synchronous, so every request issued before the drain is already in the
+//! page request queue and the drain completes at once.
 
 use alloc::format;
 use alloc::string::String;

@@ -558,3 +558,41 @@ fn page_drain_needs_pds() {
     );
     assert_eq!(model.memory().read_u64(at), 1);
 }
+
+/// Rule: a queue of 2^size pages spans that many contiguous frames; the
+/// device writes into the second page and wraps after 2^(size + 7)
+/// descriptors.
+#[test]
+fn two_page_queue_spans_both_frames() {
+    let model = Model::new(ModelConfig::scalable_with_page_requests());
+    let mut mem = model.memory();
+    let queue = mem.alloc_frame().unwrap();
+    assert_eq!(mem.alloc_frame(), Some(queue + 4096), "contiguous");
+    let mut regs = model.registers();
+    regs.write64(PQA, prq::queue_address(queue, 1));
+    let entries = prq::queue_entries(1);
+    for i in 0..entries + 1 {
+        let sent = request(1, i << 12, false);
+        let offset = (i % entries) * 32;
+        assert_eq!(model.page_request(sent), RequestOutcome::Queued { offset });
+        assert_eq!(slot(&model, queue, offset), Some(sent));
+        let tail = regs.read64(PQT);
+        regs.write64(PQH, tail);
+    }
+    assert_eq!(regs.read64(PQT), 32);
+}
+
+/// Rule: a group the device asks again after it was answered (the PRG
+/// index reused) is owed a new response, which is not a second response.
+#[test]
+fn reused_group_needs_a_new_response() {
+    let (model, _) = prq_unit();
+    let mut iq = Iq::new(&model);
+    for _ in 0..2 {
+        model.page_group(RID, PASID, 6, &[0x1000], true, false);
+        assert_eq!(model.unanswered(), vec![group(6)]);
+        iq.respond(group(6), 0);
+    }
+    assert_eq!(model.check_idle(), Ok(()));
+    assert_eq!(model.responses().len(), 2);
+}
