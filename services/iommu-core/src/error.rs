@@ -25,6 +25,9 @@ pub enum Operation {
     SetInterruptTable,
     /// GCMD.IRE → GSTS.IRES.
     EnableInterruptRemapping,
+    /// Draining page requests: PRS.PRO was still set after every bounded
+    /// round of read, drain wait, read (`Unit::drain_page_requests`).
+    PageRequestDrain,
 }
 
 /// A feature the unit lacks that the core needs.
@@ -42,6 +45,16 @@ pub enum Unsupported {
     InterruptRemapping,
     /// An APIC id above 255 needs x2APIC destinations, but ECAP.EIM = 0.
     ExtendedInterruptMode,
+    /// Page requests were asked for, but ECAP.PRS = 0.
+    PageRequests,
+    /// A page request drain was asked for, but ECAP.PDS = 0 (the wait
+    /// descriptor's PD bit is reserved).
+    PageRequestDrain,
+    /// The page request queue was used before
+    /// `Unit::enable_page_requests` set it up. (A variant here rather
+    /// than a new [`Error`] so the service's exhaustive match on the
+    /// error kinds stays as it is.)
+    PageRequestQueueOff,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

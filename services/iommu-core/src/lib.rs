@@ -22,8 +22,9 @@
 //! Modules: [`hw`] (the traits), [`unit`](mod@unit) (the driver core), [`pagetable`]
 //! (second-level tables), [`entry`] (root/context/PTE encodings),
 //! [`queue`] (invalidation descriptors and the queue), [`fault`] (fault
-//! records), [`source`] (PCI source ids), [`interrupt`] (interrupt
-//! remapping entries), [`error`].
+//! records), [`prq`] (page requests: the checks before serving one, what a
+//! read of the page request queue found), [`source`] (PCI source ids),
+//! [`interrupt`] (interrupt remapping entries), [`error`].
 //!
 //! # Modes, and what grows next
 //!
@@ -37,11 +38,14 @@
 //! table format beside [`pagetable`]. The queue in [`queue`] takes any
 //! 128-bit descriptor, so page group responses (type 9) are one more
 //! constructor; 256-bit descriptors (IQA.DW) only change the slot size. The
-//! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS, drained
-//! like the fault records in [`fault`]; the model grows the same way (its
-//! page-request registers are "not modelled" today and panic if touched).
-#![cfg_attr(not(any(test, feature = "model")), no_std)]
+//! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS (`unit`'s
+//! `prq` module, Linux's `prq.c` flow), read like the fault records in
+//! [`fault`]; its drain uses the queue's fenced, page-drain waits.
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "model"))]
+extern crate alloc;
 
 pub mod entry;
 pub mod error;
@@ -49,6 +53,7 @@ pub mod fault;
 pub mod hw;
 pub mod interrupt;
 pub mod pagetable;
+pub mod prq;
 pub mod queue;
 pub mod source;
 pub mod unit;
@@ -61,6 +66,7 @@ pub use fault::{FaultAccess, FaultReason, FaultRecord, FaultSummary};
 pub use hw::{DmaMemory, Registers};
 pub use interrupt::{InterruptMode, Irte};
 pub use pagetable::Access;
+pub use prq::{GroupId, Malformed, Overflow, PageGroupResponse, PageRequest, PrqBatch};
 pub use source::SourceId;
 pub use unit::{Config, DomainId, Leaves, Unit};
 

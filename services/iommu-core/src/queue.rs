@@ -9,9 +9,21 @@
 //! Submissions are synchronous, so the queue is empty whenever a new one
 //! starts. The queue frame itself is read coherently by the hardware, so it
 //! is not flushed.
+//!
+//! Page group responses (type 9) are one more 128-bit descriptor. A page
+//! request drain ([`Queue::submit_draining`], VT-d spec 7.10) brackets its
+//! batch with two drain waits ([`Descriptor::drain_wait`]: fence, PD and a
+//! status write): the first fences everything queued earlier and drains
+//! page requests already in flight, and the appended one carries PD as
+//! Linux's `qi_submit_sync(..., QI_OPT_WAIT_DRAIN)` does, so when its
+//! status write lands every page request the device issued before the
+//! batch is in the page request queue. Both keep SW set: QEMU before 10.2
+//! rejects a wait with neither SW nor IF.
 
 use embedded_hal::delay::DelayNs;
 use faultline_vtd::regs::{self, FaultStatus};
+
+use faultline_vtd::prq::{self, PageGroupResponse};
 
 use crate::error::{Error, Operation};
 use crate::hw::{DmaMemory, Mmio, Registers};
@@ -27,6 +39,7 @@ pub const TYPE_IOTLB: u64 = 2;
 pub const TYPE_INTERRUPT_ENTRY: u64 = 4;
 pub const TYPE_WAIT: u64 = 5;
 pub const TYPE_PASID_CACHE: u64 = 7;
+pub const TYPE_PAGE_GROUP_RESPONSE: u64 = prq::TYPE_PAGE_GROUP_RESPONSE;
 
 /// Granularity field (bits 5:4) of context-cache and IOTLB descriptors.
 pub const GRANULARITY_GLOBAL: u64 = 1 << 4;
@@ -41,6 +54,10 @@ pub const IOTLB_DRAIN_READS: u64 = 1 << 7;
 /// Wait descriptor: interrupt flag (bit 4) and status write (bit 5).
 pub const WAIT_INTERRUPT: u64 = 1 << 4;
 pub const WAIT_STATUS_WRITE: u64 = 1 << 5;
+/// Wait descriptor: fence (bit 6) and page-request drain (bit 7, needs
+/// ECAP.PDS).
+pub const WAIT_FENCE: u64 = prq::WAIT_FENCE;
+pub const WAIT_PAGE_DRAIN: u64 = prq::WAIT_PAGE_DRAIN;
 
 /// One 128-bit invalidation descriptor.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,6 +144,24 @@ impl Descriptor {
             high: status & !3,
         }
     }
+
+    /// A wait that also fences (later descriptors start only after it
+    /// completes) and drains page requests (PD: page requests the unit
+    /// accepted before it are written to the page request queue before
+    /// its status write). Needs ECAP.PDS.
+    pub const fn drain_wait(status: u64, data: u32) -> Self {
+        let wait = Self::wait(status, data);
+        Self {
+            low: wait.low | WAIT_FENCE | WAIT_PAGE_DRAIN,
+            high: wait.high,
+        }
+    }
+
+    /// Answer one page group (type 9): `r.encode()` as is.
+    pub const fn page_group_response(r: PageGroupResponse) -> Self {
+        let (low, high) = r.encode();
+        Self { low, high }
+    }
 }
 
 /// The invalidation queue of one unit.
@@ -168,14 +203,46 @@ impl Queue {
         timeout_us: u32,
         batch: &[Descriptor],
     ) -> Result<(), Error> {
+        self.submit_with(mmio, mem, delay, timeout_us, batch, false)
+    }
+
+    /// Like [`Queue::submit`], for a page request drain (VT-d spec 7.10):
+    /// a fenced drain wait (status data 0, which the poll never takes for
+    /// completion) goes first, then `batch` (the IOTLB invalidation of the
+    /// device's domain), then the usual wait with PD and fence added. The
+    /// caller checks ECAP.PDS.
+    pub fn submit_draining<R: Registers, M: DmaMemory, D: DelayNs>(
+        &mut self,
+        mmio: &mut Mmio<R>,
+        mem: &mut M,
+        delay: &mut D,
+        timeout_us: u32,
+        batch: &[Descriptor],
+    ) -> Result<(), Error> {
+        self.submit_with(mmio, mem, delay, timeout_us, batch, true)
+    }
+
+    fn submit_with<R: Registers, M: DmaMemory, D: DelayNs>(
+        &mut self,
+        mmio: &mut Mmio<R>,
+        mem: &mut M,
+        delay: &mut D,
+        timeout_us: u32,
+        batch: &[Descriptor],
+        drain: bool,
+    ) -> Result<(), Error> {
         debug_assert!(batch.len() <= MAX_BATCH);
         self.sequence = self.sequence.wrapping_add(1).max(1);
         mem.write_u64(self.status, 0);
-        for descriptor in batch
-            .iter()
-            .copied()
-            .chain([Descriptor::wait(self.status, self.sequence)])
-        {
+        let (first, last) = if drain {
+            (
+                Some(Descriptor::drain_wait(self.status, 0)),
+                Descriptor::drain_wait(self.status, self.sequence),
+            )
+        } else {
+            (None, Descriptor::wait(self.status, self.sequence))
+        };
+        for descriptor in first.into_iter().chain(batch.iter().copied()).chain([last]) {
             let at = self.base + 16 * u64::from(self.tail);
             mem.write_u64(at, descriptor.low);
             mem.write_u64(at + 8, descriptor.high);

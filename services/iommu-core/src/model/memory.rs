@@ -5,12 +5,16 @@
 //! unit's table walks do not see until [`Memory::flush`] writes them back:
 //! a driver that forgets to flush a table entry walks stale memory and the
 //! test faults. The invalidation queue and wait-status writes are coherent
-//! (the spec snoops them), so they use the CPU view. A new frame is zero
+//! (the spec snoops them), so they use the CPU view; the unit's own writes
+//! (wait status, page request descriptors) are snooped too and update
+//! both memory and any cached line. A new frame is zero
 //! for the CPU but, on a non-snooping unit, stale for the walk until the
 //! driver flushes it. Touching memory that is
 //! not an allocated frame (or a freed one) is a driver bug and panics.
 
-use std::collections::BTreeMap;
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
 
 const FRAME: u64 = 4096;
 const LINE: u64 = 64;
@@ -146,17 +150,28 @@ impl Memory {
     /// A snooped 4-byte device write (a wait descriptor's status).
     pub fn device_write32(&mut self, paddr: u64, value: u32) {
         assert!(paddr.is_multiple_of(4));
+        self.device_write_bytes(paddr, &value.to_le_bytes(), "status");
+    }
+
+    /// A snooped 8-byte device write (`what`: a page request descriptor).
+    pub fn device_write(&mut self, paddr: u64, value: u64, what: &str) {
+        assert!(paddr.is_multiple_of(8));
+        self.device_write_bytes(paddr, &value.to_le_bytes(), what);
+    }
+
+    /// Writes memory and, the write being snooped, any cached copy.
+    fn device_write_bytes(&mut self, paddr: u64, bytes: &[u8], what: &str) {
         let frame = paddr & !(FRAME - 1);
         let offset = (paddr - frame) as usize;
         let memory = self
             .frames
             .get_mut(&frame)
-            .unwrap_or_else(|| panic!("model: status write to unallocated {paddr:#x}"));
-        memory[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+            .unwrap_or_else(|| panic!("model: {what} write to unallocated {paddr:#x}"));
+        memory[offset..offset + bytes.len()].copy_from_slice(bytes);
         let line = paddr & !(LINE - 1);
         if let Some(cached) = self.dirty.get_mut(&line) {
             let at = (paddr - line) as usize;
-            cached[at..at + 4].copy_from_slice(&value.to_le_bytes());
+            cached[at..at + bytes.len()].copy_from_slice(bytes);
         }
     }
 }

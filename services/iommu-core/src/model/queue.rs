@@ -3,8 +3,20 @@
 //! stops with FSTS.IQE at the first malformed one (IQH left pointing at
 //! it), as QEMU does. While IQE is set nothing more is fetched; clearing it
 //! resumes fetching from IQH.
+//!
+//! Page group responses (type 9) go to the judge of page requests. A wait
+//! descriptor may carry FN (fence, bit 6) and, with ECAP.PDS, PD (page-
+//! request drain, bit 7): the drain is recorded as
+//! [`Invalidation::PageDrain`] before the wait. The model's PRI device is
+//! synchronous, so every request issued before the drain is already in the
+//! page request queue and the drain completes at once.
 
-use super::{Event, Invalidation, State};
+use alloc::format;
+use alloc::string::String;
+
+use faultline_vtd::prq::{PageGroupResponse, TYPE_PAGE_GROUP_RESPONSE, WAIT_PAGE_DRAIN};
+
+use super::{ECAP_PDS, ECAP_PRS, Event, Invalidation, State};
 
 const FSTS_IQE: u32 = 1 << 4;
 
@@ -29,7 +41,7 @@ impl State {
     }
 
     fn execute(&mut self, low: u64, high: u64) -> Result<(), String> {
-        if std::mem::take(&mut self.reject_next_descriptor) {
+        if core::mem::take(&mut self.reject_next_descriptor) {
             return Err("rejected on request (test knob)".into());
         }
         let kind = (low & 0xf) | ((low >> 9) & 7) << 4;
@@ -142,8 +154,15 @@ impl State {
                 }
             }
             5 => {
-                if low & 0xffff_f180 != 0 || high & 3 != 0 {
+                // Bit 6 is FN (fence), bit 7 PD (page-request drain).
+                if low & 0xffff_f100 != 0 || high & 3 != 0 {
                     return Err("wait descriptor sets reserved bits".into());
+                }
+                let drain = low & WAIT_PAGE_DRAIN != 0;
+                if drain && self.config.ecap & (1 << ECAP_PDS) == 0 {
+                    return Err(
+                        "wait descriptor with PD (page-request drain) without ECAP.PDS".into(),
+                    );
                 }
                 let status_write = low & (1 << 5) != 0;
                 let interrupt = low & (1 << 4) != 0;
@@ -153,7 +172,26 @@ impl State {
                     (true, false) => self.memory.device_write32(high, (low >> 32) as u32),
                     (false, true) => {}
                 }
+                if drain {
+                    // Synchronous device: every earlier request is queued.
+                    self.events
+                        .push(Event::Invalidation(Invalidation::PageDrain));
+                }
                 Invalidation::Wait
+            }
+            TYPE_PAGE_GROUP_RESPONSE => {
+                if self.config.ecap & (1 << ECAP_PRS) == 0 {
+                    return Err("page group response without ECAP.PRS".into());
+                }
+                let response = PageGroupResponse::decode(low, high)?;
+                self.page_group_response(response);
+                let group = response.group;
+                Invalidation::PageGroupResponse {
+                    rid: group.rid,
+                    pasid: group.pasid,
+                    prg_index: group.prg_index,
+                    code: response.code,
+                }
             }
             other => return Err(format!("descriptor type {other} is not supported")),
         };

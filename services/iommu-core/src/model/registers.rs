@@ -2,6 +2,7 @@
 //! them (written out here, not taken from `faultline_vtd::regs`, so a wrong
 //! width there cannot hide a wrong access here), and what each write does.
 
+use super::prq::PrqReg;
 use super::{Event, State};
 
 /// What lives at an offset.
@@ -25,6 +26,8 @@ enum Reg {
     Irta,
     RecordLow(usize),
     RecordHigh(usize),
+    /// PQH, PQT, PQA, PRS or the page request event registers (ECAP.PRS).
+    PageRequest(PrqReg),
     /// A register the model does not implement (name); touching it panics.
     Unmodelled(&'static str),
 }
@@ -129,7 +132,7 @@ impl State {
             0x90 => Reg::Iqa,
             0x9c => Reg::Ics,
             0xb8 => Reg::Irta,
-            other => Reg::Unmodelled(name_of(other)),
+            other => PrqReg::at(other).map_or(Reg::Unmodelled(name_of(other)), Reg::PageRequest),
         };
         let width = if W32.iter().any(|(o, _)| *o == offset) {
             4
@@ -177,6 +180,7 @@ impl State {
             Reg::Irta => self.irta,
             Reg::RecordLow(i) => self.records[i].0,
             Reg::RecordHigh(i) => self.records[i].1,
+            Reg::PageRequest(r) => self.prq_read(r),
             Reg::Unmodelled(name) => panic!("model: read of unmodelled {name}"),
         }
     }
@@ -233,7 +237,8 @@ impl State {
             }
             Reg::Fsts => {
                 let had_iqe = self.fsts & (1 << 4) != 0;
-                self.fsts &= !(value as u32 & 0x7d);
+                // PFO, AFO, APF, IQE, ICE, ITE and PRO are write-1-to-clear.
+                self.fsts &= !(value as u32 & 0xfd);
                 // Clearing IQE lets the queue fetch from IQH again.
                 if had_iqe && self.fsts & (1 << 4) == 0 && self.gsts & GSTS_QIES != 0 {
                     self.run_queue();
@@ -301,6 +306,7 @@ impl State {
                     self.records[i].1 &= !(1 << 63);
                 }
             }
+            Reg::PageRequest(r) => self.prq_write(r, value),
             Reg::Unmodelled(name) => panic!("model: write to unmodelled {name}"),
         }
     }

@@ -8,6 +8,10 @@ mod invalidation;
 mod map;
 mod model;
 mod prop;
+mod prq;
+mod prq_check;
+mod prq_hooks;
+mod prq_model;
 mod scalable;
 mod takeover;
 

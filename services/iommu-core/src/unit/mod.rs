@@ -31,6 +31,12 @@
 //! [`Unit::enable_interrupt_remapping`] (in `interrupts`) adds the
 //! interrupt remapping table: IRTA, GCMD.SIRTP, a global interrupt entry
 //! cache invalidation, then GCMD.IRE, with GCMD.CFI left clear.
+//!
+//! [`Unit::enable_page_requests`] (in `prq`) adds the page request queue
+//! (PQH/PQT/PQA, PRS, the page request event), which
+//! [`Unit::read_page_requests`] reads, [`Unit::page_group_response`]
+//! answers through the invalidation queue, and
+//! [`Unit::drain_page_requests`] drains when a device goes away.
 
 use embedded_hal::delay::DelayNs;
 use faultline_vtd::regs::{self, GlobalCommand, GlobalStatus};
@@ -47,8 +53,10 @@ mod context;
 mod domains;
 mod faults;
 mod interrupts;
+mod prq;
 
 pub use domains::Leaves;
+pub use prq::MAX_DRAIN_ROUNDS;
 
 /// Most devices one unit can have attached at a time.
 pub const MAX_DOMAINS: usize = 64;
@@ -120,6 +128,8 @@ pub struct Unit<R, M, D> {
     domains: [Option<Domain>; MAX_DOMAINS],
     /// The interrupt remapping table and its mode, once remapping is on.
     interrupts: Option<(u64, crate::interrupt::InterruptMode)>,
+    /// The page request queue's frame, once enabled (`prq`).
+    page_requests: Option<u64>,
 }
 
 impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
@@ -162,6 +172,7 @@ impl<R: Registers, M: DmaMemory, D: DelayNs> Unit<R, M, D> {
             queue,
             domains: [None; MAX_DOMAINS],
             interrupts: None,
+            page_requests: None,
         };
         let ttm = match config.mode {
             TranslationMode::Legacy => 0,
