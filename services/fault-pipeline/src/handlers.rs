@@ -153,6 +153,13 @@ impl<P> Pipeline<P> {
         self.fail_delivered(badge, None, AutoReason::HandlerDied, out);
     }
 
+    /// Whether a handler is registered for `bdf` (for any of its faults).
+    pub fn handled(&self, bdf: u16) -> bool {
+        self.devices
+            .iter()
+            .any(|d| d.bdf == bdf && (d.handler.is_some() || !d.pasids.is_empty()))
+    }
+
     /// Whether handler `badge` has a pull parked.
     pub fn waiting(&self, badge: u64) -> bool {
         self.handlers

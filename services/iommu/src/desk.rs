@@ -19,13 +19,18 @@ use embedded_hal::delay::DelayNs;
 use faultline_fault_pipeline::{AutoReason, Await, Gone, NewFault, Outbox, Pending, Pipeline};
 use faultline_iommu_core::{DmaMemory, FaultAccess, FaultRecord, Registers};
 use faultline_ipc::channel::{Pair, ReplyToken, Server, Transport};
+use faultline_iommu_core::prq::{GroupId, PageGroupResponse};
 use faultline_ipc::protocol::faults::{
-    Fault, Faults, FaultsError, FaultsRequest, FaultsResponse, ResponseCode,
+    Fault, Faults, FaultsError, FaultsRequest, FaultsResponse, PageGroup, ResponseCode,
 };
 use faultline_ipc::protocol::iommu::{
     Bdf, FaultCounters, Iommu, IommuError, IommuRequest, IommuResponse, SettledFault,
 };
 use userlib::log;
+
+mod pages;
+
+pub use pages::PageCounters;
 
 use crate::kernel::Kernel;
 use crate::service::Service;
@@ -39,6 +44,7 @@ pub const LOGGED_AUTOMATIC: u64 = 16;
 /// The pipeline, and what the service counts beside it.
 pub struct Desk {
     pipeline: Pipeline<ReplyToken>,
+    pages: pages::Pages,
     /// Times the fault records overflowed (FSTS.PFO).
     overflows: u64,
     /// VT-d register accesses so far, as the register layer counts them
@@ -55,10 +61,30 @@ pub enum DriverCall {
     Other(ReplyToken, IommuRequest),
 }
 
-/// The pipeline's replies, sent as IPC replies.
+/// Page group responses one desk call can queue before they are sent:
+/// every outstanding fault, and every request of a full queue read.
+pub const RESPONSE_BUFFER: usize = faultline_fault_pipeline::MAX_OUTSTANDING + pages::MAX_READ;
+
+/// The pipeline's replies, sent as IPC replies; page group responses are
+/// queued for [`Desk::flush`].
 struct Replies<'a, T: Transport> {
     server: &'a mut IommuServer<T>,
     automatic: u64,
+    responses: &'a mut heapless::Vec<PageGroupResponse, RESPONSE_BUFFER>,
+}
+
+impl<'a, T: Transport> Replies<'a, T> {
+    fn new(
+        automatic: u64,
+        server: &'a mut IommuServer<T>,
+        responses: &'a mut heapless::Vec<PageGroupResponse, RESPONSE_BUFFER>,
+    ) -> Self {
+        Self {
+            server,
+            automatic,
+            responses,
+        }
+    }
 }
 
 impl<T: Transport> Outbox<ReplyToken> for Replies<'_, T> {
@@ -66,6 +92,31 @@ impl<T: Transport> Outbox<ReplyToken> for Replies<'_, T> {
         self.server
             .reply_as::<Faults>(to, &FaultsResponse::Fault(fault))
             .map_err(|_| Gone)
+    }
+
+    fn deliver_group(&mut self, to: ReplyToken, group: PageGroup) -> Result<(), Gone> {
+        self.server
+            .reply_as::<Faults>(to, &FaultsResponse::PageGroup(group))
+            .map_err(|_| Gone)
+    }
+
+    fn respond(&mut self, fault: &Pending, code: ResponseCode) {
+        let Some(group) = fault.fault.group else {
+            // A DMA fault: the driver is told; the hardware needs nothing.
+            return;
+        };
+        let response = PageGroupResponse {
+            group: GroupId {
+                rid: fault.fault.bdf,
+                pasid: fault.fault.pasid,
+                prg_index: group.prg_index,
+            },
+            code: code.code(),
+        };
+        if self.responses.push(response).is_err() {
+            // The buffer holds every fault one call can settle.
+            log!("iommu: page group response buffer full: {:?} not sent", response.group);
+        }
     }
 
     fn settled(&mut self, to: ReplyToken, fault: SettledFault) {
@@ -89,6 +140,21 @@ struct Automatic<'a>(&'a Pending, AutoReason);
 impl fmt::Display for Automatic<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self(p, reason) = self;
+        if let Some(group) = p.fault.group {
+            return write!(
+                f,
+                "page group {} of {} (PASID {:?}, {} page(s) from {:#x}): answered {:?} ({:#x}) \
+                 automatically: {}",
+                group.prg_index,
+                Bdf(p.fault.bdf),
+                p.fault.pasid,
+                group.pages().len(),
+                p.fault.iova,
+                reason.code(),
+                reason.code().code(),
+                reason.text()
+            );
+        }
         write!(
             f,
             "fault {} of {} at iova {:#x}: answered {:?} ({:#x}) automatically: {}",
@@ -112,6 +178,7 @@ impl Desk {
     pub const fn new() -> Self {
         Self {
             pipeline: Pipeline::new(),
+            pages: pages::Pages::new(),
             overflows: 0,
             register_accesses: 0,
         }
@@ -135,7 +202,7 @@ impl Desk {
     /// having maybe faulted (its driver's question is answered `Lost`).
     pub fn overflowed<T: Transport>(&mut self, server: &mut IommuServer<T>) {
         self.overflows += 1;
-        let mut out = self.replies(server);
+        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
         self.pipeline.overflowed(&mut out);
     }
 
@@ -158,15 +225,28 @@ impl Desk {
             reason: record.reason.code(),
             pasid: record.pasid,
             backed: service.backed(record.source.0, record.address),
+            group: None,
         };
-        let mut out = self.replies(server);
+        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
         self.pipeline.record(fault, now_ns, &mut out);
     }
 
     /// Answers every fault past its deadline.
-    pub fn expire<T: Transport>(&mut self, now_ns: u64, server: &mut IommuServer<T>) {
-        let mut out = self.replies(server);
+    pub fn expire<R: Registers, M: DmaMemory, D: DelayNs, T: Transport>(
+        &mut self,
+        service: &mut Service<R, M, D>,
+        now_ns: u64,
+        server: &mut IommuServer<T>,
+    ) {
+        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
         self.pipeline.expire(now_ns, &mut out);
+        self.flush(service);
+    }
+
+    /// Whether a handler is registered for `bdf` (a requester the service
+    /// knows even without a domain).
+    pub fn handled(&self, bdf: u16) -> bool {
+        self.pipeline.handled(bdf)
     }
 
     /// Serves one `faults` request of handler `badge`.
@@ -179,7 +259,7 @@ impl Desk {
         request: FaultsRequest,
         server: &mut IommuServer<T>,
     ) {
-        let mut out = self.replies(server);
+        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
         let response = match request {
             FaultsRequest::Register { device } => match kernel.client_faults(&token, device) {
                 Ok((bdf, deadline_ms)) => {
@@ -200,6 +280,27 @@ impl Desk {
                 }
                 Err(_) => FaultsResponse::Refused(FaultsError::NoSuchDevice),
             },
+            FaultsRequest::RegisterPasid { device, pasid } => {
+                match kernel.client_faults(&token, device) {
+                    Ok((bdf, deadline_ms)) => {
+                        match self
+                            .pipeline
+                            .register_pasid(badge, bdf, pasid, deadline_ms, &mut out)
+                        {
+                            Ok(()) => {
+                                log!(
+                                    "iommu: fault handler (badge {badge}) registered for {} PASID \
+                                     {pasid}, deadline {deadline_ms} ms",
+                                    Bdf(bdf)
+                                );
+                                FaultsResponse::Registered { bdf, deadline_ms }
+                            }
+                            Err(e) => FaultsResponse::Refused(e),
+                        }
+                    }
+                    Err(_) => FaultsResponse::Refused(FaultsError::NoSuchDevice),
+                }
+            }
             FaultsRequest::Next => match self.pipeline.next(badge, token, &mut out) {
                 Ok(()) => return,
                 Err((token, e)) => {
@@ -217,6 +318,9 @@ impl Desk {
                 let act = |p: &Pending| -> Result<(), FaultsError> {
                     match (map, code) {
                         (false, _) => Ok(()),
+                        // A page group's pages are the handler's to make
+                        // present, in its own tables.
+                        (true, _) if p.fault.group.is_some() => Err(FaultsError::NotBacked),
                         (true, ResponseCode::Success) => {
                             service.demand_map(p.fault.bdf, p.fault.iova)
                         }
@@ -230,6 +334,7 @@ impl Desk {
             }
         };
         let _ = out.server.reply_as::<Faults>(token, &response);
+        self.flush(service);
     }
 
     /// Whether `request` asks about faults, so the fault records must be
@@ -305,12 +410,6 @@ impl Desk {
         DriverCall::Taken
     }
 
-    fn replies<'a, T: Transport>(&self, server: &'a mut IommuServer<T>) -> Replies<'a, T> {
-        Replies {
-            server,
-            automatic: self.pipeline.counters().auto,
-        }
-    }
 }
 
 /// `faults=N delivered=N success=N invalid=N failure=N auto=N retried=N

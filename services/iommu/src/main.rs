@@ -31,7 +31,7 @@ use core::fmt::Write;
 use faultline_iommu_core::{Config, FaultRecord, Unit};
 use faultline_ipc::abi::{CapKind, Error, NOTIFY_DMA_REVOKED, NOTIFY_TIMER, NOTIFY_USER_BITS};
 use faultline_ipc::channel::{Either, Handle, Incoming, RecvError, ReplyToken};
-use faultline_ipc::protocol::iommu::{Bdf, Iommu};
+use faultline_ipc::protocol::iommu::{Bdf, Iommu, IommuRequest, IommuResponse};
 use faultline_vtd::TranslationMode;
 use hermit_sync::ExclusiveCell;
 use iommu::delay::ClockDelay;
@@ -271,6 +271,7 @@ fn start_unit(
     );
     remap(&mut unit, index, handle);
     let irq = fault_interrupt(&mut unit, index);
+    page_requests(&mut unit, index);
     if service.add_unit(index, unit).is_err() {
         log!(
             "iommu: unit {index}: no room for another unit: left translating with nothing attached"
@@ -300,6 +301,28 @@ fn remap(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8, handle: H
             "iommu: unit {index}: interrupt remapping not enabled ({e}): interrupts are not \
              isolated from DMA"
         ),
+    }
+}
+
+/// Sets up unit `index`'s page request queue where it has one. Its
+/// requests are read on every wake-up of the service (no page request
+/// event interrupt is granted to it).
+fn page_requests(unit: &mut Unit<MmioRegisters, PoolMemory, Delay>, index: u8) {
+    if !unit.page_requests_supported() {
+        // The unit report already said page requests are not available.
+        return;
+    }
+    match unit.enable_page_requests() {
+        Ok(()) => log!(
+            "iommu: unit {index}: page request queue on (128 requests; drain {}): read on every \
+             wake-up",
+            if unit.page_drain_supported() {
+                "supported"
+            } else {
+                "not supported"
+            }
+        ),
+        Err(e) => log!("iommu: unit {index}: page request queue not set up: {e}"),
     }
 }
 
@@ -344,6 +367,10 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
     // A unit without a fault interrupt has its records read on every
     // wake-up.
     let polled = fault_irqs.len() < service.units().count();
+    // Units with a page request queue have it read on every wake-up.
+    let page_queues = service
+        .units()
+        .any(|s| s.unit.page_request_queue().is_some());
     loop {
         let incoming = server.recv(NOTIFY_DMA_REVOKED | NOTIFY_TIMER | NOTIFY_USER_BITS);
         // Fault records first: on the fault interrupt; before a driver's
@@ -362,6 +389,10 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
             let irqs = if irq { fault_irqs } else { &[] };
             drain_faults(service, desk, &mut server, &mut faults, irqs);
         }
+        if page_queues {
+            let known = attached(service);
+            desk.page_requests(service, &known, now_ns(), &mut server);
+        }
         desk.register_accesses = mmio::accesses();
         match incoming {
             Ok(Incoming::Call {
@@ -373,9 +404,21 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
                 if let DriverCall::Other(token, request) =
                     desk.driver(kernel, token, request, &mut server)
                 {
+                    let leaving = match request {
+                        IommuRequest::Detach { pci } if page_queues => {
+                            leaving(service, kernel, badge, &token, pci)
+                        }
+                        _ => None,
+                    };
                     let response = service.handle(kernel, badge, &token, request);
                     if let Err(e) = server.reply_as::<Iommu>(token, &response) {
                         log!("iommu: reply to badge {badge} failed: {e}");
+                    }
+                    if let Some(a) = leaving.filter(|_| response == IommuResponse::Detached) {
+                        let known = attached(service);
+                        desk.device_gone(
+                            service, a.slot, a.bdf, a.domain, &known, now_ns(), &mut server,
+                        );
                     }
                 }
                 report_failed_units(service, &mut failed);
@@ -401,7 +444,7 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
         }
         // The clock is read only while a fault is outstanding.
         if desk.next_deadline().is_some() {
-            desk.expire(now_ns(), &mut server);
+            desk.expire(service, now_ns(), &mut server);
         }
         let next = desk.next_deadline().unwrap_or(0);
         if next != timer {
@@ -411,6 +454,28 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
             }
         }
     }
+}
+
+/// The devices with a domain: requesters the page request path knows.
+fn attached(service: &IommuService) -> heapless::Vec<u16, { iommu::service::MAX_ATTACHED }> {
+    service.attachments().iter().map(|a| a.bdf).collect()
+}
+
+/// The attachment a `Detach` of handle `pci` by `badge` removes, looked
+/// up before it is gone (its page requests are drained after).
+fn leaving(
+    service: &IommuService,
+    kernel: &mut Syscalls,
+    badge: u64,
+    token: &ReplyToken,
+    pci: u8,
+) -> Option<iommu::service::Attachment> {
+    let (bdf, _) = iommu::kernel::Kernel::client_pci(kernel, token, pci).ok()?;
+    service
+        .attachments()
+        .iter()
+        .find(|a| a.bdf == bdf && a.badge == badge)
+        .copied()
 }
 
 /// Logs each unit that failed since the last call (once per unit).

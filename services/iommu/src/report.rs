@@ -60,7 +60,7 @@ pub fn unit_report(index: u8, id: &Identity, mut line: impl FnMut(fmt::Arguments
     }
     if id.ecap.page_requests() {
         line(format_args!(
-            "iommu: unit {index}: page request queue present (ECAP.PRS=1), not used yet"
+            "iommu: unit {index}: page request queue present (ECAP.PRS=1)"
         ));
     } else {
         line(format_args!(

@@ -25,8 +25,8 @@ const H: u64 = 11;
 
 /// Replies as the kernel would carry them: by raw token.
 #[derive(Default)]
-struct Wire {
-    replies: Vec<(u64, Vec<u8>)>,
+pub(super) struct Wire {
+    pub(super) replies: Vec<(u64, Vec<u8>)>,
     /// Tokens whose caller is gone.
     dead: BTreeSet<u64>,
 }
@@ -435,7 +435,7 @@ fn a_dead_handler_has_its_faults_answered_and_the_next_instance_gets_the_rest() 
 fn the_summary_counts_every_answer() {
     let mut b = Bench::new();
     b.dma_faults(0x8000);
-    b.desk.expire(u64::MAX, &mut b.server);
+    b.desk.expire(&mut b.service, u64::MAX, &mut b.server);
     let Some(IommuResponse::FaultSummary(c)) = b.driver(2, IommuRequest::FaultSummary) else {
         panic!()
     };

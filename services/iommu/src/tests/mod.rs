@@ -5,6 +5,7 @@
 pub(crate) mod desk;
 mod interrupts;
 mod ipc_model;
+mod pages;
 mod pieces;
 mod report;
 mod requests;
