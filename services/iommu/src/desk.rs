@@ -17,9 +17,9 @@ use core::fmt;
 
 use embedded_hal::delay::DelayNs;
 use faultline_fault_pipeline::{AutoReason, Await, Gone, NewFault, Outbox, Pending, Pipeline};
+use faultline_iommu_core::prq::{GroupId, PageGroupResponse};
 use faultline_iommu_core::{DmaMemory, FaultAccess, FaultRecord, Registers};
 use faultline_ipc::channel::{Pair, ReplyToken, Server, Transport};
-use faultline_iommu_core::prq::{GroupId, PageGroupResponse};
 use faultline_ipc::protocol::faults::{
     Fault, Faults, FaultsError, FaultsRequest, FaultsResponse, PageGroup, ResponseCode,
 };
@@ -115,7 +115,10 @@ impl<T: Transport> Outbox<ReplyToken> for Replies<'_, T> {
         };
         if self.responses.push(response).is_err() {
             // The buffer holds every fault one call can settle.
-            log!("iommu: page group response buffer full: {:?} not sent", response.group);
+            log!(
+                "iommu: page group response buffer full: {:?} not sent",
+                response.group
+            );
         }
     }
 
@@ -202,7 +205,11 @@ impl Desk {
     /// having maybe faulted (its driver's question is answered `Lost`).
     pub fn overflowed<T: Transport>(&mut self, server: &mut IommuServer<T>) {
         self.overflows += 1;
-        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+        let mut out = Replies::new(
+            self.pipeline.counters().auto,
+            server,
+            &mut self.pages.responses,
+        );
         self.pipeline.overflowed(&mut out);
     }
 
@@ -227,7 +234,11 @@ impl Desk {
             backed: service.backed(record.source.0, record.address),
             group: None,
         };
-        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+        let mut out = Replies::new(
+            self.pipeline.counters().auto,
+            server,
+            &mut self.pages.responses,
+        );
         self.pipeline.record(fault, now_ns, &mut out);
     }
 
@@ -238,7 +249,11 @@ impl Desk {
         now_ns: u64,
         server: &mut IommuServer<T>,
     ) {
-        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+        let mut out = Replies::new(
+            self.pipeline.counters().auto,
+            server,
+            &mut self.pages.responses,
+        );
         self.pipeline.expire(now_ns, &mut out);
         self.flush(service);
     }
@@ -259,7 +274,11 @@ impl Desk {
         request: FaultsRequest,
         server: &mut IommuServer<T>,
     ) {
-        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+        let mut out = Replies::new(
+            self.pipeline.counters().auto,
+            server,
+            &mut self.pages.responses,
+        );
         let response = match request {
             FaultsRequest::Register { device } => match kernel.client_faults(&token, device) {
                 Ok((bdf, deadline_ms)) => {
@@ -409,7 +428,6 @@ impl Desk {
         let _ = server.reply_as::<Iommu>(token, &response);
         DriverCall::Taken
     }
-
 }
 
 /// `faults=N delivered=N success=N invalid=N failure=N auto=N retried=N

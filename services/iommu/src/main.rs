@@ -417,7 +417,13 @@ fn serve(service: &mut IommuService, kernel: &mut Syscalls, fault_irqs: &[Handle
                     if let Some(a) = leaving.filter(|_| response == IommuResponse::Detached) {
                         let known = attached(service);
                         desk.device_gone(
-                            service, a.slot, a.bdf, a.domain, &known, now_ns(), &mut server,
+                            service,
+                            a.slot,
+                            a.bdf,
+                            a.domain,
+                            &known,
+                            now_ns(),
+                            &mut server,
                         );
                     }
                 }

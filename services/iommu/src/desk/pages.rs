@@ -2,10 +2,14 @@
 //! turning requests into page groups for the fault pipeline, and sending
 //! the one page group response each group gets.
 //!
-//! Per request, in Linux's order (`prq_event_thread`): a malformed request
+//! Per request, in Linux's order (`prq_event_thread`) but for stop
+//! markers: a stop marker (last in group, neither read nor write) is
+//! dropped without a response, before any other check (PCIe never wants
+//! one answered; Linux checks the address first and would answer a
+//! non-canonical stop marker); a malformed request
 //! ([`faultline_iommu_core::prq::check`]) or one from a requester the
 //! service does not know is refused, with an Invalid response if it ends
-//! its group; a stop marker is dropped without a response; anything else
+//! its group; anything else
 //! joins its group, and the group goes to the pipeline when its last
 //! request arrives. When the queue overflowed and is empty again, partial
 //! groups are discarded (their last request may be lost: the device asks
@@ -134,7 +138,10 @@ impl Desk {
                 }) {
                     Ok(batch) => batch,
                     Err(e) => {
-                        log!("iommu: unit {}: reading page requests failed: {e}", unit.index);
+                        log!(
+                            "iommu: unit {}: reading page requests failed: {e}",
+                            unit.index
+                        );
                         break;
                     }
                 };
@@ -171,10 +178,19 @@ impl Desk {
     ) {
         self.pages.counters.requests += 1;
         self.pages.learn(r.rid, slot);
+        if r.is_stop_marker() {
+            // A stop marker is never answered (PCIe PRI), whatever else is
+            // wrong with it; Linux checks the address first and would
+            // answer a non-canonical one.
+            self.pages.counters.stop_markers += 1;
+            return;
+        }
         let refusal = match check(r) {
             Err(m) => Some((AutoReason::Malformed, m.text())),
             Ok(()) if gone == Some(r.rid) => Some((AutoReason::DeviceGone, "device detached")),
-            Ok(()) if !(known.contains(&r.rid) || self.pipeline.handled(r.rid)) => Some((AutoReason::UnknownRequester, "unknown requester")),
+            Ok(()) if !(known.contains(&r.rid) || self.pipeline.handled(r.rid)) => {
+                Some((AutoReason::UnknownRequester, "unknown requester"))
+            }
             Ok(()) => None,
         };
         if let Some((reason, why)) = refusal {
@@ -186,31 +202,43 @@ impl Desk {
                         Bdf(r.rid),
                         r.pasid,
                         r.address,
-                        if r.last { "" } else { " (not last in its group: dropped)" }
+                        if r.last {
+                            ""
+                        } else {
+                            " (not last in its group: dropped)"
+                        }
                     );
                 }
             }
             if r.last {
                 self.pages.assemblers[usize::from(slot)].abandon(r.group());
-                let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+                let mut out = Replies::new(
+                    self.pipeline.counters().auto,
+                    server,
+                    &mut self.pages.responses,
+                );
                 self.pipeline.refuse(lone(r), reason, &mut out);
             }
-            return;
-        }
-        if r.is_stop_marker() {
-            self.pages.counters.stop_markers += 1;
             return;
         }
         match self.pages.assemblers[usize::from(slot)].push(r) {
             Collected::Partial | Collected::Dropped => {}
             Collected::Complete(fault) => {
                 self.pages.counters.groups += 1;
-                let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+                let mut out = Replies::new(
+                    self.pipeline.counters().auto,
+                    server,
+                    &mut self.pages.responses,
+                );
                 self.pipeline.record(fault, now_ns, &mut out);
             }
             Collected::TooLarge(fault) => {
                 self.pages.counters.groups += 1;
-                let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+                let mut out = Replies::new(
+                    self.pipeline.counters().auto,
+                    server,
+                    &mut self.pages.responses,
+                );
                 self.pipeline
                     .refuse(fault, AutoReason::GroupTooLarge, &mut out);
             }
@@ -259,13 +287,21 @@ impl Desk {
             let _ = read.push(r);
         });
         if let Err(e) = drained {
-            log!("iommu: unit {}: draining page requests of {} failed: {e}", unit.index, Bdf(bdf));
+            log!(
+                "iommu: unit {}: draining page requests of {} failed: {e}",
+                unit.index,
+                Bdf(bdf)
+            );
         }
         self.pages.assemblers[slot].forget(bdf, None);
         for r in &read {
             self.page_request(slot as u8, r, Some(bdf), known, now_ns, server);
         }
-        let mut out = Replies::new(self.pipeline.counters().auto, server, &mut self.pages.responses);
+        let mut out = Replies::new(
+            self.pipeline.counters().auto,
+            server,
+            &mut self.pages.responses,
+        );
         self.pipeline.groups_gone(bdf, None, &mut out);
         self.flush(service);
     }
@@ -278,10 +314,18 @@ impl Desk {
     ) {
         for response in core::mem::take(&mut self.pages.responses) {
             let rid = response.group.rid;
-            let slot = self.pages.requesters.iter().find(|r| r.0 == rid).map(|r| r.1);
+            let slot = self
+                .pages
+                .requesters
+                .iter()
+                .find(|r| r.0 == rid)
+                .map(|r| r.1);
             let Some(unit) = slot.and_then(|s| service.units().nth(usize::from(s))) else {
                 self.pages.counters.response_errors += 1;
-                log!("iommu: no unit known for {}: page group response not sent", Bdf(rid));
+                log!(
+                    "iommu: no unit known for {}: page group response not sent",
+                    Bdf(rid)
+                );
                 continue;
             };
             match unit.unit.page_group_response(response) {

@@ -6,6 +6,7 @@ pub(crate) mod desk;
 mod interrupts;
 mod ipc_model;
 mod pages;
+mod pages_prop;
 mod pieces;
 mod report;
 mod requests;

@@ -135,7 +135,13 @@ impl Prq {
     }
 }
 
-pub(super) fn request(rid: u16, pasid: Option<u32>, prg: u16, page: u64, last: bool) -> PageRequest {
+pub(super) fn request(
+    rid: u16,
+    pasid: Option<u32>,
+    prg: u16,
+    page: u64,
+    last: bool,
+) -> PageRequest {
     PageRequest {
         rid,
         pasid,
@@ -160,15 +166,24 @@ fn group_id(rid: u16, pasid: Option<u32>, prg: u16) -> GroupId {
 #[test]
 fn a_page_group_reaches_its_handler_whole_and_gets_one_response() {
     let mut p = Prq::new();
-    p.model
-        .page_group(EDU, Some(5), 0x1a, &[0x7000_1000, 0x7000_2000, 0x7000_3000], true, true);
+    p.model.page_group(
+        EDU,
+        Some(5),
+        0x1a,
+        &[0x7000_1000, 0x7000_2000, 0x7000_3000],
+        true,
+        true,
+    );
     p.read();
     let g = p.pull_group(3);
     assert_eq!((g.bdf, g.pasid, g.prg_index), (EDU, Some(5), 0x1a));
     let pages: Vec<u64> = g.pages.iter().map(|r| r.address).collect();
     assert_eq!(pages, [0x7000_1000, 0x7000_2000, 0x7000_3000]);
     assert!(p.responses().is_empty(), "no response before the answer");
-    assert_eq!(p.answer(4, g.token, ResponseCode::Success), FaultsResponse::Answered);
+    assert_eq!(
+        p.answer(4, g.token, ResponseCode::Success),
+        FaultsResponse::Answered
+    );
     assert_eq!(p.responses(), [(group_id(EDU, Some(5), 0x1a), 0x0)]);
     p.idle();
 }
@@ -176,12 +191,17 @@ fn a_page_group_reaches_its_handler_whole_and_gets_one_response() {
 #[test]
 fn seed_bug_1_a_page_request_from_a_device_with_no_handler_is_answered() {
     let mut p = Prq::new();
-    p.model.page_group(NIC, Some(1), 3, &[0x7000_0000], true, false);
-    p.model.page_group(STRANGER, None, 4, &[0x7000_0000], true, false);
+    p.model
+        .page_group(NIC, Some(1), 3, &[0x7000_0000], true, false);
+    p.model
+        .page_group(STRANGER, None, 4, &[0x7000_0000], true, false);
     p.read();
     assert_eq!(
         p.responses(),
-        [(group_id(NIC, Some(1), 3), 0x1), (group_id(STRANGER, None, 4), 0x1)],
+        [
+            (group_id(NIC, Some(1), 3), 0x1),
+            (group_id(STRANGER, None, 4), 0x1)
+        ],
         "Invalid, at once, for the device with no handler and the unknown one"
     );
     p.idle();
@@ -191,15 +211,23 @@ fn seed_bug_1_a_page_request_from_a_device_with_no_handler_is_answered() {
 #[test]
 fn seed_bug_2_no_page_group_is_reported_twice() {
     let mut p = Prq::new();
-    p.model.page_group(EDU, None, 1, &[0x7000_0000, 0x7000_1000], true, false);
+    p.model
+        .page_group(EDU, None, 1, &[0x7000_0000, 0x7000_1000], true, false);
     p.read();
     // The queue read again, and pulls repeated: one delivery.
     p.read();
     let g = p.pull_group(3);
     for token in 4..8 {
-        assert_eq!(p.handler(token, FaultsRequest::Next), None, "parked: nothing else");
+        assert_eq!(
+            p.handler(token, FaultsRequest::Next),
+            None,
+            "parked: nothing else"
+        );
     }
-    assert_eq!(p.answer(9, g.token, ResponseCode::Success), FaultsResponse::Answered);
+    assert_eq!(
+        p.answer(9, g.token, ResponseCode::Success),
+        FaultsResponse::Answered
+    );
     assert_eq!(
         p.answer(10, g.token, ResponseCode::Failure),
         FaultsResponse::Refused(FaultsError::AlreadyAnswered)
@@ -236,9 +264,16 @@ fn malformed_requests_get_invalid_only_when_they_end_a_group_and_stop_markers_no
     p.read();
     assert_eq!(
         p.responses(),
-        [(group_id(EDU, Some(1), 2), 0x1), (group_id(EDU, Some(1), 3), 0x1)]
+        [
+            (group_id(EDU, Some(1), 2), 0x1),
+            (group_id(EDU, Some(1), 3), 0x1)
+        ]
     );
-    assert_eq!(p.handler(3, FaultsRequest::Next), None, "nothing reached the handler");
+    assert_eq!(
+        p.handler(3, FaultsRequest::Next),
+        None,
+        "nothing reached the handler"
+    );
     let c = p.desk.page_counters();
     assert_eq!((c.requests, c.refused, c.stop_markers), (4, 3, 1));
     p.idle();
@@ -251,7 +286,8 @@ fn overflow_in_the_middle_of_a_group_discards_it_and_loses_no_response() {
     // 127 more fill the 128-entry queue; the rest are dropped, the last
     // of the group among them (the unit answers that one itself).
     for page in 1..200 {
-        p.model.page_request(request(EDU, None, 8 + (page % 2) as u16, page, page == 199));
+        p.model
+            .page_request(request(EDU, None, 8 + (page % 2) as u16, page, page == 199));
     }
     p.model.page_request(request(EDU, None, 7, 300, true));
     assert!(p.model.page_requests_dropped() > 0);
@@ -263,7 +299,8 @@ fn overflow_in_the_middle_of_a_group_discards_it_and_loses_no_response() {
     assert_eq!(p.handler(3, FaultsRequest::Next), None);
     p.idle();
     // After the overflow the device asks again, and is served.
-    p.model.page_group(EDU, None, 7, &[0x7000_0000], true, false);
+    p.model
+        .page_group(EDU, None, 7, &[0x7000_0000], true, false);
     p.read();
     let Some(FaultsResponse::PageGroup(g)) = p.reply(3) else {
         panic!("the parked pull gets the group");
@@ -275,7 +312,8 @@ fn overflow_in_the_middle_of_a_group_discards_it_and_loses_no_response() {
 #[test]
 fn a_group_past_its_deadline_is_answered_failure_once() {
     let mut p = Prq::new();
-    p.model.page_group(EDU, Some(2), 6, &[0x7000_0000], true, true);
+    p.model
+        .page_group(EDU, Some(2), 6, &[0x7000_0000], true, true);
     p.read();
     let g = p.pull_group(3);
     p.desk.expire(&mut p.service, 50 * MS, &mut p.server);
@@ -291,7 +329,8 @@ fn a_group_past_its_deadline_is_answered_failure_once() {
 #[test]
 fn a_detaching_device_is_drained_and_its_groups_answered_invalid() {
     let mut p = Prq::new();
-    p.model.page_group(EDU, Some(1), 1, &[0x7000_0000], true, false);
+    p.model
+        .page_group(EDU, Some(1), 1, &[0x7000_0000], true, false);
     p.read();
     let g = p.pull_group(3);
     // Still in the queue when the device goes: a partial and a whole group.
@@ -299,13 +338,23 @@ fn a_detaching_device_is_drained_and_its_groups_answered_invalid() {
     p.model.page_request(request(EDU, Some(1), 3, 0, true));
     let a = p.service.attachments()[0];
     let known = p.known.clone();
-    p.desk
-        .device_gone(&mut p.service, a.slot, a.bdf, a.domain, &known, 0, &mut p.server);
+    p.desk.device_gone(
+        &mut p.service,
+        a.slot,
+        a.bdf,
+        a.domain,
+        &known,
+        0,
+        &mut p.server,
+    );
     let mut got = p.responses();
     got.sort();
     assert_eq!(
         got,
-        [(group_id(EDU, Some(1), 1), 0x1), (group_id(EDU, Some(1), 3), 0x1)]
+        [
+            (group_id(EDU, Some(1), 1), 0x1),
+            (group_id(EDU, Some(1), 3), 0x1)
+        ]
     );
     assert!(
         p.model
@@ -325,15 +374,27 @@ fn a_pasid_handler_gets_its_groups_and_page_groups_are_never_mapped() {
     let mut p = Prq::new();
     // H also handles NIC's PASID 9 only.
     assert!(matches!(
-        p.handler(1, FaultsRequest::RegisterPasid { device: 1, pasid: 9 }),
+        p.handler(
+            1,
+            FaultsRequest::RegisterPasid {
+                device: 1,
+                pasid: 9
+            }
+        ),
         Some(FaultsResponse::Registered { bdf: NIC, .. })
     ));
-    p.model.page_group(NIC, Some(9), 2, &[0x7000_0000], true, false);
-    p.model.page_group(NIC, Some(8), 2, &[0x7000_0000], true, false);
+    p.model
+        .page_group(NIC, Some(9), 2, &[0x7000_0000], true, false);
+    p.model
+        .page_group(NIC, Some(8), 2, &[0x7000_0000], true, false);
     p.read();
     let g = p.pull_group(3);
     assert_eq!((g.bdf, g.pasid), (NIC, Some(9)));
-    assert_eq!(p.responses(), [(group_id(NIC, Some(8), 2), 0x1)], "PASID 8: nobody");
+    assert_eq!(
+        p.responses(),
+        [(group_id(NIC, Some(8), 2), 0x1)],
+        "PASID 8: nobody"
+    );
     let map = FaultsRequest::Answer {
         token: g.token,
         code: ResponseCode::Success,
