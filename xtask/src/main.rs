@@ -8,7 +8,9 @@
 //!   as test fixtures for the kernel's parser;
 //! - `bench` boots the `bench` deployment and records its `BENCH` figures,
 //!   boot time and image sizes (`--icount`: exact instruction counts);
-//! - `mutants` runs mutation testing on the pure cores (see `mutants`).
+//! - `mutants` runs mutation testing on the pure cores (see `mutants`);
+//! - `soak` runs the fault and page request property tests with many
+//!   more cases (see `soak`).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -28,6 +30,7 @@ mod figures;
 mod image;
 mod mutants;
 mod qemu;
+mod soak;
 mod symbolize;
 mod test;
 
@@ -110,6 +113,12 @@ enum Command {
         /// Output file (default: kernel/tests/fixtures/acpi/<deployment>.acpi).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Run the fault and page request property tests with many cases.
+    Soak {
+        /// Cases per property.
+        #[arg(long, default_value_t = 200_000)]
+        cases: u64,
     },
     /// Mutation-test the pure cores (kernel core, ipc, deployment checks).
     Mutants {
@@ -214,6 +223,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             std::process::exit(if ok { 0 } else { 1 });
         }
+        Command::Soak { cases } => soak::run(cases),
         Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),
         Command::Mutants {
             package,
