@@ -1,6 +1,8 @@
 //! The IOMMU service's fault pipeline: every DMA remapping fault the
-//! hardware records is delivered once, to the one handler registered for
-//! its device, and answered exactly once: by that handler, or by the
+//! hardware records, and every page group a PRI device requests (collected
+//! by [`groups`]), is delivered once, to the one handler registered for
+//! its device (or, for a page group, its device and PASID), and answered
+//! exactly once: by that handler, or by the
 //! pipeline itself when there is no handler, the handler missed its
 //! deadline, restarted, died, or has too many faults outstanding. The
 //! device's driver then learns what became of the fault (retry or abort).
@@ -26,6 +28,12 @@
 //! - [`Pipeline::await_fault`] is a driver's question "did my device fault
 //!   after this mark, and what became of it?", answered at once or parked
 //!   until the fault settles.
+//!
+//! - [`Pipeline::refuse`] answers a fault that never reaches a handler (a
+//!   malformed page request ending its group); [`Pipeline::groups_gone`]
+//!   answers the page groups of a device going away. Every settled fault
+//!   passes through [`Outbox::respond`] exactly once: for a page group,
+//!   that is where its one page group response is sent.
 //!
 //! Replies go out through an [`Outbox`]: the service implements it with
 //! deferred IPC replies, the tests with logs they check. The pipeline is

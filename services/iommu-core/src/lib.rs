@@ -35,12 +35,17 @@
 //! invalidation), and [`pagetable`] serves both. Next: more PASIDs per
 //! device are more PASID table entries plus PASID-selective PASID-cache
 //! and IOTLB invalidations; first-level tables (PGTT = 1) would be a second
-//! table format beside [`pagetable`]. The queue in [`queue`] takes any
-//! 128-bit descriptor, so page group responses (type 9) are one more
-//! constructor; 256-bit descriptors (IQA.DW) only change the slot size. The
-//! page request queue is one more DMA frame plus PQH/PQT/PQA/PRS (`unit`'s
-//! `prq` module, Linux's `prq.c` flow), read like the fault records in
-//! [`fault`]; its drain uses the queue's fenced, page-drain waits.
+//! table format beside [`pagetable`].
+//!
+//! # Page requests
+//!
+//! Where ECAP.PRS is set, `unit::prq` sets up the page request queue (one
+//! frame, 128 descriptors), reads it as Linux's `prq.c` does, sends page
+//! group responses (type 9) through the invalidation queue and drains the
+//! queue (wait descriptors with PD) for a device going away; [`prq`] holds
+//! the checks a request must pass. The model has the queue's registers, a
+//! scripted PRI device that issues requests, and a judge of every page
+//! group response (`model::prq`).
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 

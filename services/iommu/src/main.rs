@@ -11,7 +11,9 @@
 //! Legacy mode unless built with the `scalable` feature.
 //!
 //! Log lines: the unit report (`iommu: VT-d unit 0: version 1.0, CAP ...`,
-//! `iommu: unit 0 ECAP ...`, interrupt remapping, page requests); for a
+//! `iommu: unit 0 ECAP ...`, interrupt remapping, page requests: `no page
+//! request queue (ECAP.PRS=0): page requests are not available` on QEMU
+//! 10.0, else `page request queue on`); for a
 //! unit an earlier instance left translating, `iommu: unit 0: translation
 //! found on (an earlier instance): new empty tables installed with
 //! translation kept on` (see `faultline_iommu_core::Config::take_over`);
