@@ -26,9 +26,10 @@ pub const MAX_PARTIAL_GROUPS: usize = 32;
 
 struct Partial {
     id: GroupId,
-    /// Requests seen, stored or not.
-    seen: usize,
+    /// The first requests of the group; a group with more is too large
+    /// (its later requests are not kept).
     pages: Vec<PageRequest, MAX_GROUP_PAGES>,
+    too_large: bool,
 }
 
 /// What became of one request.
@@ -88,8 +89,8 @@ impl Assembler {
                 None => {
                     let fresh = Partial {
                         id,
-                        seen: 0,
                         pages: Vec::new(),
+                        too_large: false,
                     };
                     if self.partial.push(fresh).is_err() {
                         self.dropped += 1;
@@ -99,18 +100,19 @@ impl Assembler {
                 }
             };
             let p = &mut self.partial[i];
-            p.seen += 1;
-            let _ = p.pages.push(page(r));
+            if p.pages.push(page(r)).is_err() {
+                p.too_large = true;
+            }
             return Collected::Partial;
         }
-        let (seen, mut pages) = match at {
+        let (too_large, mut pages) = match at {
             Some(i) => {
                 let p = self.partial.swap_remove(i);
-                (p.seen, p.pages)
+                (p.too_large, p.pages)
             }
-            None => (0, Vec::new()),
+            None => (false, Vec::new()),
         };
-        let whole = pages.push(page(r)).is_ok() && seen < MAX_GROUP_PAGES;
+        let whole = pages.push(page(r)).is_ok() && !too_large;
         // Fits: `pages` holds at most MAX_GROUP_PAGES.
         let group = Group::new(id.prg_index, &pages).unwrap_or_else(|| unreachable!());
         let fault = group.fault(id.rid, id.pasid);

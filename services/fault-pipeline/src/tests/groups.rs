@@ -100,6 +100,12 @@ fn overflow_discards_partials_and_forget_is_per_device_and_pasid() {
     a.push(&request(OTHER, Some(1), 1, 1, false));
     assert_eq!(a.forget(EDU, Some(1)), 1);
     assert_eq!(a.partial_groups(), 2);
+    // PASID 2's partial is kept: its group completes with two pages.
+    let Collected::Complete(f) = a.push(&request(EDU, Some(2), 1, 2, true)) else {
+        panic!();
+    };
+    assert_eq!(f.group.unwrap().pages().len(), 2);
+    a.push(&request(EDU, Some(2), 1, 3, false));
     assert_eq!(a.forget(EDU, None), 1);
     assert_eq!(a.discard_partial(), 1);
     // After a discard the last request alone is a group of one.
@@ -110,8 +116,34 @@ fn overflow_discards_partials_and_forget_is_per_device_and_pasid() {
 }
 
 #[test]
+fn an_abandoned_group_loses_only_its_own_partial_requests() {
+    let mut a = Assembler::new();
+    a.push(&request(EDU, Some(1), 1, 1, false));
+    a.push(&request(EDU, Some(1), 2, 1, false));
+    a.abandon(request(EDU, Some(1), 1, 0, true).group());
+    assert_eq!(a.partial_groups(), 1);
+    let Collected::Complete(f) = a.push(&request(EDU, Some(1), 1, 5, true)) else {
+        panic!();
+    };
+    assert_eq!(
+        f.group.unwrap().pages().len(),
+        1,
+        "the abandoned partial is gone"
+    );
+    let Collected::Complete(f) = a.push(&request(EDU, Some(1), 2, 5, true)) else {
+        panic!();
+    };
+    assert_eq!(
+        f.group.unwrap().pages().len(),
+        2,
+        "the other group is whole"
+    );
+}
+
+#[test]
 fn partial_groups_beyond_the_table_are_dropped_and_counted() {
     let mut a = Assembler::new();
+    assert_eq!(a.dropped(), 0);
     for prg in 0..crate::groups::MAX_PARTIAL_GROUPS as u16 {
         assert_eq!(
             a.push(&request(EDU, None, prg, 1, false)),
@@ -166,6 +198,12 @@ fn a_pasid_handler_gets_its_pasids_groups_and_the_device_handler_the_rest() {
         p.register_pasid(3, EDU, 1 << 20, 50, &mut log),
         Err(FaultsError::BadPasid)
     );
+    // Another PASID of the same device is another handler's to take, and
+    // the largest PASID is a PASID.
+    assert_eq!(
+        p.register_pasid(3, EDU, (1 << 20) - 1, 50, &mut log),
+        Ok(())
+    );
     p.next(1, 10, &mut log).unwrap();
     p.next(2, 20, &mut log).unwrap();
     p.record(group(EDU, Some(7), 1, 1), 0, &mut log);
@@ -180,6 +218,21 @@ fn a_pasid_handler_gets_its_pasids_groups_and_the_device_handler_the_rest() {
     p.next(1, 11, &mut log).unwrap();
     p.record(dma, 0, &mut log);
     assert_eq!(log.delivered[0].0, 11);
+}
+
+#[test]
+fn a_device_is_handled_once_any_handler_registers_for_it() {
+    let mut p = Pipeline::<Reply>::new();
+    let mut log = Log::default();
+    assert!(!p.handled(EDU));
+    p.register_pasid(2, EDU, 7, 50, &mut log).unwrap();
+    assert!(p.handled(EDU), "a PASID handler makes the device known");
+    assert!(!p.handled(OTHER));
+    p.register(1, OTHER, 50, &mut log).unwrap();
+    assert!(p.handled(OTHER));
+    // A device known only from a fault is not handled.
+    p.record(super::fault(0x28, 0x1000), 0, &mut log);
+    assert!(!p.handled(0x28));
 }
 
 #[test]
