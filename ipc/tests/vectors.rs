@@ -131,7 +131,7 @@ fn load(file: &str) -> Value {
 /// Bytes from the files' hex notation (pairs of hex digits, spaces allowed).
 fn unhex(text: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits in {text:?}"));
     }
     digits
@@ -184,9 +184,8 @@ where
     match kind {
         "golden" | "decode" => {
             let bytes = bytes.ok_or("no bytes")?;
-            let decoded: T = decode(proto, &bytes).map_err(|e| {
-                format!("decoding failed with {}, expected a value", json_of(e))
-            })?;
+            let decoded: T = decode(proto, &bytes)
+                .map_err(|e| format!("decoding failed with {}, expected a value", json_of(e)))?;
             let rendered = serde_json::to_value(&decoded).map_err(|e| e.to_string())?;
             if &rendered != value()? {
                 return Err(format!("decoded to {rendered}, expected {}", value()?));
@@ -236,8 +235,14 @@ fn run_file(file: &str) {
     let proto = match &doc["protocol"] {
         Value::Null => None,
         p => Some(ProtocolId {
-            id: p["id"].as_u64().and_then(|v| v.try_into().ok()).expect("id"),
-            version: p["version"].as_u64().and_then(|v| v.try_into().ok()).expect("version"),
+            id: p["id"]
+                .as_u64()
+                .and_then(|v| v.try_into().ok())
+                .expect("id"),
+            version: p["version"]
+                .as_u64()
+                .and_then(|v| v.try_into().ok())
+                .expect("version"),
         }),
     };
     let cases = doc["cases"].as_array().expect("cases");
