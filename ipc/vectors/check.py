@@ -253,8 +253,8 @@ def check_case(codec, proto, case):
         if canon(got) != canon(want):
             problems.append(f"decoding gave {got[0]} {canon(got[1])}, expected {want[0]} {canon(want[1])}")
     if kind in ("golden", "encode_error"):
-        got = outcome(lambda: encode_message(codec, proto, ty, case["value"]).hex())
-        want = ("error", case["error"]) if kind == "encode_error" else ("ok", bytes.fromhex(case["bytes"]).hex())
+        got = outcome(lambda: encode_message(codec, proto, ty, case["value"]).hex(" "))
+        want = ("error", case["error"]) if kind == "encode_error" else ("ok", bytes.fromhex(case["bytes"]).hex(" "))
         if canon(got) != canon(want):
             problems.append(f"encoding gave {got[0]} {canon(got[1])}, expected {want[0]} {canon(want[1])}")
     if kind not in ("golden", "decode", "decode_error", "encode_error"):
@@ -300,7 +300,7 @@ def main():
         if kind not in errors_named:
             print(f"FAIL coverage: no failure case expects WireError::{kind}")
             failed += 1
-    print(f"total: {total} cases in {files} files, {failed} failures")
+    print(f"total: {total} cases in {files} files; {failed} failed")
     return 1 if failed else 0
 
 
