@@ -11,7 +11,8 @@
 //! meant for another protocol (or another version of its own) before it
 //! reads the body, and the body is decoded strictly: every byte must be
 //! used, and every way a body can be wrong is a distinct [`WireError`] (the
-//! conformance vectors in `ipc/tests/vectors.rs` pin each one).
+//! conformance vectors in `ipc/vectors/`, run by `ipc/tests/vectors.rs`, pin
+//! each one).
 //!
 //! Encoding goes into a caller-provided [`Frame`] with postcard's
 //! `to_slice`; nothing here allocates.

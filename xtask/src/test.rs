@@ -1,5 +1,8 @@
 //! `cargo xtask test`: every host test, then every deployment's scenario.
 //!
+//! The host tests are `cargo test --workspace` and the wire vectors' second
+//! decoder, `ipc/vectors/check.py`.
+//!
 //! Each deployment under `services/deployments/` is a scenario: it is booted
 //! under KVM (when this host's KVM can start a guest, with the CPU model it
 //! accepts, see `qemu::probe`) and under TCG, and passes when the guest's
@@ -59,6 +62,7 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
             Verdict::from_ok(status.success()),
             status.to_string(),
         ));
+        results.push(wire_vectors());
     }
     if scenarios {
         results.extend(run_scenarios(filter)?);
@@ -78,6 +82,25 @@ pub fn run_all(filter: Option<&str>, host: bool, scenarios: bool) -> Result<bool
 }
 
 type Results = Vec<(String, Verdict, String)>;
+
+/// The wire vectors (`ipc/vectors/`) run by their second decoder,
+/// `ipc/vectors/check.py` (Python, standard library only): the format
+/// `ipc/vectors/FORMAT.md` documents is implementable without Rust.
+fn wire_vectors() -> (String, Verdict, String) {
+    let name = "host: python3 ipc/vectors/check.py".to_string();
+    eprintln!("xtask: {name}");
+    match Command::new("python3")
+        .current_dir(workspace_root())
+        .arg("ipc/vectors/check.py")
+        .status()
+    {
+        Ok(status) => (name, Verdict::from_ok(status.success()), status.to_string()),
+        Err(e) => {
+            let why = format!("cannot run python3 ({e}); on Debian: apt-get install -y python3");
+            (name, Verdict::Fail, why)
+        }
+    }
+}
 
 /// The KVM target for this host, or why there is none.
 fn kvm_target(qemu: &Qemu) -> Result<Target, String> {
