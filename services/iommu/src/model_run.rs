@@ -288,7 +288,16 @@ fn verdict(run: &mut Run) -> ! {
         exit(1)
     }
     log!("iommu: model run: done, the judge found nothing wrong");
+    // A handler may still answer (a second answer of the last group): the
+    // judge keeps watching.
     loop {
         run.serve_one();
+        let late = run.model.violations();
+        if !late.is_empty() {
+            for problem in &late {
+                log!("iommu: model run: VIOLATION: {problem}");
+            }
+            exit(1)
+        }
     }
 }
