@@ -28,8 +28,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
-mod pages;
-
+use edu_fault_handler::pages;
 use faultline_ipc::abi::CapKind;
 use faultline_ipc::channel::{ChannelError, Client, Handle};
 use faultline_ipc::protocol::faults::{

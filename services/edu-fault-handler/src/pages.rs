@@ -15,6 +15,7 @@ use faultline_ipc::protocol::faults::{PageGroup, ResponseCode};
 pub const REMEMBERED: usize = 128;
 
 /// The pages made present, per PASID (`None`: requests without one).
+#[derive(Default)]
 pub struct Present {
     pages: heapless::Vec<(Option<u32>, u64), REMEMBERED>,
 }
@@ -67,5 +68,85 @@ impl Present {
     /// Pages recorded as present for `pasid`.
     pub fn count(&self, pasid: Option<u32>) -> usize {
         self.pages.iter().filter(|(p, _)| *p == pasid).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use faultline_ipc::protocol::faults::{FaultToken, PageAccess, PageRequest};
+
+    use super::*;
+
+    fn group(pasid: Option<u32>, pages: &[(u64, PageAccess)]) -> PageGroup {
+        PageGroup {
+            token: FaultToken(1),
+            bdf: 0x08,
+            pasid,
+            prg_index: 1,
+            pages: pages
+                .iter()
+                .map(|&(address, access)| PageRequest { address, access })
+                .collect(),
+        }
+    }
+
+    const RW: PageAccess = PageAccess {
+        read: true,
+        write: true,
+        exec: false,
+        privileged: false,
+    };
+
+    #[test]
+    fn user_non_exec_groups_are_made_present_per_pasid() {
+        let mut p = Present::new();
+        let d = p.decide(&group(Some(1), &[(0x1000, RW), (0x2000, RW)]));
+        assert_eq!(d.code, ResponseCode::Success);
+        assert_eq!(
+            p.decide(&group(Some(2), &[(0x1000, RW)])).code,
+            ResponseCode::Success
+        );
+        // Asked again: still Success, recorded once.
+        assert_eq!(
+            p.decide(&group(Some(1), &[(0x1000, RW)])).code,
+            ResponseCode::Success
+        );
+        assert_eq!(
+            (p.count(Some(1)), p.count(Some(2)), p.count(None)),
+            (2, 1, 0)
+        );
+    }
+
+    #[test]
+    fn an_execute_or_privileged_page_refuses_the_whole_group() {
+        let mut p = Present::new();
+        let exec = PageAccess {
+            exec: true,
+            read: false,
+            ..RW
+        };
+        let privileged = PageAccess {
+            privileged: true,
+            ..RW
+        };
+        for bad in [exec, privileged] {
+            let d = p.decide(&group(Some(1), &[(0x1000, RW), (0x2000, bad)]));
+            assert_eq!(d.code, ResponseCode::Invalid);
+        }
+        assert_eq!(
+            p.count(Some(1)),
+            0,
+            "nothing of a refused group is made present"
+        );
+    }
+
+    #[test]
+    fn the_table_forgets_the_oldest_page_when_full() {
+        let mut p = Present::new();
+        for i in 0..REMEMBERED as u64 + 1 {
+            p.decide(&group(None, &[(i << 12, RW)]));
+        }
+        assert_eq!(p.count(None), REMEMBERED);
+        assert!(!p.pages.contains(&(None, 0)));
     }
 }
