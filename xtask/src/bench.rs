@@ -13,7 +13,8 @@
 //!   run and host to host.
 //!
 //! It builds the `default` deployment and then the `bench` one and its
-//! companions (`bench-iommu`, `bench-faults`; release by default) and records each image's
+//! companions (`bench-iommu`, `bench-faults`, `bench-page-requests`;
+//! release by default) and records each image's
 //! size, boots `bench` and then each companion, and reads every console
 //! line carrying `BENCH {json}`: one JSON object per line, e.g.
 //!
@@ -55,10 +56,12 @@ const SIZED: &[&str] = &["default"];
 
 /// Deployments booted after the named one, whose figures join its own:
 /// `bench` (IPC) is followed by `bench-iommu` (map+unmap through the IOMMU
-/// service) and `bench-faults` (DMA fault to answer, MMIO per fault).
+/// service), `bench-faults` (DMA fault to answer, MMIO per fault) and
+/// `bench-page-requests` (page request to page group response, on the
+/// VT-d model in the guest).
 pub fn companions(deployment: &str) -> &'static [&'static str] {
     match deployment {
-        "bench" => &["bench-iommu", "bench-faults"],
+        "bench" => &["bench-iommu", "bench-faults", "bench-page-requests"],
         _ => &[],
     }
 }
@@ -379,7 +382,10 @@ mod tests {
 
     #[test]
     fn the_ipc_bench_brings_the_iommu_bench_along() {
-        assert_eq!(companions("bench"), ["bench-iommu", "bench-faults"]);
+        assert_eq!(
+            companions("bench"),
+            ["bench-iommu", "bench-faults", "bench-page-requests"]
+        );
         assert!(companions("bench-iommu").is_empty());
         assert!(companions("bench-smoke").is_empty());
         for name in companions("bench") {

@@ -18,7 +18,11 @@
 //! - `never-answers`: pulls every fault and answers none; each is answered
 //!   Failure automatically at its deadline.
 //! - `answers-twice`: answers every fault properly, then answers it again;
-//!   the IOMMU service refuses the second answer (already answered).
+//!   the IOMMU service refuses the second answer (already answered). It
+//!   does the same with page groups (PCIe PRI; answered Success), so the
+//!   model run (`page-requests-twice`) shows a group getting no second
+//!   page group response. With any other behaviour a page group ends the
+//!   handler, as before.
 //! - `wrong-token`: answers every fault first with a token it was never
 //!   given (its own plus 1000); the IOMMU service refuses that (unknown
 //!   token), and the handler then answers properly.
@@ -43,7 +47,7 @@ compile_error!("faultline-broken-handler: enable one behaviour feature, not seve
 use faultline_ipc::abi::CapKind;
 use faultline_ipc::channel::{ChannelError, Client, Handle};
 use faultline_ipc::protocol::faults::{
-    Fault, FaultAccess, FaultToken, Faults, FaultsRequest, FaultsResponse, ResponseCode,
+    Fault, FaultAccess, FaultToken, Faults, FaultsRequest, FaultsResponse, PageGroup, ResponseCode,
 };
 use faultline_ipc::protocol::iommu::Bdf;
 use userlib::{KernelTransport, cap_lookup, exit, log};
@@ -89,6 +93,11 @@ fn main() -> ! {
     loop {
         let fault = match call(&mut client, FaultsRequest::Next) {
             FaultsResponse::Fault(fault) => fault,
+            FaultsResponse::PageGroup(group) if cfg!(feature = "answers-twice") => {
+                answer_group(&mut client, &group);
+                answer_group(&mut client, &group);
+                continue;
+            }
             other => {
                 log!("broken-handler: pull answered {other:?}");
                 exit(1)
@@ -167,6 +176,27 @@ fn answer(client: &mut FaultsClient, fault: &Fault, token: FaultToken) {
             "broken-handler: fault {}: answer got {other:?}",
             fault.token.0
         ),
+    }
+}
+
+/// Answers page group `group` Success (`answers-twice` calls it twice).
+fn answer_group(client: &mut FaultsClient, group: &PageGroup) {
+    let request = FaultsRequest::Answer {
+        token: group.token,
+        code: ResponseCode::Success,
+        map: false,
+    };
+    let (n, bdf, pasid, prg) = (group.token.0, Bdf(group.bdf), group.pasid, group.prg_index);
+    match call(client, request) {
+        FaultsResponse::Answered => {
+            log!(
+                "broken-handler: page group {n}: {bdf} pasid {pasid:?} prg {prg:#x}: answered Success"
+            )
+        }
+        FaultsResponse::Refused(e) => log!(
+            "broken-handler: page group {n}: {bdf} pasid {pasid:?} prg {prg:#x}: answer refused: {e}"
+        ),
+        other => log!("broken-handler: page group {n}: answer got {other:?}"),
     }
 }
 

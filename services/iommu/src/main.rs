@@ -20,13 +20,24 @@
 //! then `iommu: unit 0: translation on (legacy mode, ...)` or `iommu: unit 0:
 //! <reason>: not started`; `iommu: serving`; `iommu: revoked pin ...`;
 //! `iommu: DMA fault from 00:03.0 at iova 0x... (write): <reason>`.
+//!
+//! Built with `model-unit`, the service maps no hardware unit: it runs the
+//! model run instead (`model_run.rs`: its own code driving the VT-d model
+//! as a software unit with a page request queue, inside the guest).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
+// The model run has its own entry point; the hardware path stays built.
+#![cfg_attr(feature = "model-unit", allow(dead_code))]
+
+#[cfg(feature = "model-unit")]
+extern crate alloc;
 
 mod inject;
 mod memory;
 mod mmio;
+#[cfg(feature = "model-unit")]
+mod model_run;
 
 use core::fmt::Write;
 
@@ -52,7 +63,10 @@ use userlib::{
     irq_route, log, mmio_map, set_timer, time, vtd_info,
 };
 
+#[cfg(not(feature = "model-unit"))]
 userlib::service_entry!(main);
+#[cfg(feature = "model-unit")]
+userlib::service_entry!(model_run::main);
 
 type Delay = ClockDelay<fn() -> u64>;
 type IommuService = Service<MmioRegisters, PoolMemory, Delay>;

@@ -12,7 +12,9 @@
 //!   `panicked at file:line: message`, exits with code 101), and
 //!   deliberate faults for crash tests;
 //! - [`log!`]: `format!`-style logging into one bounded line;
-//! - [`stats`]: a fixed-size latency histogram for benchmarks.
+//! - [`stats`]: a fixed-size latency histogram for benchmarks;
+//! - `heap` (feature `heap`): a global allocator over a static arena, for
+//!   services that need `alloc`.
 //!
 //! Everything but the assembly builds and is tested on the host; there the
 //! system calls answer `BadSyscall` (there is no kernel to ask).
@@ -21,6 +23,8 @@
 //! crate's manifest) to the linker for bare-metal builds only.
 #![cfg_attr(not(test), no_std)]
 
+#[cfg(feature = "heap")]
+pub mod heap;
 pub mod logging;
 pub mod rt;
 pub mod stats;
