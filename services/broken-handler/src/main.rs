@@ -18,18 +18,18 @@
 //! - `never-answers`: pulls every fault and answers none; each is answered
 //!   Failure automatically at its deadline.
 //! - `answers-twice`: answers every fault properly, then answers it again;
-//!   the IOMMU service refuses the second answer (already answered). It
-//!   does the same with page groups (PCIe PRI; answered Success), so the
-//!   model run (`page-requests-twice`) shows a group getting no second
-//!   page group response. With any other behaviour a page group ends the
-//!   handler, as before.
+//!   the IOMMU service refuses the second answer (already answered). The
+//!   model run (`page-requests-twice`) shows a page group getting no
+//!   second page group response.
 //! - `wrong-token`: answers every fault first with a token it was never
 //!   given (its own plus 1000); the IOMMU service refuses that (unknown
 //!   token), and the handler then answers properly.
 //!
-//! A proper answer is `edu-fault-handler`'s: the reserved page mapped and
-//! Success, or Invalid if nothing is reserved there. Each refusal is
-//! logged: `broken-handler: fault N: answer with token M refused: <why>`.
+//! Page groups (PCIe PRI) get the same misbehaviour as DMA faults. A proper
+//! answer is `edu-fault-handler`'s for a DMA fault (the reserved page
+//! mapped and Success, or Invalid if nothing is reserved there) and Success
+//! for a page group. Each refusal is logged: `broken-handler: fault N:
+//! answer with token M refused: <why>` (`page group N` for a group).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -91,42 +91,66 @@ fn main() -> ! {
     register(&mut client, device);
     let mut held: u32 = 0;
     loop {
-        let fault = match call(&mut client, FaultsRequest::Next) {
-            FaultsResponse::Fault(fault) => fault,
-            FaultsResponse::PageGroup(group) if cfg!(feature = "answers-twice") => {
-                answer_group(&mut client, &group);
-                answer_group(&mut client, &group);
-                continue;
-            }
+        let pulled = match call(&mut client, FaultsRequest::Next) {
+            FaultsResponse::Fault(fault) => Pulled::Fault(fault),
+            FaultsResponse::PageGroup(group) => Pulled::Group(group),
             other => {
                 log!("broken-handler: pull answered {other:?}");
                 exit(1)
             }
         };
+        let token = pulled.token();
         if cfg!(feature = "answers-twice") {
-            answer(&mut client, &fault, fault.token);
-            answer(&mut client, &fault, fault.token);
+            answer(&mut client, &pulled, token);
+            answer(&mut client, &pulled, token);
             continue;
         }
         if cfg!(feature = "wrong-token") {
-            answer(&mut client, &fault, FaultToken(fault.token.0 + WRONG_BY));
-            answer(&mut client, &fault, fault.token);
+            answer(&mut client, &pulled, FaultToken(token.0 + WRONG_BY));
+            answer(&mut client, &pulled, token);
             continue;
         }
-        if cfg!(feature = "crash-holding-3") && fault.token.0 > u64::from(CRASH_AT) {
-            answer(&mut client, &fault, fault.token);
+        if cfg!(feature = "crash-holding-3") && token.0 > u64::from(CRASH_AT) {
+            answer(&mut client, &pulled, token);
             continue;
         }
         held += 1;
         log!(
             "broken-handler: fault {}: {}: holding it unanswered ({held} held)",
-            fault.token.0,
-            Describe(&fault)
+            token.0,
+            Describe(&pulled)
         );
         if cfg!(feature = "crash-holding-3") && held == CRASH_AT {
             log!("broken-handler: holding {CRASH_AT} faults; crashing");
             // The kernel stops this instance; the supervisor restarts it.
             userlib::rt::fault_by_write(0);
+        }
+    }
+}
+
+/// What a pull brought: a DMA fault or a page group (one at a time, on
+/// the stack: the size difference does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Pulled {
+    Fault(Fault),
+    Group(PageGroup),
+}
+
+impl Pulled {
+    fn token(&self) -> FaultToken {
+        match self {
+            Self::Fault(f) => f.token,
+            Self::Group(g) => g.token,
+        }
+    }
+
+    /// The answer a handler that keeps the rules gives: a DMA fault's
+    /// reserved page mapped and Success, or Invalid; a page group Success.
+    fn proper(&self) -> (ResponseCode, bool) {
+        match self {
+            Self::Fault(f) if f.backed => (ResponseCode::Success, true),
+            Self::Fault(_) => (ResponseCode::Invalid, false),
+            Self::Group(_) => (ResponseCode::Success, false),
         }
     }
 }
@@ -147,74 +171,77 @@ fn register(client: &mut FaultsClient, device: Handle) {
     }
 }
 
-/// Answers as a handler that keeps the rules would (the reserved page
-/// mapped and Success, or Invalid), but under `token`.
-fn answer(client: &mut FaultsClient, fault: &Fault, token: FaultToken) {
-    let (code, map) = if fault.backed {
-        (ResponseCode::Success, true)
-    } else {
-        (ResponseCode::Invalid, false)
-    };
+/// Answers as a handler that keeps the rules would ([`Pulled::proper`]),
+/// but under `token`.
+fn answer(client: &mut FaultsClient, pulled: &Pulled, token: FaultToken) {
+    let (code, map) = pulled.proper();
+    let own = pulled.token();
     let request = FaultsRequest::Answer { token, code, map };
     match call(client, request) {
-        FaultsResponse::Answered if token == fault.token => log!(
-            "broken-handler: fault {}: {}: answered {code:?}",
-            fault.token.0,
-            Describe(fault)
+        FaultsResponse::Answered if token == own => log!(
+            "broken-handler: {} {}: {}: answered {code:?}",
+            pulled.noun(),
+            own.0,
+            Describe(pulled)
         ),
         FaultsResponse::Answered => log!(
-            "broken-handler: fault {}: answer with token {} taken",
-            fault.token.0,
+            "broken-handler: {} {}: answer with token {} taken",
+            pulled.noun(),
+            own.0,
             token.0
         ),
         FaultsResponse::Refused(e) => log!(
-            "broken-handler: fault {}: answer with token {} refused: {e}",
-            fault.token.0,
+            "broken-handler: {} {}: answer with token {} refused: {e}",
+            pulled.noun(),
+            own.0,
             token.0
         ),
         other => log!(
-            "broken-handler: fault {}: answer got {other:?}",
-            fault.token.0
+            "broken-handler: {} {}: answer got {other:?}",
+            pulled.noun(),
+            own.0
         ),
     }
 }
 
-/// Answers page group `group` Success (`answers-twice` calls it twice).
-fn answer_group(client: &mut FaultsClient, group: &PageGroup) {
-    let request = FaultsRequest::Answer {
-        token: group.token,
-        code: ResponseCode::Success,
-        map: false,
-    };
-    let (n, bdf, pasid, prg) = (group.token.0, Bdf(group.bdf), group.pasid, group.prg_index);
-    match call(client, request) {
-        FaultsResponse::Answered => {
-            log!(
-                "broken-handler: page group {n}: {bdf} pasid {pasid:?} prg {prg:#x}: answered Success"
-            )
+impl Pulled {
+    fn noun(&self) -> &'static str {
+        match self {
+            Self::Fault(_) => "fault",
+            Self::Group(_) => "page group",
         }
-        FaultsResponse::Refused(e) => log!(
-            "broken-handler: page group {n}: {bdf} pasid {pasid:?} prg {prg:#x}: answer refused: {e}"
-        ),
-        other => log!("broken-handler: page group {n}: answer got {other:?}"),
     }
 }
 
-/// `00:01.0 write at 0x400000 (reason 0x5)`.
-struct Describe<'a>(&'a Fault);
+/// `00:01.0 write at 0x400000 (reason 0x5)`, or `00:01.0 pasid Some(1)
+/// prg 0x2 (16 pages)`.
+struct Describe<'a>(&'a Pulled);
 
 impl core::fmt::Display for Describe<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        let access = match self.0.access {
+        let fault = match self.0 {
+            Pulled::Fault(fault) => fault,
+            Pulled::Group(g) => {
+                return write!(
+                    f,
+                    "{} pasid {:?} prg {:#x} ({} pages)",
+                    Bdf(g.bdf),
+                    g.pasid,
+                    g.prg_index,
+                    g.pages.len()
+                );
+            }
+        };
+        let access = match fault.access {
             FaultAccess::Read => "read",
             FaultAccess::Write => "write",
         };
         write!(
             f,
             "{} {access} at {:#x} (reason {:#x})",
-            Bdf(self.0.bdf),
-            self.0.iova,
-            self.0.reason
+            Bdf(fault.bdf),
+            fault.iova,
+            fault.reason
         )
     }
 }
