@@ -10,7 +10,10 @@
 //!   boot time and image sizes (`--icount`: exact instruction counts);
 //! - `mutants` runs mutation testing on the pure cores (see `mutants`);
 //! - `soak` runs the fault and page request property tests with many
-//!   more cases (see `soak`).
+//!   more cases (see `soak`);
+//! - `conformance` runs the IPC conformance suite: wire vectors, kernel IPC
+//!   semantics in QEMU, and the fault-handler harness against any handler
+//!   (see `conformance`).
 //!
 //! A deployment (`services/deployments/<name>.toml`) lists the machine, the
 //! services with their budgets and capabilities, and the channels between
@@ -23,6 +26,7 @@
 
 mod bench;
 mod capture;
+mod conformance;
 mod console;
 mod deployment;
 mod elf;
@@ -113,6 +117,14 @@ enum Command {
         /// Output file (default: kernel/tests/fixtures/acpi/<deployment>.acpi).
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// The IPC conformance suite: wire vectors, kernel IPC cases, and the
+    /// fault-handler harness.
+    Conformance {
+        /// Only the handler harness, against this handler service:
+        /// `<crate>[/<feature>]`, e.g. faultline-broken-handler/answers-twice.
+        #[arg(long)]
+        handler: Option<String>,
     },
     /// Run the fault and page request property tests with many cases.
     Soak {
@@ -224,6 +236,10 @@ fn run(cli: Cli) -> Result<()> {
             std::process::exit(if ok { 0 } else { 1 });
         }
         Command::Soak { cases } => soak::run(cases),
+        Command::Conformance { handler } => {
+            let ok = conformance::run(handler.as_deref())?;
+            std::process::exit(if ok { 0 } else { 1 });
+        }
         Command::CaptureAcpi { deployment, out } => capture::capture_acpi(&deployment, out),
         Command::Mutants {
             package,
