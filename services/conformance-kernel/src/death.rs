@@ -13,8 +13,8 @@ use faultline_ipc::channel::Handle;
 use userlib::{SysError, call, log, notify, sleep_ms, time};
 
 /// Attempts, 10 ms apart, before giving up on the restart (the
-/// deployment's back-off is 300 ms).
-const ATTEMPTS: u32 = 300;
+/// deployment's back-off is 50 ms).
+const ATTEMPTS: u32 = 500;
 
 fn ping(h: Handle, x: u32) -> Result<u32, SysError> {
     let mut out = [0u8; MAX_MESSAGE];
@@ -26,26 +26,43 @@ fn ping(h: Handle, x: u32) -> Result<u32, SysError> {
     }
 }
 
-/// The victim faults while holding our call: the call returns `PeerDead`
-/// (no hang). While it is down, calls and notifications are `PeerDead`;
-/// the first call after the restart is `PeerRestarted` with generation 2
-/// (not delivered); the next reaches a fresh instance (its count is 1).
+/// Two servers fault while holding our call; each call returns `PeerDead`
+/// (no hang). `doomed` is held by the supervisor, so it stays dead: calls
+/// and notifications to it are `PeerDead`, deterministically (a timed
+/// window before a restart would depend on the host's speed). `victim` is
+/// restarted after its back-off: until then calls are `PeerDead`, the
+/// first call after the restart is `PeerRestarted` with generation 2 (not
+/// delivered), and the next reaches a fresh instance (its count is 1).
 pub fn peer_death_during_call(c: &Caps) -> Result<(), Why> {
-    if let Err(e) = ping(c.victim, 1) {
-        fail!("the victim does not answer before the case: {e}");
-    }
     let mut out = [0u8; MAX_MESSAGE];
-    refused("the held call", call(c.victim, &[op::DIE], &mut out), Error::PeerDead)?;
+    for (who, h) in [("doomed", c.doomed), ("victim", c.victim)] {
+        if let Err(e) = ping(h, 1) {
+            fail!("{who} does not answer before the case: {e}");
+        }
+        let r = call(h, &[op::DIE], &mut out);
+        refused(who, r, Error::PeerDead)?;
+    }
     let died = time().ns;
-    refused("a call while it is down", ping(c.victim, 2), Error::PeerDead)?;
-    refused("a notification while it is down", notify(c.poke), Error::PeerDead)?;
+    for round in 0..2 {
+        let r = ping(c.doomed, 2);
+        refused("a call to the held server", r, Error::PeerDead)?;
+        let r = notify(c.poke_doomed);
+        refused("a notification to the held server", r, Error::PeerDead)?;
+        if round == 0 {
+            let _ = sleep_ms(10);
+        }
+    }
     for attempt in 0..ATTEMPTS {
-        let _ = sleep_ms(10);
         match ping(c.victim, 3) {
-            Err(SysError::Kernel(Error::PeerDead)) => continue,
+            Err(SysError::Kernel(Error::PeerDead)) => {
+                let _ = sleep_ms(10);
+                continue;
+            }
             Err(SysError::PeerRestarted { generation: 2 }) => {
                 let ms = (time().ns - died) / 1_000_000;
-                log!("  peer_death_during_call: restarted after {ms} ms (attempt {attempt})");
+                log!(
+                    "  peer_death_during_call: victim restarted after {ms} ms (attempt {attempt})"
+                );
                 return match ping(c.victim, 4) {
                     Ok(1) => Ok(()),
                     other => fail!("the first call after PeerRestarted: {other:?}, want count 1"),
@@ -66,14 +83,15 @@ pub fn cap_after_restart(c: &Caps) -> Result<(), Why> {
         Ok(n) if n >= 1 => {}
         other => fail!("our client end after the restart: {other:?}"),
     }
+    let mut out = [0u8; MAX_MESSAGE];
+    let before = ask("NOTIFIED", c.victim, &[op::NOTIFIED], &mut out, 4)?.u32();
     if let Err(e) = notify(c.poke) {
         fail!("our notification to the restarted victim: {e}");
     }
-    let mut out = [0u8; MAX_MESSAGE];
-    let notified = ask("NOTIFIED", c.victim, &[op::NOTIFIED], &mut out, 4)?.u32();
+    let after = ask("NOTIFIED", c.victim, &[op::NOTIFIED], &mut out, 4)?.u32();
     ensure!(
-        notified == Some(1),
-        "the restarted victim saw {notified:?} notifications, want 1"
+        before.zip(after).is_some_and(|(b, a)| a == b + 1),
+        "the restarted victim counted {before:?} then {after:?} notifications around ours"
     );
     let s = ask("NOTIFY_BACK", c.victim, &[op::NOTIFY_BACK], &mut out, 8)?.u64();
     ensure!(
@@ -82,7 +100,10 @@ pub fn cap_after_restart(c: &Caps) -> Result<(), Why> {
         status_name(s.unwrap_or(u64::MAX))
     );
     let got = pending(bit::BACK)?;
-    ensure!(got == bit::BACK, "its notification did not arrive ({got:#x})");
+    ensure!(
+        got == bit::BACK,
+        "its notification did not arrive ({got:#x})"
+    );
     let mut r = ask("CALL_PEER", c.victim, &[op::CALL_PEER], &mut out, 16)?;
     let (s, seen) = (r.u64().unwrap_or(u64::MAX), r.u64());
     ensure!(

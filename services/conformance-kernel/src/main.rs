@@ -11,8 +11,9 @@
 //! Its peers (`faultline-conformance-peer`, one image in four roles) are
 //! described there; the channels, badges and bits are in
 //! `conformance-kernel.toml` and `conformance_peer::{badge, bit}`.
-//! Capabilities: `echo`, `ctl`, `go`, `victim`, `events`, `pubctl`
-//! (client ends) and `poke-victim` (a notification to the victim).
+//! Capabilities: `echo`, `ctl`, `go`, `victim`, `doomed`, `events`,
+//! `pubctl` (client ends), `poke-victim` and `poke-doomed` (notifications
+//! to the two victims).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -39,9 +40,11 @@ pub struct Caps {
     pub ctl: Handle,
     pub go: Handle,
     pub victim: Handle,
+    pub doomed: Handle,
     pub events: Handle,
     pub pubctl: Handle,
     pub poke: Handle,
+    pub poke_doomed: Handle,
 }
 
 type Case = fn(&Caps) -> Result<(), Why>;
@@ -53,7 +56,10 @@ const CASES: [(&str, Case); 13] = [
     ("oversize_refused", payload::oversize_refused),
     ("ordering", order::ordering),
     ("badge_identity", pairing::badge_identity),
-    ("reply_reaches_only_its_caller", pairing::reply_reaches_only_its_caller),
+    (
+        "reply_reaches_only_its_caller",
+        pairing::reply_reaches_only_its_caller,
+    ),
     ("rights", rights::rights),
     ("recv_without_server_ends", rights::recv_without_server_ends),
     ("notification_coalescing", notify::coalescing),
@@ -69,9 +75,11 @@ fn main() {
         ctl: cap("ctl", CapKind::Client),
         go: cap("go", CapKind::Client),
         victim: cap("victim", CapKind::Client),
+        doomed: cap("doomed", CapKind::Client),
         events: cap("events", CapKind::Client),
         pubctl: cap("pubctl", CapKind::Client),
         poke: cap("poke-victim", CapKind::Notification),
+        poke_doomed: cap("poke-doomed", CapKind::Notification),
     };
     log!("conformance: {} cases", CASES.len());
     let (mut passed, mut failed) = (0, 0);

@@ -34,14 +34,23 @@ pub fn coalescing(c: &Caps) -> Result<(), Why> {
         );
     }
     let b = pending(bit::B)?;
-    ensure!(b == bit::B, "bit B, posted outside the mask, was lost ({b:#x})");
+    ensure!(
+        b == bit::B,
+        "bit B, posted outside the mask, was lost ({b:#x})"
+    );
     Ok(())
 }
 
 /// Has the echo server post bit A `a` times and bit B `b` times.
 fn post(c: &Caps, a: u8, b: u8) -> Result<(), Why> {
     let mut out = [0u8; MAX_MESSAGE];
-    let mut r = ask("NOTIFY", c.ctl, Msg::op(op::NOTIFY).u8(a).u8(b).as_bytes(), &mut out, 8)?;
+    let mut r = ask(
+        "NOTIFY",
+        c.ctl,
+        Msg::op(op::NOTIFY).u8(a).u8(b).as_bytes(),
+        &mut out,
+        8,
+    )?;
     let s = r.u64().unwrap_or(u64::MAX);
     ensure!(s == 0, "the echo server's notify: {}", status_name(s));
     Ok(())

@@ -21,7 +21,13 @@ pub fn badge_identity(c: &Caps) -> Result<(), Why> {
             badge::CTL,
             badge::PAIR,
         ),
-        ("driver on victim", c.victim, op::WHOAMI, badge::CTL, badge::VICTIM),
+        (
+            "driver on victim",
+            c.victim,
+            op::WHOAMI,
+            badge::CTL,
+            badge::VICTIM,
+        ),
     ];
     for (who, h, opcode, claim, want) in cases {
         let mut r = ask(who, h, Msg::op(opcode).u64(claim).as_bytes(), &mut out, 16)?;
@@ -49,7 +55,13 @@ pub fn reply_reaches_only_its_caller(c: &Caps) -> Result<(), Why> {
     let _ = userlib::call(c.go, &[op::VERDICT], &mut out);
     ask("clearing the report", c.ctl, &[op::REPORT], &mut out, 40)?;
     let nonce: u32 = 0xa11c_e5e5;
-    let mut r = ask("HOLD", c.ctl, Msg::op(op::HOLD).u32(nonce).as_bytes(), &mut out, 12)?;
+    let mut r = ask(
+        "HOLD",
+        c.ctl,
+        Msg::op(op::HOLD).u32(nonce).as_bytes(),
+        &mut out,
+        12,
+    )?;
     let (b, n) = (r.u64(), r.u32());
     ensure!(
         b == Some(badge::CTL) && n == Some(nonce),

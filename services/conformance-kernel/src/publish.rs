@@ -86,7 +86,10 @@ pub fn overflow(c: &Caps) -> Result<(), Why> {
     burst(c, FITS)?;
     for want in start + OVERFLOW..start + OVERFLOW + FITS {
         let seq = next(&mut sub)?;
-        ensure!(seq == want, "with room in the backlog: seq {seq}, want {want}");
+        ensure!(
+            seq == want,
+            "with room in the backlog: seq {seq}, want {want}"
+        );
     }
     Ok(())
 }
@@ -97,7 +100,13 @@ pub fn deferred_reply(c: &Caps) -> Result<(), Why> {
     let mut sub = Client::<Events, _>::new(KernelTransport, c.events);
     let start = subscribe(&mut sub)?;
     let mut out = [0u8; MAX_MESSAGE];
-    ask("LATER", c.pubctl, Msg::op(op::LATER).u32(20).as_bytes(), &mut out, 4)?;
+    ask(
+        "LATER",
+        c.pubctl,
+        Msg::op(op::LATER).u32(20).as_bytes(),
+        &mut out,
+        4,
+    )?;
     let t0 = time().ns;
     let seq = next(&mut sub)?;
     let waited_ms = (time().ns - t0) / 1_000_000;

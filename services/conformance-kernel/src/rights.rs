@@ -18,7 +18,11 @@ use userlib::{call, notify, recv, send, set_timer, time};
 pub fn rights(c: &Caps) -> Result<(), Why> {
     let mut out = [0u8; MAX_MESSAGE];
     for h in [Handle(24), Handle(1000), Handle(u64::MAX)] {
-        refused("call on a bad handle", call(h, &[1], &mut out), Error::BadHandle)?;
+        refused(
+            "call on a bad handle",
+            call(h, &[1], &mut out),
+            Error::BadHandle,
+        )?;
         refused("send on a bad handle", send(h, &[1]), Error::BadHandle)?;
         refused("notify on a bad handle", notify(h), Error::BadHandle)?;
     }
@@ -27,7 +31,11 @@ pub fn rights(c: &Caps) -> Result<(), Why> {
         call(c.poke, &[1], &mut out),
         Error::WrongKind,
     )?;
-    refused("send on a notification", send(c.poke, &[1]), Error::WrongKind)?;
+    refused(
+        "send on a notification",
+        send(c.poke, &[1]),
+        Error::WrongKind,
+    )?;
     refused("notify on a client end", notify(c.echo), Error::WrongKind)?;
     let mut r = ask("RIGHTS", c.ctl, &[op::RIGHTS], &mut out, 24)?;
     for what in ["call", "send", "notify"] {

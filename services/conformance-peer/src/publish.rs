@@ -14,7 +14,7 @@
 
 use conformance_peer::{BACKLOG, Msg, Reader, badge, op};
 use faultline_ipc::abi::{MAX_MESSAGE, NOTIFY_TIMER};
-use faultline_ipc::channel::{Received, Refusal, ReplyToken, Serves, Server};
+use faultline_ipc::channel::{Received, Refusal, ReplyToken, Server, Serves};
 use faultline_ipc::protocol::events::{EventKind, Events};
 use faultline_ipc::publisher::Publisher;
 use userlib::{KernelTransport, log, recv, reply, set_timer, time};

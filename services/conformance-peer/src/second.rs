@@ -95,7 +95,9 @@ fn held_call(pair: Handle, nonce: u32) -> Verdict {
     };
     let mut r = Reader::new(&out[..n.min(MAX_MESSAGE)]);
     match (n, r.u64(), r.u32()) {
-        (12, Some(badge::PAIR), Some(got)) if got == nonce => Vec::from_slice(&[0]).unwrap_or_default(),
+        (12, Some(badge::PAIR), Some(got)) if got == nonce => {
+            Vec::from_slice(&[0]).unwrap_or_default()
+        }
         (n, b, got) => verdict(format_args!(
             "it got a reply not its own: {n} bytes, badge {b:#x?}, nonce {got:#x?} (want badge {:#x}, nonce {nonce:#x})",
             badge::PAIR

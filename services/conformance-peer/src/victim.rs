@@ -7,16 +7,20 @@
 //! echo server's `WHOAMI` on `vecho`; `NOTIFIED` answers how many `poke`
 //! notifications this instance received; `WHOAMI` answers the badge.
 //! Every count starts at zero in a restarted instance.
+//!
+//! The deployment runs two victims: `victim` (restarted after a back-off)
+//! and `doomed` (held once it faults, so it stays dead). Only `victim`
+//! holds `vecho` and `note-back`; without them those requests answer
+//! `NotFound`.
 
-use crate::cap;
 use conformance_peer::{Msg, Reader, bit, op, status};
-use faultline_ipc::abi::{CapKind, MAX_MESSAGE};
-use faultline_ipc::channel::{Received, ReplyToken};
-use userlib::{call, log, notify, recv, reply};
+use faultline_ipc::abi::{Error, MAX_MESSAGE};
+use faultline_ipc::channel::{Handle, Received, ReplyToken};
+use userlib::{SysError, call, cap_lookup, log, notify, recv, reply};
 
 pub fn run() -> ! {
-    let vecho = cap("vecho", CapKind::Client);
-    let note_back = cap("note-back", CapKind::Notification);
+    let vecho = optional("vecho");
+    let note_back = optional("note-back");
     let mut calls: u32 = 0;
     let mut notified: u32 = 0;
     log!("victim: serving");
@@ -47,10 +51,11 @@ pub fn run() -> ! {
                 let _token = token;
                 userlib::rt::fault_by_write(0)
             }
-            Some(op::NOTIFY_BACK) => Msg::new().u64(status(&notify(note_back))),
+            Some(op::NOTIFY_BACK) => Msg::new().u64(status(&note_back.and_then(notify))),
             Some(op::CALL_PEER) => {
                 let mut out = [0u8; MAX_MESSAGE];
-                let r = call(vecho, Msg::op(op::WHOAMI).u64(0).as_bytes(), &mut out);
+                let request = Msg::op(op::WHOAMI).u64(0);
+                let r = vecho.and_then(|h| call(h, request.as_bytes(), &mut out));
                 let seen = Reader::new(&out).u64().unwrap_or(0);
                 Msg::new().u64(status(&r)).u64(seen)
             }
@@ -63,6 +68,13 @@ pub fn run() -> ! {
         };
         answer(token, m.as_bytes());
     }
+}
+
+/// A capability only one of the victims holds.
+fn optional(name: &str) -> Result<Handle, SysError> {
+    cap_lookup(name)
+        .map(|(h, _)| h)
+        .map_err(|_| SysError::Kernel(Error::NotFound))
 }
 
 fn answer(token: ReplyToken, bytes: &[u8]) {
