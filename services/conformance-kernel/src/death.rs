@@ -7,7 +7,7 @@
 
 use crate::check::{Why, ask, pending, refused};
 use crate::{Caps, ensure, fail};
-use conformance_peer::{Msg, badge, bit, op, status_name};
+use conformance_peer::{Hex, Msg, badge, bit, op, status_name};
 use faultline_ipc::abi::{Error, MAX_MESSAGE};
 use faultline_ipc::channel::Handle;
 use userlib::{SysError, call, log, notify, sleep_ms, time};
@@ -108,14 +108,16 @@ pub fn cap_after_restart(c: &Caps) -> Result<(), Why> {
     let (s, seen) = (r.u64().unwrap_or(u64::MAX), r.u64());
     ensure!(
         s == 0 && seen == Some(badge::VECHO),
-        "its client end to the echo server: {} (badge seen {seen:#x?})",
-        status_name(s)
+        "its client end to the echo server: {} (badge seen {})",
+        status_name(s),
+        Hex(seen)
     );
     let m = Msg::op(op::WHOAMI).u64(0);
     let seen = ask("WHOAMI", c.victim, m.as_bytes(), &mut out, 16)?.u64();
     ensure!(
         seen == Some(badge::VICTIM),
-        "our channel's badge after the restart: {seen:#x?}"
+        "our channel's badge after the restart: {}",
+        Hex(seen)
     );
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::check::{Why, ask};
 use crate::{Caps, ensure, fail};
-use conformance_peer::{HOLD_REPORT, Msg, badge, op, status_name};
+use conformance_peer::{HOLD_REPORT, Hex, Msg, badge, op, status_name};
 use faultline_ipc::abi::{Error, MAX_MESSAGE};
 
 /// Each server sees the badge the deployment gave the caller's channel,
@@ -34,11 +34,13 @@ pub fn badge_identity(c: &Caps) -> Result<(), Why> {
         let (seen, echoed) = (r.u64(), r.u64());
         ensure!(
             echoed == Some(claim),
-            "{who}: the claim came back as {echoed:#x?}"
+            "{who}: the claim came back as {}",
+            Hex(echoed)
         );
         ensure!(
             seen == Some(want),
-            "{who}: the server saw badge {seen:#x?} (claimed {claim:#x}), want {want:#x}"
+            "{who}: the server saw badge {} (claimed {claim:#x}), want {want:#x}",
+            Hex(seen)
         );
     }
     Ok(())
@@ -65,7 +67,9 @@ pub fn reply_reaches_only_its_caller(c: &Caps) -> Result<(), Why> {
     let (b, n) = (r.u64(), r.u32());
     ensure!(
         b == Some(badge::CTL) && n == Some(nonce),
-        "the driver's reply is not its own: badge {b:#x?}, nonce {n:#x?}"
+        "the driver's reply is not its own: badge {}, nonce {}",
+        Hex(b),
+        Hex(n)
     );
     let verdict = match userlib::call(c.go, &[op::VERDICT], &mut out) {
         Ok(n) => &out[..n.min(MAX_MESSAGE)],

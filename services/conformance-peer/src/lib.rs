@@ -11,8 +11,8 @@
 //!
 //! The echo channel carries no opcode at all: every byte of a request is
 //! payload, so its lengths run 0..=[`MAX_MESSAGE`], and the reply is
-//! [`echo_reply`] of the request, derived from every byte and not equal to
-//! it, so an echo of the request (or of another caller's) shows.
+//! [`echo_reply`] of the request, derived from every byte and differing
+//! from it in every byte, so an echo of the request shows.
 #![cfg_attr(not(test), no_std)]
 
 use faultline_ipc::abi::MAX_MESSAGE;
@@ -130,6 +130,18 @@ pub fn status_name(s: u64) -> &'static str {
         .map_or("unknown status", |e| e.name())
 }
 
+/// An optional field for a log line: `0x..` in hex, or `none`.
+pub struct Hex<T>(pub Option<T>);
+
+impl<T: core::fmt::LowerHex> core::fmt::Display for Hex<T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match &self.0 {
+            Some(v) => write!(f, "{v:#x}"),
+            None => f.write_str("none"),
+        }
+    }
+}
+
 /// Byte `i` of the echo request of length `len`.
 pub fn request_byte(len: usize, i: usize) -> u8 {
     ((len * 31 + i * 7) as u8) ^ 0x3c
@@ -143,12 +155,14 @@ pub fn fill_request(buf: &mut [u8]) {
     }
 }
 
-/// The echo reply to `request`: reversed and inverted, so every byte
-/// differs from the request's and depends on where it came from.
+/// The echo reply to `request`: every byte inverted, so no reply byte
+/// equals the request's (an echo shows), and each depends on the request
+/// byte at its place (which [`request_byte`] varies with the length and
+/// the place, so a shifted or another length's copy shows).
 pub fn echo_reply(request: &[u8], reply: &mut [u8]) -> usize {
     let n = request.len().min(reply.len());
-    for (i, b) in reply[..n].iter_mut().enumerate() {
-        *b = !request[request.len() - 1 - i];
+    for (b, r) in reply[..n].iter_mut().zip(request) {
+        *b = !r;
     }
     n
 }
@@ -268,7 +282,7 @@ mod tests {
             assert_eq!(echo_reply(&req, &mut reply), len);
             for i in 0..len {
                 assert_ne!(reply[i], req[i]);
-                assert_eq!(reply[i], !request_byte(len, len - 1 - i));
+                assert_eq!(reply[i], !request_byte(len, i));
             }
         }
     }
@@ -295,5 +309,7 @@ mod tests {
         assert_eq!(status::<()>(&Err(TransportError::Unknown(99))), u64::MAX);
         assert_eq!(status_name(Error::PeerDead as u64), "peer dead");
         assert_eq!(status_name(0), "success");
+        assert_eq!(format!("{}", Hex(Some(0x21u64))), "0x21");
+        assert_eq!(format!("{}", Hex::<u32>(None)), "none");
     }
 }

@@ -10,7 +10,7 @@
 //!   driver's claim and passes the answer on.
 
 use crate::cap;
-use conformance_peer::{Msg, Reader, badge, op, status};
+use conformance_peer::{Hex, Msg, Reader, badge, op, status};
 use faultline_ipc::abi::{CapKind, MAX_MESSAGE};
 use faultline_ipc::channel::{Handle, Received, ReplyToken};
 use heapless::Vec;
@@ -99,7 +99,9 @@ fn held_call(pair: Handle, nonce: u32) -> Verdict {
             Vec::from_slice(&[0]).unwrap_or_default()
         }
         (n, b, got) => verdict(format_args!(
-            "it got a reply not its own: {n} bytes, badge {b:#x?}, nonce {got:#x?} (want badge {:#x}, nonce {nonce:#x})",
+            "it got a reply not its own: {n} bytes, badge {}, nonce {} (want badge {:#x}, nonce {nonce:#x})",
+            Hex(b),
+            Hex(got),
             badge::PAIR
         )),
     }

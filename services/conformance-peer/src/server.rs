@@ -182,11 +182,20 @@ impl State {
         let big = [0u8; MAX_MESSAGE + 1];
         self.report[4] = status(&reply(ReplyToken::from_raw(first.token), &big));
         self.report[3] = status(&reply(ReplyToken::from_raw(first.token ^ 1), b"seq"));
-        for h in [second, first] {
+        // Newest first; misbehaving, each caller gets the other's answer.
+        let (to_second, to_first) = if cfg!(feature = "misbehave") {
+            (first, second)
+        } else {
+            (second, first)
+        };
+        for (to, h) in [(second, to_second), (first, to_first)] {
             let m = Msg::new().u64(h.badge).u32(h.nonce);
-            let r: Result<(), SysError> = reply(ReplyToken::from_raw(h.token), m.as_bytes());
+            let r: Result<(), SysError> = reply(ReplyToken::from_raw(to.token), m.as_bytes());
             if let Err(e) = r {
-                log!("echo: answering the held call of badge {:#x}: {e}", h.badge);
+                log!(
+                    "echo: answering the held call of badge {:#x}: {e}",
+                    to.badge
+                );
             }
         }
         self.report[1] = status(&reply(ReplyToken::from_raw(second.token), b"again"));
