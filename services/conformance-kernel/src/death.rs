@@ -26,25 +26,35 @@ fn ping(h: Handle, x: u32) -> Result<u32, SysError> {
     }
 }
 
-/// Two servers fault while holding our call; each call returns `PeerDead`
-/// (no hang). `doomed` is held by the supervisor, so it stays dead: calls
-/// and notifications to it are `PeerDead`, deterministically (a timed
-/// window before a restart would depend on the host's speed). `victim` is
-/// restarted after its back-off: until then calls are `PeerDead`, the
-/// first call after the restart is `PeerRestarted` with generation 2 (not
-/// delivered), and the next reaches a fresh instance (its count is 1).
+/// The doomed victim faults while our call is queued at it (it waits
+/// outside `recv` until the nudger, which runs only once we are blocked,
+/// nudges it), and the victim faults while holding our call: both calls
+/// return `PeerDead` (no hang). The doomed victim is held by the
+/// supervisor, so it stays dead: calls and notifications to it are
+/// `PeerDead`, deterministically (a timed window before a restart would
+/// depend on the host's speed). The victim is restarted after its
+/// back-off: until then calls are `PeerDead`, the first call after the
+/// restart is `PeerRestarted` with generation 2 (not delivered), and the
+/// next reaches a fresh instance (its count is 1).
 pub fn peer_death_during_call(c: &Caps) -> Result<(), Why> {
     let mut out = [0u8; MAX_MESSAGE];
     for (who, h) in [("doomed", c.doomed), ("victim", c.victim)] {
         if let Err(e) = ping(h, 1) {
             fail!("{who} does not answer before the case: {e}");
         }
-        let r = call(h, &[op::DIE], &mut out);
-        refused(who, r, Error::PeerDead)?;
     }
+    if let Err(e) = call(c.doomed, &[op::DIE_ON_NUDGE], &mut out) {
+        fail!("DIE_ON_NUDGE: {e}");
+    }
+    if let Err(e) = notify(c.nudge) {
+        fail!("nudging the nudger: {e}");
+    }
+    refused("the queued call", ping(c.doomed, 2), Error::PeerDead)?;
+    let r = call(c.victim, &[op::DIE], &mut out);
+    refused("the held call", r, Error::PeerDead)?;
     let died = time().ns;
     for round in 0..2 {
-        let r = ping(c.doomed, 2);
+        let r = ping(c.doomed, 3);
         refused("a call to the held server", r, Error::PeerDead)?;
         let r = notify(c.poke_doomed);
         refused("a notification to the held server", r, Error::PeerDead)?;

@@ -13,7 +13,7 @@
 //! `conformance-kernel.toml` and `conformance_peer::{badge, bit}`.
 //! Capabilities: `echo`, `ctl`, `go`, `victim`, `doomed`, `events`,
 //! `pubctl` (client ends), `poke-victim` and `poke-doomed` (notifications
-//! to the two victims).
+//! to the two victims) and `nudge` (to the nudger).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -48,6 +48,7 @@ pub struct Caps {
     pub pubctl: Handle,
     pub poke: Handle,
     pub poke_doomed: Handle,
+    pub nudge: Handle,
 }
 
 type Case = fn(&Caps) -> Result<(), Why>;
@@ -83,6 +84,7 @@ fn main() {
         pubctl: cap("pubctl", CapKind::Client),
         poke: cap("poke-victim", CapKind::Notification),
         poke_doomed: cap("poke-doomed", CapKind::Notification),
+        nudge: cap("nudge", CapKind::Notification),
     };
     log!("conformance: {} cases", CASES.len());
     let (mut passed, mut failed) = (0, 0);

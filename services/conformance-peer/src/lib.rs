@@ -48,8 +48,12 @@ pub mod bit {
     pub const B: u32 = 1 << 2;
     /// Victim → driver (`note-back`).
     pub const BACK: u32 = 1 << 3;
-    /// Driver → victim (`poke-victim`).
+    /// Driver → victim (`poke-victim`), driver → doomed (`poke-doomed`).
     pub const POKE: u32 = 1 << 1;
+    /// Driver → nudger (`nudge`).
+    pub const NUDGE: u32 = 1 << 1;
+    /// Nudger → doomed (`nudge-doomed`).
+    pub const NUDGED: u32 = 1 << 2;
 }
 
 /// Opcodes (the first byte of every request but the echo channel's).
@@ -96,6 +100,10 @@ pub mod op {
     pub const BURST: u8 = 16;
     /// `[ms: u32]`: the publisher publishes one event `ms` from now.
     pub const LATER: u8 = 17;
+    /// The victim answers `[0]`, then waits (not in `recv`) for
+    /// [`bit::NUDGED`](super::bit::NUDGED) and faults: a call made
+    /// meanwhile is queued, never received.
+    pub const DIE_ON_NUDGE: u8 = 18;
 }
 
 /// Events the publisher keeps for subscribers that fall behind.

@@ -7,7 +7,9 @@
 //! - `go` server end: [`second`], the second client of the pairing case;
 //! - `victim` server end: [`victim`], the server that faults mid-call and
 //!   is restarted;
-//! - `events` server end: [`publish`], the `events` publisher.
+//! - `events` server end: [`publish`], the `events` publisher;
+//! - `nudge-doomed` notification: [`nudger`], which runs only when the
+//!   driver is blocked (it is the least important service).
 //!
 //! Each role serves forever (waiting in `recv` counts as finished). With
 //! the debug feature `misbehave` the echo server lies on purpose (see the
@@ -18,6 +20,7 @@
 #![no_main]
 #![deny(unsafe_code)]
 
+mod nudger;
 mod publish;
 mod second;
 mod server;
@@ -38,8 +41,10 @@ fn main() -> ! {
         victim::run()
     } else if cap_lookup("events").is_ok() {
         publish::run()
+    } else if cap_lookup("nudge-doomed").is_ok() {
+        nudger::run()
     }
-    log!("conformance-peer: no role (none of echo, go, victim, events granted)");
+    log!("conformance-peer: no role (none of echo, go, victim, events, nudge-doomed granted)");
     exit(1)
 }
 

@@ -11,12 +11,14 @@
 //! The deployment runs two victims: `victim` (restarted after a back-off)
 //! and `doomed` (held once it faults, so it stays dead). Only `victim`
 //! holds `vecho` and `note-back`; without them those requests answer
-//! `NotFound`.
+//! `NotFound`. `DIE_ON_NUDGE` answers, then waits for the nudger's
+//! notification (outside `recv`, so calls made meanwhile stay queued) and
+//! faults.
 
 use conformance_peer::{Msg, Reader, bit, op, status};
 use faultline_ipc::abi::{Error, MAX_MESSAGE};
 use faultline_ipc::channel::{Handle, Received, ReplyToken};
-use userlib::{SysError, call, cap_lookup, log, notify, recv, reply};
+use userlib::{SysError, call, cap_lookup, log, notify, recv, reply, wait};
 
 pub fn run() -> ! {
     let vecho = optional("vecho");
@@ -49,6 +51,14 @@ pub fn run() -> ! {
             Some(op::DIE) => {
                 log!("victim: faulting on purpose while holding the call");
                 let _token = token;
+                userlib::rt::fault_by_write(0)
+            }
+            Some(op::DIE_ON_NUDGE) => {
+                answer(token, &[0]);
+                if let Err(e) = wait(bit::NUDGED) {
+                    log!("victim: wait for the nudge refused: {e}");
+                }
+                log!("victim: nudged; faulting on purpose with a call queued");
                 userlib::rt::fault_by_write(0)
             }
             Some(op::NOTIFY_BACK) => Msg::new().u64(status(&note_back.and_then(notify))),
