@@ -9,7 +9,7 @@ use conformance_peer::{BACKLOG, Msg, op};
 use faultline_ipc::abi::MAX_MESSAGE;
 use faultline_ipc::channel::Client;
 use faultline_ipc::protocol::events::{EventKind, Events, EventsRequest, EventsResponse};
-use userlib::{KernelTransport, log, time};
+use userlib::{KernelTransport, log};
 
 /// Events published while the subscriber does not pull: more than the
 /// backlog holds.
@@ -95,7 +95,8 @@ pub fn overflow(c: &Caps) -> Result<(), Why> {
 }
 
 /// A pull with nothing published is parked (the caller blocks) and
-/// answered by the event published 20 ms later, the next `seq`.
+/// answered by the event published 20 ms later, the next `seq`; the
+/// publisher confirms that event answered one parked pull.
 pub fn deferred_reply(c: &Caps) -> Result<(), Why> {
     let mut sub = Client::<Events, _>::new(KernelTransport, c.events);
     let start = subscribe(&mut sub)?;
@@ -107,13 +108,19 @@ pub fn deferred_reply(c: &Caps) -> Result<(), Why> {
         &mut out,
         4,
     )?;
-    let t0 = time().ns;
     let seq = next(&mut sub)?;
-    let waited_ms = (time().ns - t0) / 1_000_000;
     ensure!(seq == start, "the parked pull got seq {seq}, want {start}");
+    let parked = ask(
+        "TIMED_DELIVERED",
+        c.pubctl,
+        &[op::TIMED_DELIVERED],
+        &mut out,
+        4,
+    )?
+    .u32();
     ensure!(
-        waited_ms >= 10,
-        "the pull returned after {waited_ms} ms, before the event was published"
+        parked == Some(1),
+        "the timed event answered {parked:?} parked pulls, want 1 (ours)"
     );
     Ok(())
 }

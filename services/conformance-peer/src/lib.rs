@@ -104,6 +104,9 @@ pub mod op {
     /// [`bit::NUDGED`](super::bit::NUDGED) and faults: a call made
     /// meanwhile is queued, never received.
     pub const DIE_ON_NUDGE: u8 = 18;
+    /// → `[pulls the last timed publish answered: u32]` (a parked pull
+    /// answered by `LATER`'s event counts 1).
+    pub const TIMED_DELIVERED: u8 = 19;
 }
 
 /// Events the publisher keeps for subscribers that fall behind.

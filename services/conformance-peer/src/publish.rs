@@ -6,7 +6,8 @@
 //!   the next event).
 //! - `pubctl` (badge [`badge::PUBCTL`]): `BURST n` publishes `n` events at
 //!   once and answers what the publisher reported; `LATER ms` publishes one
-//!   event `ms` from now (on the timer).
+//!   event `ms` from now (on the timer); `TIMED_DELIVERED` answers how many
+//!   parked pulls that event answered.
 //!
 //! The `n` of every `Tick` is the number of events published before it,
 //! which is its `seq`, so a subscriber can tell each event is the one its
@@ -23,6 +24,7 @@ pub fn run() -> ! {
     let mut server = Server::<Events, _>::new(KernelTransport);
     let mut publisher = Publisher::<2, BACKLOG>::new();
     let mut count: u32 = 0;
+    let mut timed_delivered: u32 = 0;
     log!("publisher: serving");
     let mut buf = [0u8; MAX_MESSAGE];
     loop {
@@ -30,7 +32,8 @@ pub fn run() -> ! {
             Ok(Received::Call { len, badge, token }) => (len, badge, token),
             Ok(Received::Notification { bits }) => {
                 if bits & NOTIFY_TIMER != 0 {
-                    publisher.publish(&mut server, EventKind::Tick { n: count });
+                    let d = publisher.publish(&mut server, EventKind::Tick { n: count });
+                    timed_delivered = d.delivered as u32;
                     count += 1;
                 }
                 continue;
@@ -72,6 +75,7 @@ pub fn run() -> ! {
                 let _ = set_timer(time().ns + ms * 1_000_000);
                 Msg::new().u32(0)
             }
+            Some(op::TIMED_DELIVERED) => Msg::new().u32(timed_delivered),
             other => {
                 log!("publisher: unknown request {other:?}");
                 Msg::op(0xff)
