@@ -13,7 +13,7 @@
 //! `conformance-kernel.toml` and `conformance_peer::{badge, bit}`.
 //! Capabilities: `echo`, `ctl`, `go`, `victim`, `doomed`, `events`,
 //! `pubctl` (client ends), `poke-victim` and `poke-doomed` (notifications
-//! to the two victims) and `nudge` (to the nudger).
+//! to the two victims), `nudge` and `nudge-pub` (to the nudger).
 #![no_std]
 #![no_main]
 #![deny(unsafe_code)]
@@ -49,6 +49,7 @@ pub struct Caps {
     pub poke: Handle,
     pub poke_doomed: Handle,
     pub nudge: Handle,
+    pub nudge_pub: Handle,
 }
 
 type Case = fn(&Caps) -> Result<(), Why>;
@@ -85,6 +86,7 @@ fn main() {
         poke: cap("poke-victim", CapKind::Notification),
         poke_doomed: cap("poke-doomed", CapKind::Notification),
         nudge: cap("nudge", CapKind::Notification),
+        nudge_pub: cap("nudge-pub", CapKind::Notification),
     };
     log!("conformance: {} cases", CASES.len());
     let (mut passed, mut failed) = (0, 0);

@@ -9,7 +9,7 @@ use conformance_peer::{BACKLOG, Msg, op};
 use faultline_ipc::abi::MAX_MESSAGE;
 use faultline_ipc::channel::Client;
 use faultline_ipc::protocol::events::{EventKind, Events, EventsRequest, EventsResponse};
-use userlib::{KernelTransport, log};
+use userlib::{KernelTransport, log, notify};
 
 /// Events published while the subscriber does not pull: more than the
 /// backlog holds.
@@ -95,32 +95,24 @@ pub fn overflow(c: &Caps) -> Result<(), Why> {
 }
 
 /// A pull with nothing published is parked (the caller blocks) and
-/// answered by the event published 20 ms later, the next `seq`; the
-/// publisher confirms that event answered one parked pull.
+/// answered by the next event, with the next `seq`. The event is published
+/// only once we are blocked in the pull (the nudger, less important than
+/// us, nudges the publisher), and the publisher confirms it answered one
+/// parked pull.
 pub fn deferred_reply(c: &Caps) -> Result<(), Why> {
     let mut sub = Client::<Events, _>::new(KernelTransport, c.events);
     let start = subscribe(&mut sub)?;
-    let mut out = [0u8; MAX_MESSAGE];
-    ask(
-        "LATER",
-        c.pubctl,
-        Msg::op(op::LATER).u32(20).as_bytes(),
-        &mut out,
-        4,
-    )?;
+    if let Err(e) = notify(c.nudge_pub) {
+        fail!("nudging the nudger: {e}");
+    }
     let seq = next(&mut sub)?;
     ensure!(seq == start, "the parked pull got seq {seq}, want {start}");
-    let parked = ask(
-        "TIMED_DELIVERED",
-        c.pubctl,
-        &[op::TIMED_DELIVERED],
-        &mut out,
-        4,
-    )?
-    .u32();
+    let mut out = [0u8; MAX_MESSAGE];
+    let m = [op::NUDGED_DELIVERED];
+    let parked = ask("NUDGED_DELIVERED", c.pubctl, &m, &mut out, 4)?.u32();
     ensure!(
         parked == Some(1),
-        "the timed event answered {parked:?} parked pulls, want 1 (ours)"
+        "the nudged event answered {parked:?} parked pulls, want 1 (ours)"
     );
     Ok(())
 }

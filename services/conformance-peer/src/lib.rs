@@ -50,10 +50,14 @@ pub mod bit {
     pub const BACK: u32 = 1 << 3;
     /// Driver → victim (`poke-victim`), driver → doomed (`poke-doomed`).
     pub const POKE: u32 = 1 << 1;
-    /// Driver → nudger (`nudge`).
+    /// Driver → nudger (`nudge`): nudge the doomed victim.
     pub const NUDGE: u32 = 1 << 1;
+    /// Driver → nudger (`nudge-pub`): nudge the publisher.
+    pub const NUDGE_PUB: u32 = 1 << 2;
     /// Nudger → doomed (`nudge-doomed`).
     pub const NUDGED: u32 = 1 << 2;
+    /// Nudger → publisher (`nudge-publisher`): publish one event.
+    pub const PUBLISH: u32 = 1 << 1;
 }
 
 /// Opcodes (the first byte of every request but the echo channel's).
@@ -98,15 +102,13 @@ pub mod op {
     /// `[n: u16]`: the publisher publishes `n` events at once →
     /// `[delivered: u32, dropped: u32]`.
     pub const BURST: u8 = 16;
-    /// `[ms: u32]`: the publisher publishes one event `ms` from now.
-    pub const LATER: u8 = 17;
     /// The victim answers `[0]`, then waits (not in `recv`) for
     /// [`bit::NUDGED`](super::bit::NUDGED) and faults: a call made
     /// meanwhile is queued, never received.
     pub const DIE_ON_NUDGE: u8 = 18;
-    /// → `[pulls the last timed publish answered: u32]` (a parked pull
-    /// answered by `LATER`'s event counts 1).
-    pub const TIMED_DELIVERED: u8 = 19;
+    /// → `[pulls the last nudged publish answered: u32]` (a parked pull
+    /// answered by that event counts 1).
+    pub const NUDGED_DELIVERED: u8 = 19;
 }
 
 /// Events the publisher keeps for subscribers that fall behind.

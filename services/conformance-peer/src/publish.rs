@@ -5,35 +5,36 @@
 //!   by the publisher (answered at once from the backlog, or parked until
 //!   the next event).
 //! - `pubctl` (badge [`badge::PUBCTL`]): `BURST n` publishes `n` events at
-//!   once and answers what the publisher reported; `LATER ms` publishes one
-//!   event `ms` from now (on the timer); `TIMED_DELIVERED` answers how many
-//!   parked pulls that event answered.
+//!   once and answers what the publisher reported; `NUDGED_DELIVERED`
+//!   answers how many parked pulls the last nudged event answered.
+//! - [`bit::PUBLISH`] (from the nudger, which runs only while the driver
+//!   is blocked): publish one event.
 //!
 //! The `n` of every `Tick` is the number of events published before it,
 //! which is its `seq`, so a subscriber can tell each event is the one its
 //! `seq` says.
 
-use conformance_peer::{BACKLOG, Msg, Reader, badge, op};
-use faultline_ipc::abi::{MAX_MESSAGE, NOTIFY_TIMER};
+use conformance_peer::{BACKLOG, Msg, Reader, badge, bit, op};
+use faultline_ipc::abi::MAX_MESSAGE;
 use faultline_ipc::channel::{Received, Refusal, ReplyToken, Server, Serves};
 use faultline_ipc::protocol::events::{EventKind, Events};
 use faultline_ipc::publisher::Publisher;
-use userlib::{KernelTransport, log, recv, reply, set_timer, time};
+use userlib::{KernelTransport, log, recv, reply};
 
 pub fn run() -> ! {
     let mut server = Server::<Events, _>::new(KernelTransport);
     let mut publisher = Publisher::<2, BACKLOG>::new();
     let mut count: u32 = 0;
-    let mut timed_delivered: u32 = 0;
+    let mut nudged_delivered: u32 = 0;
     log!("publisher: serving");
     let mut buf = [0u8; MAX_MESSAGE];
     loop {
-        let (len, badge, token) = match recv(&mut buf, NOTIFY_TIMER) {
+        let (len, badge, token) = match recv(&mut buf, bit::PUBLISH) {
             Ok(Received::Call { len, badge, token }) => (len, badge, token),
             Ok(Received::Notification { bits }) => {
-                if bits & NOTIFY_TIMER != 0 {
+                if bits & bit::PUBLISH != 0 {
                     let d = publisher.publish(&mut server, EventKind::Tick { n: count });
-                    timed_delivered = d.delivered as u32;
+                    nudged_delivered = d.delivered as u32;
                     count += 1;
                 }
                 continue;
@@ -70,12 +71,7 @@ pub fn run() -> ! {
                 }
                 Msg::new().u32(delivered).u32(dropped)
             }
-            Some(op::LATER) => {
-                let ms = u64::from(r.u32().unwrap_or(0));
-                let _ = set_timer(time().ns + ms * 1_000_000);
-                Msg::new().u32(0)
-            }
-            Some(op::TIMED_DELIVERED) => Msg::new().u32(timed_delivered),
+            Some(op::NUDGED_DELIVERED) => Msg::new().u32(nudged_delivered),
             other => {
                 log!("publisher: unknown request {other:?}");
                 Msg::op(0xff)
