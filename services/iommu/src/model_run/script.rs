@@ -88,6 +88,7 @@ fn settle(run: &mut Run, step: u32, before: usize) {
         );
     }
     run.model.clear_events();
+    run.pause(super::LOG_PAUSE_NS);
 }
 
 /// Plays every step with the handler's device as requester `rid`.
