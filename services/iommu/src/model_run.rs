@@ -151,6 +151,12 @@ impl Run {
             self.desk
                 .expire(&mut self.service, now_ns(), &mut self.server);
         }
+        self.arm();
+    }
+
+    /// Sets the timer for the earliest fault deadline or the end of a
+    /// pause, whichever comes first (none: no timer).
+    fn arm(&mut self) {
         let next = match (self.desk.next_deadline(), self.pause_until) {
             (Some(d), 0) => d,
             (Some(d), p) => d.min(p),
@@ -178,10 +184,14 @@ impl Run {
     /// dropped): a pause after each burst keeps every line of the run.
     pub fn pause(&mut self, ns: u64) {
         self.pause_until = now_ns() + ns;
+        // Armed before the first receive: a service blocked with no timer
+        // and nothing else to wake it lets the kernel end the run.
+        self.arm();
         while now_ns() < self.pause_until {
             self.serve_one();
         }
         self.pause_until = 0;
+        self.arm();
     }
 
     /// Serves until a handler has registered; the function its grant
