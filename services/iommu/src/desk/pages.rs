@@ -312,7 +312,11 @@ impl Desk {
         &mut self,
         service: &mut Service<R, M, D>,
     ) {
-        for response in core::mem::take(&mut self.pages.responses) {
+        // Called after every handler call and deadline check, DMA faults
+        // included: nothing to do unless a page group was settled, and the
+        // buffer is read in place rather than moved (it is 192 entries).
+        for i in 0..self.pages.responses.len() {
+            let response = self.pages.responses[i];
             let rid = response.group.rid;
             let slot = self
                 .pages
@@ -340,6 +344,7 @@ impl Desk {
                 }
             }
         }
+        self.pages.responses.clear();
     }
 
     /// What the page request path has seen.
