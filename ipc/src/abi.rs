@@ -45,6 +45,13 @@
 //!   publishes events to clients that pull them without ever waiting on a
 //!   client. Replying with an unknown, used or stale token, or to a client
 //!   that has died, is an error to the server, never a hang.
+//! - [`Sysnum::ReplyRecv`] is `Reply` then `Recv` in one entry, and
+//!   [`Sysnum::NotifyWait`] / [`Sysnum::NotifyRecv`] are `Notify` then
+//!   `Wait` / `Recv` (seL4's `ReplyRecv`, `NBSendWait` and `NBSendRecv`).
+//!   They mean exactly the two calls in a row, except that a refusal of
+//!   either half (the receive buffer is checked first) leaves both undone.
+//!   A server loop needs one entry per message instead of two, and the
+//!   kernel can hand the CPU straight to the peer it has just woken.
 //!
 //! Refusals specific to IPC: replying to a client that has died (or was
 //! restarted since it called) is [`Error::PeerDead`]; an unknown, used,
@@ -301,11 +308,26 @@ pub enum Sysnum {
     /// handler, in milliseconds. Any other kind of capability (a PCI
     /// function included) is [`Error::WrongKind`].
     ClientFaults = 28,
+    /// `(token, ptr, len, buf, cap, notify_mask)`: [`Sysnum::Reply`] to the
+    /// call `token` names, then [`Sysnum::Recv`] into `buf`, in one entry
+    /// (seL4's `ReplyRecv`): the server loop's one system call. The receive
+    /// buffer is checked first; if it or the reply is refused, neither half
+    /// happens and the error is returned. Returns as `Recv`.
+    ReplyRecv = 29,
+    /// `(handle, mask)`: [`Sysnum::Notify`] with notification capability
+    /// `handle`, then [`Sysnum::Wait`] for `mask` (seL4's `NBSendWait`). A
+    /// refused notify returns its error and does not wait. Returns as `Wait`.
+    NotifyWait = 30,
+    /// `(handle, buf, cap, notify_mask)`: [`Sysnum::Notify`] with `handle`,
+    /// then [`Sysnum::Recv`] (seL4's `NBSendRecv`). The receive buffer is
+    /// checked first; if it or the notify is refused, neither half happens.
+    /// Returns as `Recv`.
+    NotifyRecv = 31,
 }
 
 impl Sysnum {
     /// Every call, in number order.
-    pub const ALL: [Sysnum; 29] = [
+    pub const ALL: [Sysnum; 32] = [
         Self::Log,
         Self::Exit,
         Self::Yield,
@@ -335,6 +357,9 @@ impl Sysnum {
         Self::IrqRemap,
         Self::VtdInfo,
         Self::ClientFaults,
+        Self::ReplyRecv,
+        Self::NotifyWait,
+        Self::NotifyRecv,
     ];
 
     /// Decodes a number from `rax`.

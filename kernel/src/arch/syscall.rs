@@ -1,12 +1,20 @@
 //! The `syscall` entry and the way back to ring 3.
 //!
-//! `syscall` does not switch stacks, so the entry stub saves the user stack
-//! pointer, moves to the kernel stack, and builds the same [`TrapFrame`] an
-//! interrupt from ring 3 would (vector [`SYSCALL_VECTOR`], user selectors,
-//! `rcx` as RIP and `r11` as RFLAGS). From there both paths are one:
-//! `interrupts::dispatch` saves the frame into the running service, the
-//! kernel acts, and the frame is overwritten with the registers of whichever
-//! service runs next, then restored with `iretq`.
+//! `syscall` does not switch stacks. The entry stub saves the service's
+//! registers straight into its [`Regs`] (as Hubris and seL4 do: no frame on
+//! the kernel stack to copy in and out), with `rcx` as RIP and `r11` as
+//! RFLAGS, moves to the kernel stack and calls
+//! [`crate::services::syscall_in_place`]. That returns the [`Regs`] of
+//! whichever service runs next, which the stub loads and resumes with
+//! `sysretq` (or `iretq` for a service last stopped by an interrupt or
+//! fault, whose `rcx` and `r11` are live). Interrupts and faults from ring 3
+//! take the IDT path: a [`TrapFrame`] on the kernel stack, saved into the
+//! service by `interrupts::dispatch`.
+//!
+//! Until the first service runs there are no registers to save into, and
+//! the stub builds the [`TrapFrame`] an interrupt from ring 3 would
+//! (vector [`SYSCALL_VECTOR`]); the boot probe's system calls take that
+//! path.
 //!
 //! Faultline runs on one CPU with interrupts disabled in the kernel, so the
 //! scratch slot for the user stack pointer and the kernel stack top can be
@@ -15,6 +23,7 @@
 use super::gdt;
 use super::idt::TrapFrame;
 use crate::kern::entry::{self, EntryFrame};
+use crate::kern::task::Regs;
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use x86::msr::{IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, rdmsr, wrmsr};
 
@@ -39,12 +48,104 @@ static SYSCALL_USER_RSP: AtomicU64 = AtomicU64::new(0);
 #[unsafe(no_mangle)]
 static SYSCALL_KERNEL_RSP: AtomicU64 = AtomicU64::new(0);
 
+/// The end of the running service's saved registers ([`Regs`]), where the
+/// entry stub saves them in place; 0 while no service runs (the boot probe
+/// uses the frame path).
+#[unsafe(no_mangle)]
+static SYSCALL_SAVE_END: AtomicU64 = AtomicU64::new(0);
+
+// Offsets the stub relies on: `Regs` is the saved-register area.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(Regs, rax) == 0 && offset_of!(Regs, rbx) == 8);
+    assert!(offset_of!(Regs, rcx) == 16 && offset_of!(Regs, rdx) == 24);
+    assert!(offset_of!(Regs, rsi) == 32 && offset_of!(Regs, rdi) == 40);
+    assert!(offset_of!(Regs, rbp) == 48 && offset_of!(Regs, r8) == 56);
+    assert!(offset_of!(Regs, r9) == 64 && offset_of!(Regs, r10) == 72);
+    assert!(offset_of!(Regs, r11) == 80 && offset_of!(Regs, r12) == 88);
+    assert!(offset_of!(Regs, r13) == 96 && offset_of!(Regs, r14) == 104);
+    assert!(offset_of!(Regs, r15) == 112 && offset_of!(Regs, rip) == 120);
+    assert!(offset_of!(Regs, rsp) == 128 && offset_of!(Regs, rflags) == 136);
+    assert!(size_of::<Regs>() == 144);
+};
+
 core::arch::global_asm!(
     r#"
     .section .text.syscall, "ax"
     .global syscall_entry
 syscall_entry:
     mov %rsp, SYSCALL_USER_RSP(%rip)
+    cmpq $0, SYSCALL_SAVE_END(%rip)
+    je 3f
+    /* Save the service's registers straight into its `Regs` (pushing
+       down from the end: rflags, rsp, rip, r15 ... rax). */
+    mov SYSCALL_SAVE_END(%rip), %rsp
+    push %r11
+    pushq SYSCALL_USER_RSP(%rip)
+    push %rcx
+    push %r15
+    push %r14
+    push %r13
+    push %r12
+    push %r11
+    push %r10
+    push %r9
+    push %r8
+    push %rbp
+    push %rdi
+    push %rsi
+    push %rdx
+    push %rcx
+    push %rbx
+    push %rax
+    /* FMASK cleared DF, AC, IF and TF: Rust code may run as it is. */
+    mov SYSCALL_KERNEL_RSP(%rip), %rsp
+    call {in_place}
+    /* rax: the `Regs` to resume; rdx: whether sysret may resume them. */
+    test %rdx, %rdx
+    jz 2f
+    mov %rax, %rsp
+    mov 8(%rsp), %rbx
+    mov 24(%rsp), %rdx
+    mov 32(%rsp), %rsi
+    mov 40(%rsp), %rdi
+    mov 48(%rsp), %rbp
+    mov 56(%rsp), %r8
+    mov 64(%rsp), %r9
+    mov 72(%rsp), %r10
+    mov 88(%rsp), %r12
+    mov 96(%rsp), %r13
+    mov 104(%rsp), %r14
+    mov 112(%rsp), %r15
+    mov 120(%rsp), %rcx     /* RIP */
+    mov 136(%rsp), %r11     /* RFLAGS */
+    mov 0(%rsp), %rax
+    mov 128(%rsp), %rsp     /* user RSP; NMI and #MC run on IST stacks */
+    sysretq
+2:  /* Resume with iretq: every register exactly as saved. */
+    pushq ${user_ss}
+    pushq 128(%rax)
+    pushq 136(%rax)
+    pushq ${user_cs}
+    pushq 120(%rax)
+    mov 8(%rax), %rbx
+    mov 16(%rax), %rcx
+    mov 24(%rax), %rdx
+    mov 32(%rax), %rsi
+    mov 40(%rax), %rdi
+    mov 48(%rax), %rbp
+    mov 56(%rax), %r8
+    mov 64(%rax), %r9
+    mov 72(%rax), %r10
+    mov 80(%rax), %r11
+    mov 88(%rax), %r12
+    mov 96(%rax), %r13
+    mov 104(%rax), %r14
+    mov 112(%rax), %r15
+    mov 0(%rax), %rax
+    iretq
+3:  /* No service's registers to save into (the boot probe): build the
+       frame an interrupt from ring 3 would. */
     mov SYSCALL_KERNEL_RSP(%rip), %rsp
     pushq ${user_ss}
     pushq SYSCALL_USER_RSP(%rip)
@@ -64,8 +165,24 @@ return_to_user:
     user_ss = const gdt::USER_SS.bits() as u64,
     user_cs = const gdt::USER_CS.bits() as u64,
     vector = const SYSCALL_VECTOR,
+    in_place = sym crate::services::syscall_in_place,
     options(att_syntax)
 );
+
+/// What the in-place entry resumes: a service's saved registers, and
+/// whether `sysretq` may resume them (else `iretq`). Returned in `rax` and
+/// `rdx`.
+#[repr(C)]
+pub struct Resume {
+    pub regs: *const Regs,
+    pub sysret: u64,
+}
+
+/// Points the entry stub at the registers of the service about to run:
+/// its next system call saves them there.
+pub fn save_in_place(regs: *mut Regs) {
+    SYSCALL_SAVE_END.store(regs as u64 + size_of::<Regs>() as u64, Ordering::Relaxed);
+}
 
 unsafe extern "C" {
     fn syscall_entry();

@@ -197,15 +197,7 @@ impl Kernel {
             }
             _ => return,
         };
-        let badge = s
-            .caps
-            .slots()
-            .iter()
-            .find_map(|slot| match slot.cap {
-                Cap::Server { channel: ch, badge } if ch == channel => Some(badge),
-                _ => None,
-            })
-            .unwrap_or(0);
+        let badge = self.channels[usize::from(channel)].badge;
         s.regs
             .set_result(status, [kind as u64, c.outbox_len as u64, badge, token]);
         s.state = State::Runnable;
@@ -267,6 +259,43 @@ impl Kernel {
         c.regs.set_result(status, [len as u64, 0, 0, 0]);
         c.state = State::Runnable;
         Ok(Outcome::Done([0; 4]))
+    }
+
+    /// `Reply` then `Recv`: the receive buffer is checked before the
+    /// reply, so a refusal of either leaves both undone.
+    pub(super) fn reply_recv(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [raw, ptr, len, buf, cap, mask]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        p.check_writable(caller, buf, cap.min(MAX_MESSAGE as u64))
+            .map_err(|e| (e, 0))?;
+        self.reply(p, caller, [raw, ptr, len, 0, 0, 0])?;
+        self.recv(p, caller, [buf, cap, mask, 0, 0, 0])
+    }
+
+    /// `Notify` then `Wait`; a refused notify does not wait.
+    pub(super) fn notify_wait(
+        &mut self,
+        caller: usize,
+        [handle, mask, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        self.notify(caller, handle)?;
+        Ok(self.wait(caller, mask))
+    }
+
+    /// `Notify` then `Recv`, the receive buffer checked first.
+    pub(super) fn notify_recv(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [handle, buf, cap, mask, ..]: [u64; 6],
+    ) -> Result<Outcome, (Error, u64)> {
+        p.check_writable(caller, buf, cap.min(MAX_MESSAGE as u64))
+            .map_err(|e| (e, 0))?;
+        self.notify(caller, handle)?;
+        self.recv(p, caller, [buf, cap, mask, 0, 0, 0])
     }
 
     pub(super) fn wait(&mut self, caller: usize, mask: u64) -> Outcome {

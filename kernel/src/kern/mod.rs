@@ -17,6 +17,7 @@
 pub mod caps;
 pub mod dma;
 pub mod entry;
+mod fastpath;
 pub mod grants;
 pub mod iommu;
 mod ipc;
@@ -31,7 +32,7 @@ pub mod task;
 mod tests;
 
 use caps::{Cap, CapTable};
-use faultline_ipc::abi::{Error, NOTIFY_TASK_FAULT};
+use faultline_ipc::abi::{Error, MAX_MESSAGE, NOTIFY_TASK_FAULT};
 use faultline_ipc::kconfig::{CapSpec, KernelConfig, MAX_CHANNELS, MAX_SERVICES};
 use grants::GrantError;
 use task::{Regs, Task};
@@ -49,6 +50,23 @@ pub trait Platform {
     fn write_user(&mut self, task: usize, ptr: u64, data: &[u8]) -> Result<(), Error>;
     /// Whether `[ptr, ptr + len)` is mapped user-writable in `task`.
     fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error>;
+    /// Copies `len` bytes (at most [`MAX_MESSAGE`]) from service `from`'s
+    /// memory at `src` straight into service `to`'s at `dst`: `src` must be
+    /// mapped user-readable for `from` and `dst` user-writable for `to`, and
+    /// both are checked before anything is written.
+    fn copy_between(
+        &mut self,
+        from: usize,
+        src: u64,
+        to: usize,
+        dst: u64,
+        len: usize,
+    ) -> Result<(), Error> {
+        let mut bounce = [0u8; MAX_MESSAGE];
+        let bounce = bounce.get_mut(..len).ok_or(Error::BadLength)?;
+        self.read_user(from, src, bounce)?;
+        self.write_user(to, dst, bounce)
+    }
     /// Nanoseconds since boot.
     fn now_ns(&self) -> u64;
     /// The TSC and its frequency.
@@ -117,6 +135,9 @@ pub type IrqRouteInfo = ((u8, u8, u8), u8, u32);
 pub struct Channel {
     pub client: u8,
     pub server: u8,
+    /// The badge of the server's end, as granted (server ends never
+    /// change, not even across a restart), so delivery need not look it up.
+    pub badge: u64,
 }
 
 /// Every service and channel of the running deployment.
@@ -199,6 +220,7 @@ impl Kernel {
                 .push(Channel {
                     client: c.client,
                     server: c.server,
+                    badge: 0,
                 })
                 .map_err(|_| Error::OutOfMemory)?;
         }
@@ -228,6 +250,17 @@ impl Kernel {
             let mut task = Task::new(s.name.clone(), s.priority, s.restart, caps);
             task.refused = refused;
             k.tasks.push(task).map_err(|_| Error::OutOfMemory)?;
+        }
+        for (i, c) in k.channels.iter_mut().enumerate() {
+            let server = k.initial_caps.get(usize::from(c.server));
+            c.badge = server
+                .into_iter()
+                .flat_map(|caps| caps.slots())
+                .find_map(|slot| match slot.cap {
+                    Cap::Server { channel, badge } if usize::from(channel) == i => Some(badge),
+                    _ => None,
+                })
+                .unwrap_or(0);
         }
         Ok(k)
     }

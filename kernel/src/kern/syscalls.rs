@@ -58,6 +58,9 @@ impl Kernel {
             Sysnum::Reply => self.reply(p, caller, args),
             Sysnum::Notify => self.notify(caller, args[0]),
             Sysnum::Wait => Ok(self.wait(caller, args[0])),
+            Sysnum::ReplyRecv => self.reply_recv(p, caller, args),
+            Sysnum::NotifyWait => self.notify_wait(caller, args),
+            Sysnum::NotifyRecv => self.notify_recv(p, caller, args),
             Sysnum::IrqAck => self.irq(caller, args[0]).map(|irq| {
                 p.irq_unmask(irq);
                 Outcome::Done([0; 4])
@@ -145,7 +148,7 @@ impl Kernel {
         Ok(Outcome::Done([0; 4]))
     }
 
-    fn notify(&mut self, caller: usize, handle: u64) -> Result<Outcome, (Error, u64)> {
+    pub(super) fn notify(&mut self, caller: usize, handle: u64) -> Result<Outcome, (Error, u64)> {
         match self.tasks[caller].caps.get(handle) {
             Ok(&Cap::Notification { target, bits }) => {
                 let target = usize::from(target);

@@ -35,8 +35,8 @@ struct System {
     /// syscall (0 if it was anything else): such a service may be resumed
     /// with `sysretq`, since `rcx` and `r11` are clobbered by the ABI.
     entered_by_syscall: [u32; faultline_ipc::kconfig::MAX_SERVICES],
-    /// When (ns since boot) a service last ran.
-    last_ran_ns: u64,
+    /// The TSC when a service last ran.
+    last_ran_tsc: u64,
 }
 
 static SYSTEM: InterruptSpinMutex<Option<System>> = InterruptSpinMutex::new(None);
@@ -254,10 +254,10 @@ fn start() -> ! {
         kernel,
         platform,
         entered_by_syscall: [0; faultline_ipc::kconfig::MAX_SERVICES],
-        last_ran_ns: 0,
+        last_ran_tsc: tsc::read(),
     });
     let mut frame = user_frame(&Regs::default());
-    resume_next(&mut frame, false);
+    resume_into(&mut frame, false);
     syscall::enter_user(&frame)
 }
 
@@ -326,7 +326,9 @@ pub fn is_irq_vector(vector: u8) -> bool {
     (IRQ_VECTOR_BASE..IRQ_VECTOR_BASE + MAX_IRQS as u8).contains(&vector)
 }
 
-/// The entry from ring 3: a syscall, an interrupt or a fault.
+/// The entry from ring 3 through the IDT: an interrupt, a fault, or a
+/// system call that did not reach the in-place entry (the boot probe's, or
+/// one a machine with the SYSCALL quirk delivered as a page fault).
 pub fn user_entry(frame: &mut TrapFrame) {
     if probe::probing() {
         return probe::entry(frame);
@@ -351,17 +353,7 @@ pub fn user_entry(frame: &mut TrapFrame) {
             0
         };
         match vector {
-            syscall::SYSCALL_VECTOR => match sys.kernel.syscall(&mut sys.platform, cur) {
-                After::Continue => {}
-                After::Yield => rotate = true,
-                After::Exited(report) => {
-                    let t = &sys.kernel.tasks[cur];
-                    if let State::Exited { code } = t.state {
-                        log::info!("service {} exited with code {code}", t.name);
-                    }
-                    log_woken(report.woken_clients);
-                }
-            },
+            syscall::SYSCALL_VECTOR => rotate = system_call(sys, cur),
             v if v < 32 => service_fault(sys, cur, frame),
             v if v == u64::from(TIMER_VECTOR) => {
                 apic::eoi();
@@ -371,7 +363,50 @@ pub fn user_entry(frame: &mut TrapFrame) {
             _ => apic::eoi(),
         }
     }
-    resume_next(frame, rotate);
+    resume_into(frame, rotate);
+}
+
+/// The system call whose registers the entry stub saved in the running
+/// service's [`Regs`]: the IPC fast path if it applies, else the general
+/// path and a scheduler pass. Returns the registers to resume (see
+/// `arch::syscall`).
+pub extern "C" fn syscall_in_place() -> syscall::Resume {
+    let rotate = {
+        let mut guard = SYSTEM.lock();
+        let sys = guard.as_mut().expect("a service made the system call");
+        let cur = sys.kernel.current.expect("a service made the system call");
+        let t = &mut sys.kernel.tasks[cur];
+        // A service cannot set IOPL or clear IF for itself (sysret would
+        // load its r11 as is).
+        t.regs.rflags = (t.regs.rflags & 0xcd5) | 0x202;
+        sys.entered_by_syscall[cur] = t.generation;
+        match sys.kernel.fastpath(&mut sys.platform, cur) {
+            Some(next) if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) => {
+                return enter(sys, next);
+            }
+            // The general pass below stops it as unresumable.
+            Some(_) => false,
+            None => system_call(sys, cur),
+        }
+    };
+    resume_next(rotate)
+}
+
+/// Runs a system call on the general path; returns whether the scheduler
+/// should rotate among equals (a yield).
+fn system_call(sys: &mut System, cur: usize) -> bool {
+    match sys.kernel.syscall(&mut sys.platform, cur) {
+        After::Continue => false,
+        After::Yield => true,
+        After::Exited(report) => {
+            let t = &sys.kernel.tasks[cur];
+            if let State::Exited { code } = t.state {
+                log::info!("service {} exited with code {code}", t.name);
+            }
+            log_woken(report.woken_clients);
+            false
+        }
+    }
 }
 
 fn log_woken(n: usize) {
@@ -437,9 +472,22 @@ fn deliver_events(sys: &mut System) {
     sys.platform.reap();
 }
 
-/// Picks the next service and loads its registers into `frame` and its
-/// address space into CR3, idling while nothing is runnable.
-fn resume_next(frame: &mut TrapFrame, rotate: bool) {
+/// Picks the next service, as [`resume_next`], and loads its registers
+/// into `frame` for the IDT path's return.
+fn resume_into(frame: &mut TrapFrame, rotate: bool) {
+    let next = resume_next(rotate);
+    // SAFETY: `next.regs` points at the registers of a task in SYSTEM,
+    // which lives forever; nothing else runs (one CPU, interrupts off) and
+    // no reference to them is live.
+    let regs = unsafe { &*next.regs };
+    *frame = user_frame(regs);
+    syscall::mark_sysret(frame, next.sysret != 0);
+}
+
+/// Picks the next service and makes it the running one ([`enter`]),
+/// delivering fired interrupts and expired timers first, and idling while
+/// nothing is runnable.
+fn resume_next(rotate: bool) -> syscall::Resume {
     loop {
         {
             let mut guard = SYSTEM.lock();
@@ -447,26 +495,15 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             deliver_events(sys);
             report_nmis();
             if let Some(next) = sys.kernel.schedule(rotate) {
-                sys.last_ran_ns = sys.platform.now_ns();
                 let rip = sys.kernel.tasks[next].regs.rip;
                 if !crate::kern::entry::resumable(rip) {
                     stop_unresumable(sys, next, rip);
                     continue;
                 }
-                switch_floating_point(&mut sys.platform, next);
-                let task = &sys.kernel.tasks[next];
-                *frame = user_frame(&task.regs);
-                syscall::mark_sysret(frame, sys.entered_by_syscall[next] == task.generation);
-                let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
-                if paging::active_root() != root {
-                    // SAFETY: every service space shares the kernel half,
-                    // so the kernel stays mapped across the switch.
-                    unsafe { paging::activate(root) };
-                }
-                return;
+                return enter(sys, next);
             }
-            let idle_ns = sys.platform.now_ns().saturating_sub(sys.last_ran_ns);
-            if sys.kernel.quiescent(idle_ns) {
+            let idle = tsc::read().saturating_sub(sys.last_ran_tsc);
+            if sys.kernel.quiescent(tsc::cycles_to_ns(idle)) {
                 finish(sys);
             }
         }
@@ -478,6 +515,31 @@ fn resume_next(frame: &mut TrapFrame, rotate: bool) {
             x86::halt();
             x86::irq::disable();
         }
+    }
+}
+
+/// Makes `next` (current in the kernel, with a resumable RIP) the running
+/// service: its floating point and address space are loaded, and its next
+/// system call saves its registers in place. Returns its registers and
+/// whether `sysretq` may resume them: only after a system call (whose
+/// `rcx` and `r11` are clobbered by the ABI) and at a RIP sysret accepts.
+fn enter(sys: &mut System, next: usize) -> syscall::Resume {
+    sys.last_ran_tsc = tsc::read();
+    switch_floating_point(&mut sys.platform, next);
+    let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
+    if paging::active_root() != root {
+        // SAFETY: every service space shares the kernel half, so the
+        // kernel stays mapped across the switch.
+        unsafe { paging::activate(root) };
+    }
+    let task = &mut sys.kernel.tasks[next];
+    let sysret = sys.entered_by_syscall[next] == task.generation
+        && crate::kern::entry::sysret_safe(task.regs.rip);
+    let regs: *mut Regs = &mut task.regs;
+    syscall::save_in_place(regs);
+    syscall::Resume {
+        regs,
+        sysret: u64::from(sysret),
     }
 }
 

@@ -12,8 +12,9 @@
 //! round trips one by one with `rdtsc` (allowed in ring 3), and reports the
 //! median and
 //! 99th percentile from a fixed-size histogram. Then the same for a
-//! notification round trip (notify the server, wait for its notification
-//! back; one way is about half). Each figure is one console line:
+//! notification round trip (notify the server and wait for its
+//! notification back, one `NotifyWait`; one way is about half). Each figure
+//! is one console line:
 //!
 //! ```text
 //! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":..,"p99":..,"iterations":100000}
@@ -28,7 +29,7 @@ use faultline_ipc::abi::{CapKind, MAX_MESSAGE, NOTIFY_USER_BITS};
 use faultline_ipc::channel::{Client, Handle};
 use faultline_ipc::protocol::bench::{Bench, BenchRequest, BenchResponse};
 use userlib::stats::{Histogram, cycles};
-use userlib::{KernelTransport, call, cap_lookup, exit, log, notify, time, wait};
+use userlib::{KernelTransport, call, cap_lookup, exit, log, notify_wait, time};
 
 /// How many round trips a run makes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,11 +123,10 @@ fn call_reply(plan: Plan, bench: Handle, size: usize) {
 fn notify_round_trip(plan: Plan, wake_server: Handle) {
     let round_trip = || {
         let start = cycles();
-        let sent = notify(wake_server);
-        let back = wait(NOTIFY_USER_BITS);
+        let back = notify_wait(wake_server, NOTIFY_USER_BITS);
         let elapsed = cycles().wrapping_sub(start);
-        if sent.is_err() || back.is_err() {
-            log!("bench: notification round trip failed: {sent:?} {back:?}");
+        if back.is_err() {
+            log!("bench: notification round trip failed: {back:?}");
             exit(1)
         }
         elapsed

@@ -2,12 +2,12 @@
 //!
 //! Capabilities: its server end of the `bench` channel, and optionally
 //! `wake-client` (a notification to `faultline-bench-client`). It echoes
-//! every call raw: the message lands in one buffer and the reply goes out
-//! of the same buffer, with no decoding, so the benchmark times the
-//! kernel's call/reply path rather than postcard. Any user notification
-//! bit is answered at once with a `wake-client` notification (the
-//! notification round trip). It never exits: once the client is done it
-//! waits in `recv`.
+//! every call raw, with no decoding, so the benchmark times the kernel's
+//! call/reply path rather than postcard: each answer goes out with
+//! `ReplyRecv`, which also waits for the next message. Any user
+//! notification bit is answered at once with a `wake-client` notification
+//! by `NotifyRecv` (the notification round trip). It never exits: once the
+//! client is done it waits in `recv`.
 //!
 //! Log lines: `bench-server: serving (notification peer: yes|no)`,
 //! `bench-server: <operation> refused: <error>`.
@@ -17,7 +17,7 @@
 
 use faultline_ipc::abi::{CapKind, MAX_MESSAGE, NOTIFY_USER_BITS};
 use faultline_ipc::channel::Received;
-use userlib::{cap_lookup, log, notify, recv, reply};
+use userlib::{SysError, cap_lookup, log, notify_recv, recv, reply_recv};
 
 userlib::service_entry!(main);
 
@@ -28,23 +28,37 @@ fn main() -> ! {
     };
     let peer = if wake_client.is_some() { "yes" } else { "no" };
     log!("bench-server: serving (notification peer: {peer})");
-    let mut buf = [0u8; MAX_MESSAGE];
+    // Two buffers, taking turns: a call lands in one and is echoed from
+    // it while the next message lands in the other, so nothing is copied.
+    let mut bufs = [[0u8; MAX_MESSAGE]; 2];
+    let mut next = recv(&mut bufs[0], NOTIFY_USER_BITS);
+    let mut landed = 0;
     loop {
-        match recv(&mut buf, NOTIFY_USER_BITS) {
+        let [a, b] = &mut bufs;
+        let (message, spare) = if landed == 0 { (a, b) } else { (b, a) };
+        landed ^= 1;
+        // Each answer and the wait for the next message are one system
+        // call, as a server loop should be.
+        next = match next {
             Ok(Received::Call { len, token, .. }) => {
-                if let Err(e) = reply(token, &buf[..len.min(MAX_MESSAGE)]) {
-                    log!("bench-server: reply refused: {e}");
-                }
+                let echo = &message[..len.min(MAX_MESSAGE)];
+                reply_recv(token, echo, spare, NOTIFY_USER_BITS)
+                    .or_else(|e| refused("reply", e, spare))
             }
-            Ok(Received::Notification { .. }) => {
-                if let Some(h) = wake_client
-                    && let Err(e) = notify(h)
-                {
-                    log!("bench-server: notify refused: {e}");
+            Ok(Received::Notification { .. }) => match wake_client {
+                Some(h) => {
+                    notify_recv(h, spare, NOTIFY_USER_BITS).or_else(|e| refused("notify", e, spare))
                 }
-            }
-            Ok(Received::Send { .. }) => {}
-            Err(e) => log!("bench-server: recv refused: {e}"),
-        }
+                None => recv(spare, NOTIFY_USER_BITS),
+            },
+            Ok(Received::Send { .. }) => recv(spare, NOTIFY_USER_BITS),
+            Err(e) => refused("recv", e, spare),
+        };
     }
+}
+
+/// Logs a refusal and goes back to receiving.
+fn refused(what: &str, e: SysError, buf: &mut [u8; MAX_MESSAGE]) -> Result<Received, SysError> {
+    log!("bench-server: {what} refused: {e}");
+    recv(buf, NOTIFY_USER_BITS)
 }

@@ -148,7 +148,63 @@ pub fn recv(buf: &mut Frame, notify_mask: u32) -> Result<Received, SysError> {
     ];
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
     // is exclusively borrowed for the duration of the call.
-    let mut r = unsafe { sys::syscall6(Sysnum::Recv as u64, args) };
+    let r = unsafe { sys::syscall6(Sysnum::Recv as u64, args) };
+    received(r)
+}
+
+/// Answers the call `token` names with `message`, then blocks as [`recv`]
+/// does, in one system call (the server loop's usual step). An error is
+/// the reply's refusal (as [`reply`]'s), and then nothing was received.
+pub fn reply_recv(
+    token: ReplyToken,
+    message: &[u8],
+    buf: &mut Frame,
+    notify_mask: u32,
+) -> Result<Received, SysError> {
+    let args = [
+        token.raw(),
+        addr(message),
+        message.len() as u64,
+        addr(buf.as_ptr()),
+        buf.len() as u64,
+        u64::from(notify_mask),
+    ];
+    // SAFETY: as in `recv`; `message` is only read.
+    let r = unsafe { sys::syscall6(Sysnum::ReplyRecv as u64, args) };
+    received(r)
+}
+
+/// Posts notification capability `handle`'s bits, then blocks as [`recv`]
+/// does, in one system call. An error is the notify's refusal (as
+/// [`notify`]'s), and then nothing was received.
+pub fn notify_recv(
+    handle: Handle,
+    buf: &mut Frame,
+    notify_mask: u32,
+) -> Result<Received, SysError> {
+    let args = [
+        handle.0,
+        addr(buf.as_ptr()),
+        buf.len() as u64,
+        u64::from(notify_mask),
+        0,
+        0,
+    ];
+    // SAFETY: as in `recv`.
+    let r = unsafe { sys::syscall6(Sysnum::NotifyRecv as u64, args) };
+    received(r)
+}
+
+/// Posts notification capability `handle`'s bits, then blocks as [`wait`]
+/// does, in one system call. An error is the notify's refusal, and then
+/// the caller did not wait.
+pub fn notify_wait(handle: Handle, mask: u32) -> Result<u32, SysError> {
+    let args = [handle.0, u64::from(mask), 0, 0, 0, 0];
+    simple(Sysnum::NotifyWait, args).map(|v| v[0] as u32)
+}
+
+/// What `Recv` (and the calls ending in it) returned.
+fn received(mut r: RawResult) -> Result<Received, SysError> {
     if r[0] == Error::Truncated as u64 {
         r[0] = 0;
     }

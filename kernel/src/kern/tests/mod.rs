@@ -7,6 +7,7 @@
 mod delivery;
 mod devices;
 mod dispatch;
+mod fastpath;
 mod faults;
 mod hardening;
 mod iommu;

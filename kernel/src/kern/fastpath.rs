@@ -1,0 +1,209 @@
+//! The IPC fast path: the common cases of `Call`, `ReplyRecv`,
+//! `NotifyWait` and `NotifyRecv`, handled without the general path's
+//! outbox copy, queue scan or scheduler pass (seL4's fastpath is the model).
+//!
+//! Each case applies only when its outcome is certain: the caller blocks,
+//! exactly one service is woken, nothing else waits to be delivered to
+//! anyone involved, and the woken service is the one the scheduler would
+//! pick next (no other runnable service is as important). Then the fast
+//! path does what the general path would do, with the same checks, and
+//! names the service to resume. In every other case — a refusal of any
+//! kind, truncation, a queue, a tie for the CPU — it changes nothing and
+//! returns `None`, and the general path runs as before. So the fast path is
+//! an optimisation with no semantics of its own: the host tests run every
+//! case both ways and compare the whole kernel state.
+//!
+//! Messages go from the sender's memory straight into the receiver's buffer
+//! ([`Platform::copy_between`]) instead of through the sender's outbox.
+
+use super::caps::Cap;
+use super::task::{Blocked, ReplyToken, State};
+use super::{Kernel, Platform};
+use faultline_ipc::abi::{MAX_MESSAGE, RecvKind, Sysnum};
+
+impl Kernel {
+    /// Handles the system call in `caller`'s saved registers if it is a
+    /// fast-path case, and returns the service to run next (made current).
+    /// `None`: nothing changed; handle it with [`Kernel::syscall`].
+    ///
+    /// `caller` must be the current, running service.
+    pub fn fastpath(&mut self, p: &mut impl Platform, caller: usize) -> Option<usize> {
+        let regs = &self.tasks[caller].regs;
+        let args = regs.args();
+        let nr = regs.rax;
+        if nr == Sysnum::Call as u64 {
+            self.fast_call(p, caller, args)
+        } else if nr == Sysnum::ReplyRecv as u64 {
+            self.fast_reply_recv(p, caller, args)
+        } else if nr == Sysnum::NotifyWait as u64 {
+            self.fast_notify(p, caller, args[0], None, args[1])
+        } else if nr == Sysnum::NotifyRecv as u64 {
+            self.fast_notify(p, caller, args[0], Some((args[1], args[2])), args[3])
+        } else {
+            None
+        }
+    }
+
+    /// A call to a server waiting in `recv`, at least as important as
+    /// anything else runnable: the request goes straight into its buffer.
+    fn fast_call(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [handle, req, len, reply_buf, reply_cap, _]: [u64; 6],
+    ) -> Option<usize> {
+        let c = &self.tasks[caller];
+        let &Cap::Client {
+            channel,
+            peer_generation,
+        } = c.caps.get(handle).ok()?
+        else {
+            return None;
+        };
+        let server = usize::from(self.channels[usize::from(channel)].server);
+        let s = &self.tasks[server];
+        let State::Blocked(Blocked::Recv { buf, cap, .. }) = s.state else {
+            return None;
+        };
+        // Truncation, a restarted server and calls to oneself are the
+        // general path's business.
+        if server == caller || s.generation != peer_generation || len > cap {
+            return None;
+        }
+        if !self.sole_choice(caller, server, Some(server)) {
+            return None;
+        }
+        let reply_cap = reply_cap.min(MAX_MESSAGE as u64);
+        p.check_writable(caller, reply_buf, reply_cap).ok()?;
+        p.copy_between(caller, req, server, buf, len as usize)
+            .ok()?;
+        // Committed: from here on, exactly what `call` + `try_deliver` do.
+        self.next_stamp();
+        let badge = self.channels[usize::from(channel)].badge;
+        let c = &mut self.tasks[caller];
+        c.outbox_len = len as usize;
+        c.call_seq = c.call_seq.wrapping_add(1);
+        let seq = c.call_seq;
+        c.state = State::Blocked(Blocked::AwaitingReply {
+            channel,
+            reply_buf,
+            reply_cap,
+            seq,
+        });
+        let token = ReplyToken {
+            task: caller as u8,
+            generation: c.generation,
+            channel,
+            seq,
+        }
+        .encode();
+        let s = &mut self.tasks[server];
+        s.regs
+            .set_result(0, [RecvKind::Call as u64, len, badge, token]);
+        s.state = State::Runnable;
+        Some(self.run(server))
+    }
+
+    /// A server answering a call and waiting for the next message, when
+    /// none is queued and its client is the one to run next: the reply
+    /// goes straight into the client's buffer.
+    fn fast_reply_recv(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        [raw, ptr, len, buf, cap, mask]: [u64; 6],
+    ) -> Option<usize> {
+        let (client, reply_buf, reply_cap) = self.pending_call(caller, raw).ok()?;
+        if len > reply_cap || self.tasks[caller].notifications & mask as u32 != 0 {
+            return None;
+        }
+        if !self.sole_choice(caller, client, Some(caller)) {
+            return None;
+        }
+        let cap = cap.min(MAX_MESSAGE as u64);
+        p.check_writable(caller, buf, cap).ok()?;
+        p.copy_between(caller, ptr, client, reply_buf, len as usize)
+            .ok()?;
+        let c = &mut self.tasks[client];
+        c.regs.set_result(0, [len, 0, 0, 0]);
+        c.state = State::Runnable;
+        self.tasks[caller].state = State::Blocked(Blocked::Recv {
+            buf,
+            cap,
+            mask: mask as u32,
+        });
+        Some(self.run(client))
+    }
+
+    /// A notification that wakes its target, the caller then waiting
+    /// (`recv = None`) or receiving into `recv = Some((buf, cap))`, with
+    /// nothing pending for it and the target the one to run next.
+    fn fast_notify(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        handle: u64,
+        recv: Option<(u64, u64)>,
+        mask: u64,
+    ) -> Option<usize> {
+        let c = &self.tasks[caller];
+        let &Cap::Notification { target, bits } = c.caps.get(handle).ok()? else {
+            return None;
+        };
+        let mask = mask as u32;
+        let target = usize::from(target);
+        let t = &self.tasks[target];
+        let waits_for = match t.state {
+            State::Blocked(Blocked::Wait { mask } | Blocked::Recv { mask, .. }) => mask,
+            _ => return None,
+        };
+        if target == caller
+            || (t.notifications | bits) & waits_for == 0
+            || c.notifications & mask != 0
+        {
+            return None;
+        }
+        let queue = recv.map(|_| caller);
+        if !self.sole_choice(caller, target, queue) {
+            return None;
+        }
+        let blocked = match recv {
+            Some((buf, cap)) => {
+                let cap = cap.min(MAX_MESSAGE as u64);
+                p.check_writable(caller, buf, cap).ok()?;
+                Blocked::Recv { buf, cap, mask }
+            }
+            None => Blocked::Wait { mask },
+        };
+        self.post(target, bits);
+        self.tasks[caller].state = State::Blocked(blocked);
+        Some(self.run(target))
+    }
+
+    /// Whether `next`, once woken, is the only choice for the CPU when
+    /// `caller` blocks: no other runnable service is as important, and no
+    /// message is queued for `queue` (a server about to receive, whose
+    /// queue the general path would serve first).
+    fn sole_choice(&self, caller: usize, next: usize, queue: Option<usize>) -> bool {
+        let priority = self.tasks[next].priority;
+        self.tasks.iter().enumerate().all(|(i, t)| {
+            if i == caller || i == next {
+                return true;
+            }
+            match t.state {
+                State::Runnable => t.priority > priority,
+                State::Blocked(
+                    Blocked::CallQueued { channel, .. } | Blocked::SendQueued { channel, .. },
+                ) => Some(usize::from(self.channels[usize::from(channel)].server)) != queue,
+                _ => true,
+            }
+        })
+    }
+
+    /// Makes `next` current, as [`Kernel::schedule`] does when it picks it.
+    fn run(&mut self, next: usize) -> usize {
+        self.current = Some(next);
+        self.last_run = next;
+        next
+    }
+}
