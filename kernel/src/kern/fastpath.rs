@@ -21,6 +21,47 @@ use super::task::{Blocked, ReplyToken, State};
 use super::{Kernel, Platform};
 use faultline_ipc::abi::{MAX_MESSAGE, RecvKind, Sysnum};
 
+/// Where the fast path's time goes, stage by stage, as the instrumented
+/// build measures it ([`Platform::stage`] marks each stage's end).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// From the first instruction of the kernel's Rust code to holding the
+    /// kernel lock.
+    Lock = 0,
+    /// Capability, rights, state, priority and pointer checks.
+    Checks = 1,
+    /// The message copy.
+    Copy = 2,
+    /// The state changes and the choice of the next service.
+    Schedule = 3,
+    /// Address space (CR3) and floating point of the next service.
+    Switch = 4,
+    /// Releasing the lock and returning to the entry stub.
+    Exit = 5,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 6] = [
+        Stage::Lock,
+        Stage::Checks,
+        Stage::Copy,
+        Stage::Schedule,
+        Stage::Switch,
+        Stage::Exit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Lock => "lock",
+            Stage::Checks => "checks",
+            Stage::Copy => "copy",
+            Stage::Schedule => "schedule",
+            Stage::Switch => "switch",
+            Stage::Exit => "exit",
+        }
+    }
+}
+
 impl Kernel {
     /// Handles the system call in `caller`'s saved registers if it is a
     /// fast-path case, and returns the service to run next (made current).
@@ -75,8 +116,10 @@ impl Kernel {
         }
         let reply_cap = reply_cap.min(MAX_MESSAGE as u64);
         p.check_writable(caller, reply_buf, reply_cap).ok()?;
+        p.stage(Stage::Checks);
         p.copy_between(caller, req, server, buf, len as usize)
             .ok()?;
+        p.stage(Stage::Copy);
         // Committed: from here on, exactly what `call` + `try_deliver` do.
         self.next_stamp();
         let badge = self.channels[usize::from(channel)].badge;
@@ -101,7 +144,9 @@ impl Kernel {
         s.regs
             .set_result(0, [RecvKind::Call as u64, len, badge, token]);
         s.state = State::Runnable;
-        Some(self.run(server))
+        let next = self.run(server);
+        p.stage(Stage::Schedule);
+        Some(next)
     }
 
     /// A server answering a call and waiting for the next message, when
@@ -122,8 +167,10 @@ impl Kernel {
         }
         let cap = cap.min(MAX_MESSAGE as u64);
         p.check_writable(caller, buf, cap).ok()?;
+        p.stage(Stage::Checks);
         p.copy_between(caller, ptr, client, reply_buf, len as usize)
             .ok()?;
+        p.stage(Stage::Copy);
         let c = &mut self.tasks[client];
         c.regs.set_result(0, [len, 0, 0, 0]);
         c.state = State::Runnable;
@@ -132,7 +179,9 @@ impl Kernel {
             cap,
             mask: mask as u32,
         });
-        Some(self.run(client))
+        let next = self.run(client);
+        p.stage(Stage::Schedule);
+        Some(next)
     }
 
     /// A notification that wakes its target, the caller then waiting
@@ -175,9 +224,13 @@ impl Kernel {
             }
             None => Blocked::Wait { mask },
         };
+        p.stage(Stage::Checks);
+        p.stage(Stage::Copy);
         self.post(target, bits);
         self.tasks[caller].state = State::Blocked(blocked);
-        Some(self.run(target))
+        let next = self.run(target);
+        p.stage(Stage::Schedule);
+        Some(next)
     }
 
     /// Whether `next`, once woken, is the only choice for the CPU when

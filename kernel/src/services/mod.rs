@@ -15,10 +15,12 @@ mod logging;
 mod platform;
 mod probe;
 mod space;
+mod stages;
 
 use crate::arch::idt::TrapFrame;
 use crate::arch::interrupts::{TIMER_VECTOR, exception_name};
 use crate::arch::{apic, exit, gdt, paging, syscall, tsc};
+use crate::kern::fastpath::Stage;
 use crate::kern::grants::GrantError;
 use crate::kern::task::{Blocked, Regs, State};
 use crate::kern::{After, Kernel, MmioRegion, Platform, Resolver};
@@ -371,8 +373,10 @@ pub fn user_entry(frame: &mut TrapFrame) {
 /// path and a scheduler pass. Returns the registers to resume (see
 /// `arch::syscall`).
 pub extern "C" fn syscall_in_place() -> syscall::Resume {
+    stages::begin();
     let rotate = {
         let mut guard = SYSTEM.lock();
+        stages::mark(Stage::Lock);
         let sys = guard.as_mut().expect("a service made the system call");
         let cur = sys.kernel.current.expect("a service made the system call");
         let t = &mut sys.kernel.tasks[cur];
@@ -382,7 +386,11 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
         sys.entered_by_syscall[cur] = t.generation;
         match sys.kernel.fastpath(&mut sys.platform, cur) {
             Some(next) if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) => {
-                return enter(sys, next);
+                let nr = sys.kernel.tasks[cur].regs.rax;
+                let resume = enter(sys, next);
+                drop(guard);
+                stages::end(nr);
+                return resume;
             }
             // The general pass below stops it as unresumable.
             Some(_) => false,
@@ -532,6 +540,7 @@ fn enter(sys: &mut System, next: usize) -> syscall::Resume {
         // kernel stays mapped across the switch.
         unsafe { paging::activate(root) };
     }
+    stages::mark(Stage::Switch);
     let task = &mut sys.kernel.tasks[next];
     let sysret = sys.entered_by_syscall[next] == task.generation
         && crate::kern::entry::sysret_safe(task.regs.rip);
@@ -580,6 +589,7 @@ fn stop_unresumable(sys: &mut System, task: usize, rip: u64) {
 /// `Kernel::ended_well`) or a service exited with a failure code.
 fn finish(sys: &mut System) -> ! {
     let mut ok = true;
+    stages::report();
     crate::kprintln!("kernel: no service can run again; final states:");
     for (i, t) in sys.kernel.tasks.iter().enumerate() {
         let well = sys.kernel.ended_well(i);

@@ -157,6 +157,10 @@ impl Platform for MachinePlatform {
             .copy(ptr, len as usize, true, |_, _, _| {})
     }
 
+    fn stage(&mut self, stage: crate::kern::fastpath::Stage) {
+        super::stages::mark(stage);
+    }
+
     fn now_ns(&self) -> u64 {
         tsc::cycles_to_ns(tsc::read().wrapping_sub(self.boot_tsc))
     }
