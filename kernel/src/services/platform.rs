@@ -152,9 +152,35 @@ impl Platform for MachinePlatform {
             })
     }
 
+    fn copy_between(
+        &mut self,
+        from: usize,
+        src: u64,
+        to: usize,
+        dst: u64,
+        len: usize,
+    ) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
+        let (a, b) = (self.space(from)?, self.space(to)?);
+        // Both ranges whole first, so a failure writes nothing.
+        a.check(src, len, false)?;
+        b.check(dst, len, true)?;
+        b.copy(dst, len, true, |off, to, n| {
+            let _ = a.copy(src + off as u64, n, false, |o, from, m| {
+                // SAFETY: both are direct-map addresses of pages mapped for
+                // the services as required (checked above), `m` bytes stay
+                // within both pages, and the two services' frames are
+                // distinct memory (a frame has one owner).
+                unsafe { core::ptr::copy_nonoverlapping(from, to.add(o), m) }
+            });
+        })
+    }
+
     fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error> {
-        self.space(task)?
-            .copy(ptr, len as usize, true, |_, _, _| {})
+        let len = usize::try_from(len).map_err(|_| Error::BadPointer)?;
+        self.space(task)?.check(ptr, len, true)
     }
 
     fn stage(&mut self, stage: crate::kern::fastpath::Stage) {

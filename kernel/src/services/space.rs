@@ -11,6 +11,7 @@
 use crate::arch::paging::{PhysWindow, zero_frame};
 use crate::memory;
 use crate::mm::{self, AddressSpace, FrameSource, MapAttrs, PAGE_SIZE, PhysFrame, phys_to_virt};
+use core::cell::Cell;
 use faultline_ipc::abi::Error;
 
 /// Most frames one service can own (16 MiB).
@@ -39,6 +40,54 @@ pub struct UserSpace {
     budget: usize,
     mmio_next: u64,
     dma_next: u64,
+    /// The pages the kernel last copied to or from (see [`Recent`]).
+    recent: [Cell<Recent>; RECENT],
+    /// The entry of `recent` to replace next.
+    recent_next: Cell<usize>,
+    /// The ranges [`UserSpace::check`] last accepted, whole (see
+    /// [`Checked`]).
+    checked: [Cell<Checked>; CHECKED],
+    /// The entry of `checked` to replace next.
+    checked_next: Cell<usize>,
+}
+
+/// How many accepted ranges [`UserSpace::check`] remembers: a server's
+/// two receive buffers, or a client's request and reply buffers.
+const CHECKED: usize = 2;
+
+/// A range of user memory the kernel may copy to or from, as checked page
+/// by page: a buffer used for every message is checked once, not per
+/// message. Like [`Recent`], it cannot go stale.
+#[derive(Clone, Copy, Default)]
+struct Checked {
+    start: u64,
+    /// Exclusive; `start == end` for an empty entry.
+    end: u64,
+    writable: bool,
+}
+
+/// How many pages [`UserSpace::user_phys`] remembers: a server's two
+/// receive buffers or a client's request and reply buffers, each possibly
+/// across a page boundary.
+const RECENT: usize = 4;
+
+/// A user page the kernel may copy to or from, as a page walk found it: a
+/// message buffer used for every message costs one walk, not one per
+/// message. A live space's mappings are only ever added (a restart builds
+/// a new space), so an entry cannot go stale; [`UserSpace::disown`], the
+/// one change to existing entries, forgets them all anyway.
+#[derive(Clone, Copy, Default)]
+struct Recent {
+    /// The virtual page, with [`Recent::VALID`] set; 0 for an empty entry.
+    page: u64,
+    /// The physical frame.
+    frame: u64,
+    writable: bool,
+}
+
+impl Recent {
+    /// Marks a used entry (page addresses have their low 12 bits clear).
+    const VALID: u64 = 1;
 }
 
 /// Frames for a service (pages and tables alike), counted against its
@@ -90,6 +139,10 @@ impl UserSpace {
             budget,
             mmio_next: USER_MMIO_BASE,
             dma_next: USER_DMA_BASE,
+            recent: Default::default(),
+            recent_next: Cell::new(0),
+            checked: Default::default(),
+            checked_next: Cell::new(0),
         })
     }
 
@@ -222,8 +275,51 @@ impl UserSpace {
     /// MMIO the service maps is refused: the kernel copies only to and from
     /// memory, never through a device's registers.
     pub fn user_phys(&self, virt: u64, write: bool) -> Option<u64> {
+        let offset = virt % PAGE;
+        let page = (virt - offset) | Recent::VALID;
+        for r in &self.recent {
+            let r = r.get();
+            if r.page == page {
+                return (r.writable || !write).then_some(r.frame | offset);
+            }
+        }
         let t = self.space.translate(&mut PhysWindow, virt)?;
-        t.attrs.kernel_may_copy(write).then_some(t.phys)
+        if !t.attrs.kernel_may_copy(false) {
+            return None;
+        }
+        let writable = t.attrs.kernel_may_copy(true);
+        let next = self.recent_next.get();
+        self.recent[next].set(Recent {
+            page,
+            frame: t.phys - offset,
+            writable,
+        });
+        self.recent_next.set((next + 1) % RECENT);
+        (writable || !write).then_some(t.phys)
+    }
+
+    /// Whether the kernel may copy to (`write`) or from user memory
+    /// `[virt, virt + len)`: `BadPointer` if any page of it is not mapped
+    /// as [`UserSpace::user_phys`] requires.
+    pub fn check(&self, virt: u64, len: usize, write: bool) -> Result<(), Error> {
+        let end = virt.checked_add(len as u64).ok_or(Error::BadPointer)?;
+        for c in &self.checked {
+            let c = c.get();
+            if c.start <= virt && end <= c.end && (c.writable || !write) {
+                return Ok(());
+            }
+        }
+        self.copy(virt, len, write, |_, _, _| {})?;
+        if len > 0 {
+            let next = self.checked_next.get();
+            self.checked[next].set(Checked {
+                start: virt,
+                end,
+                writable: write,
+            });
+            self.checked_next.set((next + 1) % CHECKED);
+        }
+        Ok(())
     }
 
     /// Walks user memory `[virt, virt + len)` page by page, calling
@@ -254,6 +350,12 @@ impl UserSpace {
     /// [`UserSpace::release`] leaves them allocated, for whoever keeps
     /// them (the kernel, for frames a device may still reach).
     pub fn disown(&mut self, virt: u64, bytes: u64) {
+        for r in &self.recent {
+            r.set(Recent::default());
+        }
+        for c in &self.checked {
+            c.set(Checked::default());
+        }
         let space = self.space;
         if let Err(e) = space.update_leaves(&mut PhysWindow, virt, bytes, |e| e & !OWNED) {
             log::error!("kernel: cannot keep DMA frames at {virt:#x}: {e:?}");
