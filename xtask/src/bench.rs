@@ -22,9 +22,32 @@
 //! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":612,"p99":700,"iterations":100000}
 //! ```
 //!
-//! plus the boot figures the console gives (see `figures`). Every row says
-//! which mode produced it (`kvm`, `tcg`, `icount`; `build` for sizes) and
-//! which deployment printed it. The
+//! plus the boot figures the console gives (see `figures`).
+//!
+//! For `bench` (not another `--deployment`) it then boots `bench` a
+//! second time, built with the kernel feature `ipc-stages` (see
+//! [`instrumented`]; the image goes to `target/deployments/bench+ipc-stages/`,
+//! never over the plain one, see `image::out_dir_name`). That kernel reads
+//! the TSC at the end of each stage of the IPC fast path (lock, checks,
+//! copy, schedule, switch, exit) for each fast-path system call (call,
+//! reply_recv, notify_wait, notify_recv) and, when the run ends, prints
+//! the mean of each as a kernel line (not a service's):
+//!
+//! ```text
+//! BENCH {"name":"ipc_stage","syscall":"call","stage":"checks","unit":"cycles","mean":354,"count":303001}
+//! ```
+//!
+//! Under `--icount` these are exact per-stage instruction counts of the
+//! fast path, which no timing of a whole round trip gives. Only those
+//! kernel rows are kept (labelled `bench+ipc-stages`, with `syscall` and
+//! `stage` columns): the instrumentation adds one `rdtsc` and a few stores
+//! per stage, so the services' figures of that run are perturbed and are
+//! dropped, and the plain run's round trips remain the figures to quote. A
+//! plain run whose kernel prints `ipc_stage` lines fails: its image was
+//! built with the instrumentation.
+//!
+//! Every row says which mode produced it (`kvm`, `tcg`, `icount`; `build`
+//! for sizes) and which deployment printed it. The
 //! figures are printed as an aligned table and written, with where they
 //! were measured (mode, accelerator, CPU model given to QEMU, date, QEMU
 //! version, host CPU, git commit), to `target/bench/<timestamp>.json` and
