@@ -22,9 +22,32 @@
 //! BENCH {"name":"ipc_call_reply","payload":64,"unit":"cycles","median":612,"p99":700,"iterations":100000}
 //! ```
 //!
-//! plus the boot figures the console gives (see `figures`). Every row says
-//! which mode produced it (`kvm`, `tcg`, `icount`; `build` for sizes) and
-//! which deployment printed it. The
+//! plus the boot figures the console gives (see `figures`).
+//!
+//! For `bench` (not another `--deployment`) it then boots `bench` a
+//! second time, built with the kernel feature `ipc-stages` (see
+//! [`instrumented`]; the image goes to `target/deployments/bench+ipc-stages/`,
+//! never over the plain one, see `image::out_dir_name`). That kernel reads
+//! the TSC at the end of each stage of the IPC fast path (lock, checks,
+//! copy, schedule, switch, exit) for each fast-path system call (call,
+//! reply_recv, notify_wait, notify_recv) and, when the run ends, prints
+//! the mean of each as a kernel line (not a service's):
+//!
+//! ```text
+//! BENCH {"name":"ipc_stage","syscall":"call","stage":"checks","unit":"cycles","mean":354,"count":303001}
+//! ```
+//!
+//! Under `--icount` these are exact per-stage instruction counts of the
+//! fast path, which no timing of a whole round trip gives. Only those
+//! kernel rows are kept (labelled `bench+ipc-stages`, with `syscall` and
+//! `stage` columns): the instrumentation adds one `rdtsc` and a few stores
+//! per stage, so the services' figures of that run are perturbed and are
+//! dropped, and the plain run's round trips remain the figures to quote. A
+//! plain run whose kernel prints `ipc_stage` lines fails: its image was
+//! built with the instrumentation.
+//!
+//! Every row says which mode produced it (`kvm`, `tcg`, `icount`; `build`
+//! for sizes) and which deployment printed it. The
 //! figures are printed as an aligned table and written, with where they
 //! were measured (mode, accelerator, CPU model given to QEMU, date, QEMU
 //! version, host CPU, git commit), to `target/bench/<timestamp>.json` and
@@ -66,13 +89,30 @@ pub fn companions(deployment: &str) -> &'static [&'static str] {
     }
 }
 
-/// Runs the benchmark deployment (and its companions); returns whether
-/// every run succeeded.
+/// Kernel features of the instrumented run that follows the named
+/// deployment's plain one (none: no such run): `bench` is booted again
+/// with `ipc-stages`, whose kernel prints the IPC fast path's stages.
+pub fn instrumented(deployment: &str) -> &'static [&'static str] {
+    match deployment {
+        "bench" => &["ipc-stages"],
+        _ => &[],
+    }
+}
+
+/// The `name` of the kernel's rows in the instrumented run.
+const STAGE_ROW: &str = "ipc_stage";
+
+/// Runs the benchmark deployment (and its companions, and its
+/// instrumented run); returns whether every run succeeded.
 pub fn run(opts: BenchOptions) -> Result<bool> {
     let mut deps = vec![deployment::load(&opts.deployment)?];
     for name in companions(&opts.deployment) {
         deps.push(deployment::load(name)?);
     }
+    let stage_features: Vec<String> = instrumented(&opts.deployment)
+        .iter()
+        .map(|f| f.to_string())
+        .collect();
     let release = !opts.debug;
     let profile = if release { "release" } else { "debug" };
     let mut sizes = Vec::new();
@@ -91,6 +131,23 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         )?);
         images.push(image);
     }
+    // Built last, into its own directory (see `image::out_dir_name`); the
+    // plain images above are already copied out of cargo's target
+    // directory, and any later plain build relinks the kernel without the
+    // features.
+    let staged = if stage_features.is_empty() {
+        None
+    } else {
+        let image = image::build_with(
+            &deps[0],
+            &image::ImageOptions {
+                release,
+                kernel_features: stage_features.clone(),
+            },
+        )?;
+        let label = image::out_dir_name(&deps[0].name, &stage_features);
+        Some((label, image))
+    };
     let qemu = Qemu::locate_or_install()?;
     let icount = opts.icount || (opts.accel.is_none() && !kvm_is_fast(&qemu));
     let opts = BenchOptions { icount, ..opts };
@@ -116,20 +173,31 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     let cpu = target.cpu.clone();
     let mut rows = Vec::new();
     let mut elapsed = 0.0;
+    let run_options = |dep: &deployment::Deployment| RunOptions {
+        timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
+        target: target.clone(),
+        icount: opts.icount,
+        gdb: false,
+        extra_args: Vec::new(),
+        echo: false,
+        extra_kernel_args: None,
+    };
     for (i, (dep, image)) in deps.iter().zip(&images).enumerate() {
-        let run = RunOptions {
-            timeout: opts.timeout.unwrap_or(target.timeout(dep.timeout_secs())),
-            target: target.clone(),
-            icount: opts.icount,
-            gdb: false,
-            extra_args: Vec::new(),
-            echo: false,
-            extra_kernel_args: None,
-        };
         eprintln!("xtask: bench: booting {} ({})", dep.name, image.display());
-        let outcome = qemu.run(dep, image, &run)?;
+        let outcome = qemu.run(dep, image, &run_options(dep))?;
         elapsed += outcome.elapsed.as_secs_f64();
-        let Some(mut figures) = figures_of(dep, &outcome, opts.icount, mode) else {
+        let stray = parse_stage_lines(&outcome.console).0.len();
+        if stray > 0 {
+            eprintln!(
+                "xtask: bench {} FAILED: its kernel printed {stray} {STAGE_ROW} lines, so it \
+                 was built with the instrumentation and its figures are not the plain ones",
+                dep.name
+            );
+            return Ok(false);
+        }
+        let Some(mut figures) =
+            figures_of(dep, &dep.name, &outcome, opts.icount, mode, parse_lines)
+        else {
             return Ok(false);
         };
         // The boot figures are the first deployment's: its client's
@@ -139,13 +207,28 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
         }
         rows.extend(figures);
     }
+    if let Some((label, image)) = &staged {
+        let dep = &deps[0];
+        eprintln!("xtask: bench: booting {label} ({})", image.display());
+        let outcome = qemu.run(dep, image, &run_options(dep))?;
+        elapsed += outcome.elapsed.as_secs_f64();
+        let Some(figures) = figures_of(dep, label, &outcome, opts.icount, mode, parse_stage_lines)
+        else {
+            return Ok(false);
+        };
+        rows.extend(figures);
+    }
     rows.extend(sizes);
     print!("{}", table(&rows));
     let (stamp, date) = timestamps();
     let report = json!({
         "meta": {
             "deployment": opts.deployment,
-            "deployments": deps.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
+            "deployments": deps
+                .iter()
+                .map(|d| d.name.as_str())
+                .chain(staged.iter().map(|(label, _)| label.as_str()))
+                .collect::<Vec<_>>(),
             "profile": profile,
             "mode": mode,
             "accel": accel.name(),
@@ -173,21 +256,24 @@ pub fn run(opts: BenchOptions) -> Result<bool> {
     Ok(true)
 }
 
-/// The `BENCH` rows of one run, labelled with its mode and deployment,
-/// with rates where they mean something; `None` (after saying why) when
-/// the run failed or printed no figures.
+/// Reads a run's console into rows and malformed lines: [`parse_lines`]
+/// for a plain run, [`parse_stage_lines`] for the instrumented one.
+type Parser = fn(&str) -> (Vec<Map<String, Value>>, Vec<String>);
+
+/// The rows `parse` reads from one run of `dep`, labelled with its mode
+/// and `label` (the deployment's name, or the instrumented build's), with
+/// rates where they mean something; `None` (after saying why) when the run
+/// failed or printed no figures.
 fn figures_of(
     dep: &deployment::Deployment,
+    label: &str,
     outcome: &crate::qemu::Outcome,
     icount: bool,
     mode: &str,
+    parse: Parser,
 ) -> Option<Vec<Map<String, Value>>> {
-    let (mut rows, bad) = parse_lines(&outcome.console);
-    figures::label_rows(&mut rows, icount, mode);
-    figures::add_rates(&mut rows, icount);
-    for row in &mut rows {
-        row.insert("deployment".into(), dep.name.clone().into());
-    }
+    let (rows, bad) = parse(&outcome.console);
+    let rows = label_run(rows, label, icount, mode);
     for line in &bad {
         eprintln!("xtask: bench: ignoring a malformed line: {line}");
     }
@@ -205,11 +291,7 @@ fn figures_of(
         "---- console ----\n{}\n---- QEMU stderr ----\n{}\n---- end ----",
         outcome.console, outcome.qemu_stderr
     );
-    eprintln!(
-        "xtask: bench {} FAILED: {why} ({})",
-        dep.name,
-        outcome.summary()
-    );
+    eprintln!("xtask: bench {label} FAILED: {why} ({})", outcome.summary());
     if let crate::qemu::Verdict::Host(_) = outcome.verdict() {
         eprintln!(
             "xtask: a host problem, not Faultline's:\n{}",
@@ -251,9 +333,43 @@ pub fn parse_lines(console: &str) -> (Vec<Map<String, Value>>, Vec<String>) {
     (rows, bad)
 }
 
+/// Labels one run's rows with its mode and `label` (its deployment), and
+/// turns TSC rates into `per_second` (see `figures`).
+fn label_run(
+    mut rows: Vec<Map<String, Value>>,
+    label: &str,
+    icount: bool,
+    mode: &str,
+) -> Vec<Map<String, Value>> {
+    figures::label_rows(&mut rows, icount, mode);
+    figures::add_rates(&mut rows, icount);
+    for row in &mut rows {
+        row.insert("deployment".into(), label.into());
+    }
+    rows
+}
+
+/// The instrumented run's figures: the `ipc_stage` rows of `BENCH` lines
+/// the kernel printed (see [`crate::console::attribute`]), and the kernel
+/// lines that carried `BENCH {` but no JSON object. Service lines are
+/// left out: the instrumentation perturbs their round trips, which the
+/// plain run measures.
+pub fn parse_stage_lines(console: &str) -> (Vec<Map<String, Value>>, Vec<String>) {
+    let kernel: String = console
+        .lines()
+        .filter(|l| crate::console::attribute(l).0 == crate::console::Source::Kernel)
+        .flat_map(|l| [l, "\n"])
+        .collect();
+    let (mut rows, bad) = parse_lines(&kernel);
+    rows.retain(|r| r.get("name").and_then(Value::as_str) == Some(STAGE_ROW));
+    (rows, bad)
+}
+
 /// Column order: the usual keys first, then any others alphabetically.
 const FIRST: &[&str] = &[
     "name",
+    "syscall",
+    "stage",
     "payload",
     "deployment",
     "mode",
@@ -421,6 +537,76 @@ mod tests {
              ipc_call_reply  cycles     612     1\n\
              x                            7\n"
         );
+    }
+
+    /// The end of an instrumented run: the services' figures, then the
+    /// kernel's breakdown (and a service that prints a look-alike).
+    const STAGED: &str = "\
+[    5.000 @bench-client] bench: ready at TSC 6091000 (1000000000 Hz)\n\
+[    6.000 @bench-client] BENCH {\"name\":\"ipc_call_reply\",\"payload\":64,\"unit\":\"cycles\",\"median\":900}\n\
+[    6.001 @bench-client] BENCH {\"name\":\"ipc_stage\",\"syscall\":\"call\",\"stage\":\"lock\",\"unit\":\"cycles\",\"mean\":1,\"count\":2}\n\
+[    6.002 @bench-client] bench: done\n\
+BENCH {\"name\":\"ipc_stage\",\"syscall\":\"call\",\"stage\":\"checks\",\"unit\":\"cycles\",\"mean\":123,\"count\":101010}\n\
+BENCH {\"name\":\"ipc_stage\",\"syscall\":\"reply_recv\",\"stage\":\"switch\",\"unit\":\"cycles\",\"mean\":45,\"count\":101009}\n\
+BENCH {\"name\":\"something_else\",\"mean\":1}\n\
+BENCH {broken\n\
+kernel: no service can run again; final states:\n";
+
+    #[test]
+    fn the_instrumented_run_keeps_only_the_kernels_stage_lines() {
+        let (rows, bad) = parse_stage_lines(STAGED);
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[0]["name"], "ipc_stage");
+        assert_eq!(rows[0]["syscall"], "call");
+        assert_eq!(rows[0]["stage"], "checks");
+        assert_eq!(rows[0]["mean"], 123);
+        assert_eq!(rows[0]["count"], 101_010);
+        assert_eq!(rows[1]["syscall"], "reply_recv");
+        assert_eq!(rows[1]["stage"], "switch");
+        assert_eq!(bad, ["BENCH {broken"]);
+        // The plain parser would have taken the services' lines too.
+        let (all, _) = parse_lines(STAGED);
+        assert_eq!(all.len(), 5);
+        // A plain run's kernel prints no stage lines.
+        let plain = STAGED
+            .lines()
+            .filter(|l| !l.starts_with("BENCH"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(parse_stage_lines(&plain).0.is_empty());
+    }
+
+    #[test]
+    fn stage_rows_are_labelled_as_the_instrumented_build() {
+        let label = image::out_dir_name("bench", &["ipc-stages".to_string()]);
+        assert_eq!(label, "bench+ipc-stages");
+        let rows = label_run(parse_stage_lines(STAGED).0, &label, true, "icount");
+        for row in &rows {
+            assert_eq!(row["deployment"], "bench+ipc-stages");
+            assert_eq!(row["mode"], "icount");
+            assert_eq!(row["unit"], "instructions");
+        }
+        assert_eq!(
+            table(&rows),
+            "name       syscall     stage   deployment        mode    unit          mean   count\n\
+             ---------  ----------  ------  ----------------  ------  ------------  ----  ------\n\
+             ipc_stage  call        checks  bench+ipc-stages  icount  instructions   123  101010\n\
+             ipc_stage  reply_recv  switch  bench+ipc-stages  icount  instructions    45  101009\n"
+        );
+        let rows = label_run(parse_stage_lines(STAGED).0, &label, false, "kvm");
+        assert_eq!(rows[0]["unit"], "cycles");
+        assert_eq!(rows[0]["mode"], "kvm");
+    }
+
+    #[test]
+    fn only_bench_gets_an_instrumented_run() {
+        assert_eq!(instrumented("bench"), ["ipc-stages"]);
+        for other in ["bench-iommu", "bench-smoke", "default"] {
+            assert!(instrumented(other).is_empty(), "{other}");
+        }
+        for name in companions("bench") {
+            assert!(instrumented(name).is_empty(), "{name}");
+        }
     }
 
     #[test]

@@ -24,6 +24,17 @@
 //!
 //! Files are only rewritten when their contents change, so an unchanged
 //! deployment does not rebuild the kernel.
+//!
+//! [`ImageOptions::kernel_features`] asks for kernel features besides
+//! `image` (`cargo xtask bench` builds `bench` a second time with
+//! `ipc-stages`). Such an image gets its own directory,
+//! `target/deployments/<name>+<feature>[+<feature>...]/` (see
+//! [`out_dir_name`]), so it never overwrites the plain one. The kernel
+//! binary cargo leaves in `target/x86_64-unknown-none/<profile>/faultline`
+//! is shared by every build, but cargo's fingerprint includes the feature
+//! set, so each build relinks it (or re-copies it from its own
+//! feature-specific artefact) for the features asked for, and the copy
+//! into the deployment directory is made right after that build.
 
 use crate::deployment::{Deployment, System, workspace_root};
 use crate::elf::{self, ImageInfo};
@@ -36,15 +47,49 @@ pub const TARGET: &str = "x86_64-unknown-none";
 /// The variable through which the kernel's build script finds the deployment.
 pub const DEPLOYMENT_ENV: &str = "FAULTLINE_DEPLOYMENT_DIR";
 
+/// How to build a deployment's image.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Build with optimisations.
+    pub release: bool,
+    /// Kernel features besides `image` (none for an ordinary image).
+    pub kernel_features: Vec<String>,
+}
+
+/// The name of the directory under `target/deployments/` that the image
+/// of `deployment` built with `kernel_features` goes to: the deployment's
+/// name, followed by `+<feature>` for each extra kernel feature (no
+/// deployment's name has a `+`, so it does not clash with another's).
+pub fn out_dir_name(deployment: &str, kernel_features: &[String]) -> String {
+    let mut name = deployment.to_string();
+    for f in kernel_features {
+        name.push('+');
+        name.push_str(f);
+    }
+    name
+}
+
 /// Builds the image for `deployment` and returns its path.
 pub fn build(deployment: &Deployment, release: bool) -> Result<PathBuf> {
+    build_with(
+        deployment,
+        &ImageOptions {
+            release,
+            ..ImageOptions::default()
+        },
+    )
+}
+
+/// Builds the image for `deployment` as `opts` say and returns its path.
+pub fn build_with(deployment: &Deployment, opts: &ImageOptions) -> Result<PathBuf> {
+    let release = opts.release;
     deployment.require_crates()?;
     let root = workspace_root();
     ensure_target(&root)?;
     let dir = root
         .join("target")
         .join("deployments")
-        .join(&deployment.name);
+        .join(out_dir_name(&deployment.name, &opts.kernel_features));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let embed = match &deployment.system {
         Some(system) => {
@@ -54,7 +99,7 @@ pub fn build(deployment: &Deployment, release: bool) -> Result<PathBuf> {
         }
         None => None,
     };
-    let kernel = build_kernel(&root, embed.as_deref(), release)?;
+    let kernel = build_kernel(&root, embed.as_deref(), release, &opts.kernel_features)?;
     let out = dir.join("faultline.elf");
     std::fs::copy(&kernel, &out)
         .with_context(|| format!("copying {} to {}", kernel.display(), out.display()))?;
@@ -255,26 +300,51 @@ fn summary(
     })
 }
 
-/// Builds the kernel, embedding the deployment directory `embed` if given.
-fn build_kernel(root: &Path, embed: Option<&Path>, release: bool) -> Result<PathBuf> {
-    let mut cmd = cargo();
-    cmd.current_dir(root).args([
+/// The `cargo` arguments that build the kernel binary: feature `image`
+/// plus `features`.
+fn kernel_args(release: bool, features: &[String]) -> Vec<String> {
+    let features = std::iter::once("image")
+        .chain(features.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut args: Vec<String> = [
         "build",
         "--package",
         "faultline-kernel",
         "--bin",
         "faultline",
         "--features",
-        "image",
+        &features,
         "--target",
         TARGET,
-    ]);
+    ]
+    .map(String::from)
+    .into();
+    if release {
+        args.push("--release".into());
+    }
+    args
+}
+
+/// Builds the kernel with feature `image` and `features`, embedding the
+/// deployment directory `embed` if given.
+fn build_kernel(
+    root: &Path,
+    embed: Option<&Path>,
+    release: bool,
+    features: &[String],
+) -> Result<PathBuf> {
+    let mut cmd = cargo();
+    cmd.current_dir(root).args(kernel_args(release, features));
     match embed {
         Some(dir) => cmd.env(DEPLOYMENT_ENV, dir),
         None => cmd.env_remove(DEPLOYMENT_ENV),
     };
-    if release {
-        cmd.arg("--release");
+    if !features.is_empty() {
+        eprintln!(
+            "xtask: building the kernel with features image,{}",
+            features.join(",")
+        );
     }
     let status = cmd.status().context("running cargo build for the image")?;
     if !status.success() {
@@ -327,6 +397,54 @@ fn ensure_target(root: &Path) -> Result<()> {
 mod tests {
     use super::*;
     use faultline_ipc::kconfig::{CONFIG_VERSION, KernelConfig};
+
+    #[test]
+    fn the_kernel_is_built_with_image_and_the_extra_features() {
+        let plain = kernel_args(true, &[]);
+        let i = plain.iter().position(|a| a == "--features").unwrap();
+        assert_eq!(plain[i + 1], "image");
+        assert!(plain.contains(&"--release".to_string()));
+        let stages = kernel_args(false, &["ipc-stages".into()]);
+        let i = stages.iter().position(|a| a == "--features").unwrap();
+        assert_eq!(stages[i + 1], "image,ipc-stages");
+        assert_eq!(
+            stages.iter().filter(|a| *a == "--features").count(),
+            1,
+            "{stages:?}"
+        );
+        assert!(!stages.contains(&"--release".to_string()));
+        let mut without = stages.clone();
+        without.remove(i + 1);
+        without.remove(i);
+        assert_eq!(
+            without,
+            [
+                "build",
+                "--package",
+                "faultline-kernel",
+                "--bin",
+                "faultline",
+                "--target",
+                TARGET
+            ]
+        );
+        let two = kernel_args(true, &["a".into(), "b".into()]);
+        assert!(two.contains(&"image,a,b".to_string()));
+    }
+
+    #[test]
+    fn an_image_with_extra_kernel_features_has_its_own_directory() {
+        assert_eq!(out_dir_name("bench", &[]), "bench");
+        assert_eq!(
+            out_dir_name("bench", &["ipc-stages".into()]),
+            "bench+ipc-stages"
+        );
+        assert_eq!(out_dir_name("x", &["a".into(), "b".into()]), "x+a+b");
+        assert_eq!(
+            ImageOptions::default().kernel_features,
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn each_image_gets_image_and_its_own_features() {
