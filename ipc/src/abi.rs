@@ -481,10 +481,14 @@ pub enum RecvKind {
 }
 
 impl RecvKind {
+    #[inline]
     pub fn from_raw(raw: u64) -> Option<Self> {
-        [Self::Call, Self::Send, Self::Notification]
-            .into_iter()
-            .find(|k| *k as u64 == raw)
+        match raw {
+            0 => Some(Self::Call),
+            1 => Some(Self::Send),
+            2 => Some(Self::Notification),
+            _ => None,
+        }
     }
 }
 

@@ -16,9 +16,10 @@ static HZ: AtomicU64 = AtomicU64::new(0);
 static FREQUENCY: hermit_sync::OnceCell<Frequency> = hermit_sync::OnceCell::new();
 
 /// Reads the time-stamp counter.
+#[inline]
 pub fn read() -> u64 {
     // SAFETY: RDTSC is available on every x86_64 CPU and CR4.TSD is clear.
-    unsafe { x86::time::rdtsc() }
+    unsafe { core::arch::x86_64::_rdtsc() }
 }
 
 /// The CPUID values the frequency choice depends on.

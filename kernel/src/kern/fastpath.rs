@@ -68,6 +68,7 @@ impl Kernel {
     /// `None`: nothing changed; handle it with [`Kernel::syscall`].
     ///
     /// `caller` must be the current, running service.
+    #[inline(always)]
     pub fn fastpath(&mut self, p: &mut impl Platform, caller: usize) -> Option<usize> {
         let regs = &self.tasks[caller].regs;
         let args = regs.args();
@@ -87,6 +88,7 @@ impl Kernel {
 
     /// A call to a server waiting in `recv`, at least as important as
     /// anything else runnable: the request goes straight into its buffer.
+    #[inline(always)]
     fn fast_call(
         &mut self,
         p: &mut impl Platform,
@@ -152,6 +154,7 @@ impl Kernel {
     /// A server answering a call and waiting for the next message, when
     /// none is queued and its client is the one to run next: the reply
     /// goes straight into the client's buffer.
+    #[inline(always)]
     fn fast_reply_recv(
         &mut self,
         p: &mut impl Platform,
@@ -187,6 +190,7 @@ impl Kernel {
     /// A notification that wakes its target, the caller then waiting
     /// (`recv = None`) or receiving into `recv = Some((buf, cap))`, with
     /// nothing pending for it and the target the one to run next.
+    #[inline(always)]
     fn fast_notify(
         &mut self,
         p: &mut impl Platform,
@@ -237,6 +241,7 @@ impl Kernel {
     /// `caller` blocks: no other runnable service is as important, and no
     /// message is queued for `queue` (a server about to receive, whose
     /// queue the general path would serve first).
+    #[inline(always)]
     fn sole_choice(&self, caller: usize, next: usize, queue: Option<usize>) -> bool {
         let priority = self.tasks[next].priority;
         self.tasks.iter().enumerate().all(|(i, t)| {
@@ -254,6 +259,7 @@ impl Kernel {
     }
 
     /// Makes `next` current, as [`Kernel::schedule`] does when it picks it.
+    #[inline(always)]
     fn run(&mut self, next: usize) -> usize {
         self.current = Some(next);
         self.last_run = next;

@@ -299,6 +299,7 @@ impl Kernel {
     }
 
     /// Posts notification `bits` to `target`, waking it if it waits for any.
+    #[inline]
     pub fn post(&mut self, target: usize, bits: u32) {
         let Some(t) = self.tasks.get_mut(target) else {
             return;

@@ -531,6 +531,7 @@ fn resume_next(rotate: bool) -> syscall::Resume {
 /// system call saves its registers in place. Returns its registers and
 /// whether `sysretq` may resume them: only after a system call (whose
 /// `rcx` and `r11` are clobbered by the ABI) and at a RIP sysret accepts.
+#[inline(always)]
 fn enter(sys: &mut System, next: usize) -> syscall::Resume {
     sys.last_ran_tsc = tsc::read();
     switch_floating_point(&mut sys.platform, next);

@@ -114,6 +114,7 @@ impl MachinePlatform {
         devices::restore_after_reset(bdf);
     }
 
+    #[inline(always)]
     fn space(&self, task: usize) -> Result<&UserSpace, Error> {
         self.spaces
             .get(task)
@@ -152,6 +153,7 @@ impl Platform for MachinePlatform {
             })
     }
 
+    #[inline(always)]
     fn copy_between(
         &mut self,
         from: usize,
@@ -178,6 +180,7 @@ impl Platform for MachinePlatform {
         })
     }
 
+    #[inline(always)]
     fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error> {
         let len = usize::try_from(len).map_err(|_| Error::BadPointer)?;
         self.space(task)?.check(ptr, len, true)

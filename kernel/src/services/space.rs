@@ -274,6 +274,7 @@ impl UserSpace {
     /// service owns, mapped for user access (and writable, if `write`).
     /// MMIO the service maps is refused: the kernel copies only to and from
     /// memory, never through a device's registers.
+    #[inline(always)]
     pub fn user_phys(&self, virt: u64, write: bool) -> Option<u64> {
         let offset = virt % PAGE;
         let page = (virt - offset) | Recent::VALID;
@@ -283,6 +284,14 @@ impl UserSpace {
                 return (r.writable || !write).then_some(r.frame | offset);
             }
         }
+        self.walk(virt, page, write)
+    }
+
+    /// [`UserSpace::user_phys`] of a page not used lately: a page walk,
+    /// remembered.
+    #[inline(never)]
+    fn walk(&self, virt: u64, page: u64, write: bool) -> Option<u64> {
+        let offset = virt % PAGE;
         let t = self.space.translate(&mut PhysWindow, virt)?;
         if !t.attrs.kernel_may_copy(false) {
             return None;
@@ -301,6 +310,7 @@ impl UserSpace {
     /// Whether the kernel may copy to (`write`) or from user memory
     /// `[virt, virt + len)`: `BadPointer` if any page of it is not mapped
     /// as [`UserSpace::user_phys`] requires.
+    #[inline(always)]
     pub fn check(&self, virt: u64, len: usize, write: bool) -> Result<(), Error> {
         let end = virt.checked_add(len as u64).ok_or(Error::BadPointer)?;
         for c in &self.checked {
@@ -309,6 +319,12 @@ impl UserSpace {
                 return Ok(());
             }
         }
+        self.check_pages(virt, end, len, write)
+    }
+
+    /// [`UserSpace::check`] of a range not checked lately: page by page.
+    #[inline(never)]
+    fn check_pages(&self, virt: u64, end: u64, len: usize, write: bool) -> Result<(), Error> {
         self.copy(virt, len, write, |_, _, _| {})?;
         if len > 0 {
             let next = self.checked_next.get();
@@ -325,6 +341,7 @@ impl UserSpace {
     /// Walks user memory `[virt, virt + len)` page by page, calling
     /// `chunk(offset, direct-map pointer, bytes)` for each piece. Fails on
     /// the first page not mapped as required.
+    #[inline]
     pub fn copy(
         &self,
         virt: u64,

@@ -62,7 +62,11 @@ pub struct MsiTarget {
 }
 
 /// Turns raw registers into results or an error.
+#[inline]
 pub fn check(r: RawResult) -> Result<[u64; 4], SysError> {
+    if r[0] == 0 {
+        return Ok([r[1], r[2], r[3], r[4]]);
+    }
     match SysError::from_status(r[0], r[1]) {
         None => Ok([r[1], r[2], r[3], r[4]]),
         Some(e) => Err(e),
