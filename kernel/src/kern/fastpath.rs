@@ -146,6 +146,8 @@ impl Kernel {
         s.regs
             .set_result(0, [RecvKind::Call as u64, len, badge, token]);
         s.state = State::Runnable;
+        self.note(caller);
+        self.note(server);
         let next = self.run(server);
         p.stage(Stage::Schedule);
         Some(next)
@@ -182,6 +184,8 @@ impl Kernel {
             cap,
             mask: mask as u32,
         });
+        self.note(client);
+        self.note(caller);
         let next = self.run(client);
         p.stage(Stage::Schedule);
         Some(next)
@@ -232,6 +236,7 @@ impl Kernel {
         p.stage(Stage::Copy);
         self.post(target, bits);
         self.tasks[caller].state = State::Blocked(blocked);
+        self.note(caller);
         let next = self.run(target);
         p.stage(Stage::Schedule);
         Some(next)
@@ -243,19 +248,30 @@ impl Kernel {
     /// queue the general path would serve first).
     #[inline(always)]
     fn sole_choice(&self, caller: usize, next: usize, queue: Option<usize>) -> bool {
+        let others = !((1u32 << caller) | (1u32 << next));
         let priority = self.tasks[next].priority;
-        self.tasks.iter().enumerate().all(|(i, t)| {
-            if i == caller || i == next {
-                return true;
+        let mut runnable = self.runnable & others;
+        while runnable != 0 {
+            let i = runnable.trailing_zeros() as usize;
+            if self.tasks[i].priority <= priority {
+                return false;
             }
-            match t.state {
-                State::Runnable => t.priority > priority,
-                State::Blocked(
-                    Blocked::CallQueued { channel, .. } | Blocked::SendQueued { channel, .. },
-                ) => Some(usize::from(self.channels[usize::from(channel)].server)) != queue,
-                _ => true,
+            runnable &= runnable - 1;
+        }
+        let Some(server) = queue else { return true };
+        let mut queued = self.queued & others;
+        while queued != 0 {
+            let i = queued.trailing_zeros() as usize;
+            if let State::Blocked(
+                Blocked::CallQueued { channel, .. } | Blocked::SendQueued { channel, .. },
+            ) = self.tasks[i].state
+                && usize::from(self.channels[usize::from(channel)].server) == server
+            {
+                return false;
             }
-        })
+            queued &= queued - 1;
+        }
+        true
     }
 
     /// Makes `next` current, as [`Kernel::schedule`] does when it picks it.

@@ -91,6 +91,7 @@ impl Kernel {
             reply_cap,
             stamp,
         });
+        self.note(caller);
         let server = usize::from(self.channels[usize::from(channel)].server);
         self.try_deliver(p, server);
         Ok(Outcome::Blocked)
@@ -106,6 +107,7 @@ impl Kernel {
         self.load_outbox(p, caller, ptr, len).map_err(|e| (e, 0))?;
         let stamp = self.next_stamp();
         self.tasks[caller].state = State::Blocked(Blocked::SendQueued { channel, stamp });
+        self.note(caller);
         let server = usize::from(self.channels[usize::from(channel)].server);
         self.try_deliver(p, server);
         Ok(Outcome::Blocked)
@@ -121,11 +123,13 @@ impl Kernel {
         p.check_writable(caller, buf, cap).map_err(|e| (e, 0))?;
         let mask = mask as u32;
         self.tasks[caller].state = State::Blocked(Blocked::Recv { buf, cap, mask });
+        self.note(caller);
         let t = &mut self.tasks[caller];
         let ready = t.notifications & mask;
         if ready != 0 {
             t.notifications &= !ready;
             t.state = State::Runnable;
+            self.note(caller);
             return Ok(Outcome::Done([
                 RecvKind::Notification as u64,
                 u64::from(ready),
@@ -201,6 +205,8 @@ impl Kernel {
         s.regs
             .set_result(status, [kind as u64, c.outbox_len as u64, badge, token]);
         s.state = State::Runnable;
+        self.note(client);
+        self.note(server);
     }
 
     /// The client whose call `raw` names and is pending on `caller`, with
@@ -258,6 +264,7 @@ impl Kernel {
         let c = &mut self.tasks[client];
         c.regs.set_result(status, [len as u64, 0, 0, 0]);
         c.state = State::Runnable;
+        self.note(client);
         Ok(Outcome::Done([0; 4]))
     }
 
@@ -307,6 +314,7 @@ impl Kernel {
             return Outcome::Done([u64::from(ready), 0, 0, 0]);
         }
         t.state = State::Blocked(Blocked::Wait { mask });
+        self.note(caller);
         Outcome::Blocked
     }
 }

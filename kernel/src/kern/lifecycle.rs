@@ -51,6 +51,7 @@ impl Kernel {
         t.timer = None;
         t.notifications = 0;
         let generation = t.generation;
+        self.note(task);
         let mut woken = 0;
         for i in 0..self.tasks.len() {
             let channel = match self.tasks[i].state {
@@ -63,6 +64,7 @@ impl Kernel {
                 let c = &mut self.tasks[i];
                 c.regs.set_result(Error::PeerDead as u64, [0; 4]);
                 c.state = State::Runnable;
+                self.note(i);
                 woken += 1;
             }
         }
@@ -114,6 +116,7 @@ impl Kernel {
         t.outbox_len = 0;
         t.dma.clear();
         t.state = State::Runnable;
+        self.note(task);
         Ok(())
     }
 }

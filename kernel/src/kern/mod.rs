@@ -145,6 +145,9 @@ pub struct Channel {
     pub badge: u64,
 }
 
+// One bit per service in `Kernel::runnable` and `Kernel::queued`.
+const _: () = assert!(MAX_SERVICES <= 32);
+
 /// Every service and channel of the running deployment.
 pub struct Kernel {
     pub tasks: heapless::Vec<Task, MAX_SERVICES>,
@@ -157,6 +160,12 @@ pub struct Kernel {
     stamp: u64,
     /// Round-robin position within a priority.
     last_run: usize,
+    /// The tasks whose state is `Runnable`, one bit each, and those queued
+    /// to deliver a message (`CallQueued`, `SendQueued`): kept by
+    /// [`Kernel::note`] after every change of state, so the fast path
+    /// learns who else wants the CPU or a server without a scan.
+    runnable: u32,
+    queued: u32,
     /// The machine has a VT-d unit: bus mastering and physical addresses
     /// go through the IOMMU service (see [`dma`]).
     pub iommu: bool,
@@ -216,6 +225,8 @@ impl Kernel {
             current: None,
             stamp: 0,
             last_run: 0,
+            runnable: 0,
+            queued: 0,
             iommu: resolver.vtd_unit(0).is_some(),
             pins: dma::Pins::default(),
             translated: dma::Translated::default(),
@@ -282,6 +293,7 @@ impl Kernel {
             let t = &mut self.tasks[i];
             t.regs = regs;
             t.state = task::State::Runnable;
+            self.note(i);
         }
         Ok(())
     }
@@ -324,7 +336,41 @@ impl Kernel {
                 _ => t.regs.set_result(0, [kind, u64::from(ready), 0, 0]),
             }
             t.state = task::State::Runnable;
+            self.note(target);
         }
+    }
+
+    /// Records task `i`'s state in [`Kernel::runnable`] and
+    /// [`Kernel::queued`]; called after every change of a task's state.
+    #[inline]
+    fn note(&mut self, i: usize) {
+        let bit = 1u32 << i;
+        let (runnable, queued) = match self.tasks[i].state {
+            task::State::Runnable => (bit, 0),
+            task::State::Blocked(
+                task::Blocked::CallQueued { .. } | task::Blocked::SendQueued { .. },
+            ) => (0, bit),
+            _ => (0, 0),
+        };
+        self.runnable = (self.runnable & !bit) | runnable;
+        self.queued = (self.queued & !bit) | queued;
+    }
+
+    /// Whether [`Kernel::runnable`] and [`Kernel::queued`] say what the
+    /// tasks' states say (tests check it after every step).
+    #[cfg(test)]
+    pub(crate) fn masks_agree(&self) -> bool {
+        let (mut runnable, mut queued) = (0, 0);
+        for (i, t) in self.tasks.iter().enumerate() {
+            match t.state {
+                task::State::Runnable => runnable |= 1 << i,
+                task::State::Blocked(
+                    task::Blocked::CallQueued { .. } | task::Blocked::SendQueued { .. },
+                ) => queued |= 1 << i,
+                _ => {}
+            }
+        }
+        (runnable, queued) == (self.runnable, self.queued)
     }
 
     /// Called on every timer tick: fires expired service timers.

@@ -105,6 +105,8 @@ impl Kernel {
         let t = &mut self.tasks[caller];
         t.regs.set_result(e as u64, [value, 0, 0, 0]);
         t.state = State::Runnable;
+        self.note(caller);
+        let t = &mut self.tasks[caller];
         // Expected outcomes of IPC are not misuse.
         if matches!(
             e,

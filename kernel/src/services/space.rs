@@ -312,6 +312,9 @@ impl UserSpace {
     /// as [`UserSpace::user_phys`] requires.
     #[inline(always)]
     pub fn check(&self, virt: u64, len: usize, write: bool) -> Result<(), Error> {
+        if len == 0 {
+            return Ok(());
+        }
         let end = virt.checked_add(len as u64).ok_or(Error::BadPointer)?;
         for c in &self.checked {
             let c = c.get();

@@ -329,6 +329,11 @@ fn compare(prio: [u8; 4], steps: &[Step]) -> Result<usize, TestCaseError> {
         run(&mut slow, &mut ps, s, false);
         prop_assert_eq!(snapshot(&fast, &pf), snapshot(&slow, &ps), "after {:?}", s);
         prop_assert!(pf.mem == ps.mem, "service memory differs after {:?}", s);
+        prop_assert!(
+            fast.masks_agree() && slow.masks_agree(),
+            "runnable/queued masks stale after {:?}",
+            s
+        );
     }
     Ok(taken)
 }
