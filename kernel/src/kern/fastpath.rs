@@ -146,9 +146,7 @@ impl Kernel {
         s.regs
             .set_result(0, [RecvKind::Call as u64, len, badge, token]);
         s.state = State::Runnable;
-        self.note(caller);
-        self.note(server);
-        let next = self.run(server);
+        let next = self.run(caller, server);
         p.stage(Stage::Schedule);
         Some(next)
     }
@@ -184,9 +182,7 @@ impl Kernel {
             cap,
             mask: mask as u32,
         });
-        self.note(client);
-        self.note(caller);
-        let next = self.run(client);
+        let next = self.run(caller, client);
         p.stage(Stage::Schedule);
         Some(next)
     }
@@ -236,8 +232,7 @@ impl Kernel {
         p.stage(Stage::Copy);
         self.post(target, bits);
         self.tasks[caller].state = State::Blocked(blocked);
-        self.note(caller);
-        let next = self.run(target);
+        let next = self.run(caller, target);
         p.stage(Stage::Schedule);
         Some(next)
     }
@@ -274,9 +269,12 @@ impl Kernel {
         true
     }
 
-    /// Makes `next` current, as [`Kernel::schedule`] does when it picks it.
+    /// Makes `next` current, as [`Kernel::schedule`] does when it picks
+    /// it, now that `caller` blocked (neither queued) and `next` is
+    /// runnable: what [`Kernel::note`] would record for both.
     #[inline(always)]
-    fn run(&mut self, next: usize) -> usize {
+    fn run(&mut self, caller: usize, next: usize) -> usize {
+        self.runnable = (self.runnable & !(1 << caller)) | (1 << next);
         self.current = Some(next);
         self.last_run = next;
         next

@@ -336,7 +336,8 @@ impl Kernel {
                 _ => t.regs.set_result(0, [kind, u64::from(ready), 0, 0]),
             }
             t.state = task::State::Runnable;
-            self.note(target);
+            // From waiting, so it was neither runnable nor queued.
+            self.runnable |= 1 << target;
         }
     }
 

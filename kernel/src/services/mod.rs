@@ -9,6 +9,7 @@
 //! can run, the kernel idles with interrupts on; when nothing can *ever* run
 //! again, it reports how every service ended and stops the machine.
 
+mod cell;
 mod devices;
 mod loader;
 mod logging;
@@ -27,7 +28,6 @@ use crate::kern::{After, Kernel, MmioRegion, Platform, Resolver};
 use core::sync::atomic::{AtomicU32, Ordering};
 use faultline_ipc::harness::{ExitCode, SHUTDOWN_MARKER};
 use faultline_ipc::kconfig::{KernelConfig, TaskFault};
-use hermit_sync::InterruptSpinMutex;
 use platform::{IRQ_VECTOR_BASE, IrqLine, MAX_IRQS, MachinePlatform};
 
 struct System {
@@ -41,7 +41,7 @@ struct System {
     last_ran_tsc: u64,
 }
 
-static SYSTEM: InterruptSpinMutex<Option<System>> = InterruptSpinMutex::new(None);
+static SYSTEM: cell::KernelCell<Option<System>> = cell::KernelCell::new(None);
 /// IRQ lines that fired and are not yet handed to their service.
 static IRQ_FIRED: AtomicU32 = AtomicU32::new(0);
 
