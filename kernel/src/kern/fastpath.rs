@@ -206,8 +206,9 @@ impl Kernel {
         let mask = mask as u32;
         let target = usize::from(target);
         let t = &self.tasks[target];
-        let waits_for = match t.state {
-            State::Blocked(Blocked::Wait { mask } | Blocked::Recv { mask, .. }) => mask,
+        let (waits_for, in_recv) = match t.state {
+            State::Blocked(Blocked::Wait { mask }) => (mask, false),
+            State::Blocked(Blocked::Recv { mask, .. }) => (mask, true),
             _ => return None,
         };
         if target == caller
@@ -230,7 +231,19 @@ impl Kernel {
         };
         p.stage(Stage::Checks);
         p.stage(Stage::Copy);
-        self.post(target, bits);
+        // What `post` does to a waiting target it wakes.
+        let t = &mut self.tasks[target];
+        let pending = t.notifications | bits;
+        let ready = pending & waits_for;
+        t.notifications = pending & !ready;
+        let ready = u64::from(ready);
+        let result = if in_recv {
+            [RecvKind::Notification as u64, ready, 0, 0]
+        } else {
+            [ready, 0, 0, 0]
+        };
+        t.regs.set_result(0, result);
+        t.state = State::Runnable;
         self.tasks[caller].state = State::Blocked(blocked);
         let next = self.run(caller, target);
         p.stage(Stage::Schedule);

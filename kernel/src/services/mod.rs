@@ -387,7 +387,9 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
         match sys.kernel.fastpath(&mut sys.platform, cur) {
             Some(next) if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) => {
                 let nr = sys.kernel.tasks[cur].regs.rax;
-                let resume = enter(sys, next);
+                // Not noted as "last ran" (quiescence needs that only to a
+                // quantum: the timer's entries note it).
+                let resume = switch_to(sys, next);
                 drop(guard);
                 stages::end(nr);
                 return resume;
@@ -534,6 +536,12 @@ fn resume_next(rotate: bool) -> syscall::Resume {
 #[inline(always)]
 fn enter(sys: &mut System, next: usize) -> syscall::Resume {
     sys.last_ran_tsc = tsc::read();
+    switch_to(sys, next)
+}
+
+/// [`enter`], except for the note of when a service last ran.
+#[inline(always)]
+fn switch_to(sys: &mut System, next: usize) -> syscall::Resume {
     switch_floating_point(&mut sys.platform, next);
     let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
     if paging::active_root() != root {

@@ -64,6 +64,10 @@ struct Checked {
     /// Exclusive; `start == end` for an empty entry.
     end: u64,
     writable: bool,
+    /// The kernel's (direct-map) address of `start` when the whole range
+    /// is physically contiguous, so a copy needs no page lookups; 0
+    /// otherwise.
+    direct: usize,
 }
 
 /// How many pages [`UserSpace::user_phys`] remembers: a server's two
@@ -325,16 +329,47 @@ impl UserSpace {
         self.check_pages(virt, end, len, write)
     }
 
+    /// The kernel's address of user memory `[virt, virt + len)` (`len >
+    /// 0`) if a range [`UserSpace::check`] accepted lately holds it whole
+    /// (for writing, if `write`) and is physically contiguous: the
+    /// common case of a message buffer, copied with no lookups at all.
+    #[inline(always)]
+    pub fn direct(&self, virt: u64, len: usize, write: bool) -> Option<*mut u8> {
+        for c in &self.checked {
+            let c = c.get();
+            if c.direct != 0
+                && c.start <= virt
+                && virt <= c.end
+                && len as u64 <= c.end - virt
+                && (c.writable || !write)
+            {
+                return Some((c.direct + (virt - c.start) as usize) as *mut u8);
+            }
+        }
+        None
+    }
+
     /// [`UserSpace::check`] of a range not checked lately: page by page.
     #[inline(never)]
     fn check_pages(&self, virt: u64, end: u64, len: usize, write: bool) -> Result<(), Error> {
-        self.copy(virt, len, write, |_, _, _| {})?;
+        // Whether each piece follows the previous one in the direct map
+        // (physically contiguous, as the direct map is linear).
+        let (mut first, mut next_at, mut contiguous) = (0usize, 0usize, true);
+        self.copy(virt, len, write, |off, at: *mut u8, n| {
+            if off == 0 {
+                first = at as usize;
+            } else if at as usize != next_at {
+                contiguous = false;
+            }
+            next_at = at as usize + n;
+        })?;
         if len > 0 {
             let next = self.checked_next.get();
             self.checked[next].set(Checked {
                 start: virt,
                 end,
                 writable: write,
+                direct: if contiguous { first } else { 0 },
             });
             self.checked_next.set((next + 1) % CHECKED);
         }

@@ -109,6 +109,7 @@ impl Histogram {
 /// kernel leaves CR4.TSD clear); it is not serializing, which is fine for
 /// intervals of hundreds of cycles and more.
 #[cfg(target_arch = "x86_64")]
+#[inline(always)]
 pub fn cycles() -> u64 {
     // SAFETY: RDTSC only reads the counter; it has no memory effects and
     // is available on every x86_64 CPU.

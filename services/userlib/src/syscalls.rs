@@ -77,6 +77,7 @@ fn addr<T: ?Sized>(p: *const T) -> u64 {
     p.cast::<u8>() as usize as u64
 }
 
+#[inline]
 fn simple(nr: Sysnum, args: [u64; 6]) -> Result<[u64; 4], SysError> {
     check(read_only(nr, args))
 }
@@ -159,6 +160,7 @@ pub fn recv(buf: &mut Frame, notify_mask: u32) -> Result<Received, SysError> {
 /// Answers the call `token` names with `message`, then blocks as [`recv`]
 /// does, in one system call (the server loop's usual step). An error is
 /// the reply's refusal (as [`reply`]'s), and then nothing was received.
+#[inline]
 pub fn reply_recv(
     token: ReplyToken,
     message: &[u8],
@@ -181,6 +183,7 @@ pub fn reply_recv(
 /// Posts notification capability `handle`'s bits, then blocks as [`recv`]
 /// does, in one system call. An error is the notify's refusal (as
 /// [`notify`]'s), and then nothing was received.
+#[inline]
 pub fn notify_recv(
     handle: Handle,
     buf: &mut Frame,
@@ -202,12 +205,14 @@ pub fn notify_recv(
 /// Posts notification capability `handle`'s bits, then blocks as [`wait`]
 /// does, in one system call. An error is the notify's refusal, and then
 /// the caller did not wait.
+#[inline]
 pub fn notify_wait(handle: Handle, mask: u32) -> Result<u32, SysError> {
     let args = [handle.0, u64::from(mask), 0, 0, 0, 0];
     simple(Sysnum::NotifyWait, args).map(|v| v[0] as u32)
 }
 
 /// What `Recv` (and the calls ending in it) returned.
+#[inline]
 fn received(mut r: RawResult) -> Result<Received, SysError> {
     if r[0] == Error::Truncated as u64 {
         r[0] = 0;
@@ -230,6 +235,7 @@ fn received(mut r: RawResult) -> Result<Received, SysError> {
 
 /// Sends `request` on client channel `handle` and blocks until the reply
 /// is in `reply`; returns the reply's length.
+#[inline]
 pub fn call(handle: Handle, request: &[u8], reply: &mut [u8]) -> Result<usize, SysError> {
     let args = [
         handle.0,
