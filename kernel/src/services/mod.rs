@@ -374,30 +374,42 @@ pub fn user_entry(frame: &mut TrapFrame) {
 /// `arch::syscall`).
 pub extern "C" fn syscall_in_place() -> syscall::Resume {
     stages::begin();
+    let mut guard = SYSTEM.lock();
+    stages::mark(Stage::Lock);
+    let sys = guard.as_mut().expect("a service made the system call");
+    let cur = sys.kernel.current.expect("a service made the system call");
+    let t = &mut sys.kernel.tasks[cur];
+    // A service cannot set IOPL or clear IF for itself (sysret would load
+    // its r11 as is).
+    t.regs.rflags = (t.regs.rflags & 0xcd5) | 0x202;
+    sys.entered_by_syscall[cur] = t.generation;
+    let nr = t.regs.rax;
+    if let Some(next) = sys.kernel.fastpath(&mut sys.platform, cur) {
+        // A task blocked in a system call has a resumable RIP (it ran
+        // there); the general pass would stop it otherwise.
+        if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) {
+            // Not noted as "last ran": quiescence needs that only to a
+            // quantum, and the timer's entries note it.
+            let resume = switch_to(sys, next);
+            drop(guard);
+            stages::end(nr);
+            return resume;
+        }
+        drop(guard);
+        return resume_next(false);
+    }
+    drop(guard);
+    syscall_slow(cur)
+}
+
+/// The general path of a system call the fast path left alone.
+#[cold]
+#[inline(never)]
+fn syscall_slow(cur: usize) -> syscall::Resume {
     let rotate = {
         let mut guard = SYSTEM.lock();
-        stages::mark(Stage::Lock);
         let sys = guard.as_mut().expect("a service made the system call");
-        let cur = sys.kernel.current.expect("a service made the system call");
-        let t = &mut sys.kernel.tasks[cur];
-        // A service cannot set IOPL or clear IF for itself (sysret would
-        // load its r11 as is).
-        t.regs.rflags = (t.regs.rflags & 0xcd5) | 0x202;
-        sys.entered_by_syscall[cur] = t.generation;
-        match sys.kernel.fastpath(&mut sys.platform, cur) {
-            Some(next) if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) => {
-                let nr = sys.kernel.tasks[cur].regs.rax;
-                // Not noted as "last ran" (quiescence needs that only to a
-                // quantum: the timer's entries note it).
-                let resume = switch_to(sys, next);
-                drop(guard);
-                stages::end(nr);
-                return resume;
-            }
-            // The general pass below stops it as unresumable.
-            Some(_) => false,
-            None => system_call(sys, cur),
-        }
+        system_call(sys, cur)
     };
     resume_next(rotate)
 }

@@ -61,8 +61,8 @@ const CHECKED: usize = 2;
 #[derive(Clone, Copy, Default)]
 struct Checked {
     start: u64,
-    /// Exclusive; `start == end` for an empty entry.
-    end: u64,
+    /// Its length in bytes; 0 for an empty entry.
+    span: u64,
     writable: bool,
     /// The kernel's (direct-map) address of `start` when the whole range
     /// is physically contiguous, so a copy needs no page lookups; 0
@@ -316,17 +316,25 @@ impl UserSpace {
     /// as [`UserSpace::user_phys`] requires.
     #[inline(always)]
     pub fn check(&self, virt: u64, len: usize, write: bool) -> Result<(), Error> {
-        if len == 0 {
+        if len == 0 || self.checked_range(virt, len, write).is_some() {
             return Ok(());
         }
-        let end = virt.checked_add(len as u64).ok_or(Error::BadPointer)?;
+        self.check_pages(virt, len, write)
+    }
+
+    /// The remembered range holding `[virt, virt + len)` (`len > 0`)
+    /// whole, for writing if `write`, and the offset of `virt` in it.
+    #[inline(always)]
+    fn checked_range(&self, virt: u64, len: usize, write: bool) -> Option<(Checked, u64)> {
         for c in &self.checked {
             let c = c.get();
-            if c.start <= virt && end <= c.end && (c.writable || !write) {
-                return Ok(());
+            // Wraps past `span` when `virt` is below `start`.
+            let off = virt.wrapping_sub(c.start);
+            if off < c.span && len as u64 <= c.span - off && (c.writable || !write) {
+                return Some((c, off));
             }
         }
-        self.check_pages(virt, end, len, write)
+        None
     }
 
     /// The kernel's address of user memory `[virt, virt + len)` (`len >
@@ -335,23 +343,13 @@ impl UserSpace {
     /// common case of a message buffer, copied with no lookups at all.
     #[inline(always)]
     pub fn direct(&self, virt: u64, len: usize, write: bool) -> Option<*mut u8> {
-        for c in &self.checked {
-            let c = c.get();
-            if c.direct != 0
-                && c.start <= virt
-                && virt <= c.end
-                && len as u64 <= c.end - virt
-                && (c.writable || !write)
-            {
-                return Some((c.direct + (virt - c.start) as usize) as *mut u8);
-            }
-        }
-        None
+        let (c, off) = self.checked_range(virt, len, write)?;
+        (c.direct != 0).then_some((c.direct + off as usize) as *mut u8)
     }
 
     /// [`UserSpace::check`] of a range not checked lately: page by page.
     #[inline(never)]
-    fn check_pages(&self, virt: u64, end: u64, len: usize, write: bool) -> Result<(), Error> {
+    fn check_pages(&self, virt: u64, len: usize, write: bool) -> Result<(), Error> {
         // Whether each piece follows the previous one in the direct map
         // (physically contiguous, as the direct map is linear).
         let (mut first, mut next_at, mut contiguous) = (0usize, 0usize, true);
@@ -367,7 +365,7 @@ impl UserSpace {
             let next = self.checked_next.get();
             self.checked[next].set(Checked {
                 start: virt,
-                end,
+                span: len as u64,
                 writable: write,
                 direct: if contiguous { first } else { 0 },
             });
