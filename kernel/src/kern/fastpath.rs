@@ -105,7 +105,13 @@ impl Kernel {
         };
         let server = usize::from(self.channels[usize::from(channel)].server);
         let s = &self.tasks[server];
-        let State::Blocked(Blocked::Recv { buf, cap, .. }) = s.state else {
+        let State::Blocked(Blocked::Recv {
+            buf,
+            cap,
+            hint: buf_hint,
+            ..
+        }) = s.state
+        else {
             return None;
         };
         // Truncation, a restarted server and calls to oneself are the
@@ -117,9 +123,9 @@ impl Kernel {
             return None;
         }
         let reply_cap = reply_cap.min(MAX_MESSAGE as u64);
-        p.check_writable(caller, reply_buf, reply_cap).ok()?;
+        let hint = p.writable(caller, reply_buf, reply_cap).ok()?;
         p.stage(Stage::Checks);
-        p.copy_between(caller, req, server, buf, len as usize)
+        p.copy_between(caller, req, server, buf, buf_hint, len as usize)
             .ok()?;
         p.stage(Stage::Copy);
         // Committed: from here on, exactly what `call` + `try_deliver` do.
@@ -133,6 +139,7 @@ impl Kernel {
             channel,
             reply_buf,
             reply_cap,
+            hint,
             seq,
         });
         let token = ReplyToken {
@@ -161,7 +168,7 @@ impl Kernel {
         caller: usize,
         [raw, ptr, len, buf, cap, mask]: [u64; 6],
     ) -> Option<usize> {
-        let (client, reply_buf, reply_cap) = self.pending_call(caller, raw).ok()?;
+        let (client, reply_buf, reply_cap, reply_hint) = self.pending_call(caller, raw).ok()?;
         if len > reply_cap || self.tasks[caller].notifications & mask as u32 != 0 {
             return None;
         }
@@ -169,9 +176,9 @@ impl Kernel {
             return None;
         }
         let cap = cap.min(MAX_MESSAGE as u64);
-        p.check_writable(caller, buf, cap).ok()?;
+        let hint = p.writable(caller, buf, cap).ok()?;
         p.stage(Stage::Checks);
-        p.copy_between(caller, ptr, client, reply_buf, len as usize)
+        p.copy_between(caller, ptr, client, reply_buf, reply_hint, len as usize)
             .ok()?;
         p.stage(Stage::Copy);
         let c = &mut self.tasks[client];
@@ -180,6 +187,7 @@ impl Kernel {
         self.tasks[caller].state = State::Blocked(Blocked::Recv {
             buf,
             cap,
+            hint,
             mask: mask as u32,
         });
         let next = self.run(caller, client);
@@ -224,8 +232,13 @@ impl Kernel {
         let blocked = match recv {
             Some((buf, cap)) => {
                 let cap = cap.min(MAX_MESSAGE as u64);
-                p.check_writable(caller, buf, cap).ok()?;
-                Blocked::Recv { buf, cap, mask }
+                let hint = p.writable(caller, buf, cap).ok()?;
+                Blocked::Recv {
+                    buf,
+                    cap,
+                    hint,
+                    mask,
+                }
             }
             None => Blocked::Wait { mask },
         };

@@ -82,13 +82,15 @@ impl Kernel {
         self.load_outbox(p, caller, req, req_len)
             .map_err(|e| (e, 0))?;
         let reply_cap = reply_cap.min(MAX_MESSAGE as u64);
-        p.check_writable(caller, reply_buf, reply_cap)
+        let hint = p
+            .writable(caller, reply_buf, reply_cap)
             .map_err(|e| (e, 0))?;
         let stamp = self.next_stamp();
         self.tasks[caller].state = State::Blocked(Blocked::CallQueued {
             channel,
             reply_buf,
             reply_cap,
+            hint,
             stamp,
         });
         self.note(caller);
@@ -120,9 +122,14 @@ impl Kernel {
         [buf, cap, mask, ..]: [u64; 6],
     ) -> Result<Outcome, (Error, u64)> {
         let cap = cap.min(MAX_MESSAGE as u64);
-        p.check_writable(caller, buf, cap).map_err(|e| (e, 0))?;
+        let hint = p.writable(caller, buf, cap).map_err(|e| (e, 0))?;
         let mask = mask as u32;
-        self.tasks[caller].state = State::Blocked(Blocked::Recv { buf, cap, mask });
+        self.tasks[caller].state = State::Blocked(Blocked::Recv {
+            buf,
+            cap,
+            hint,
+            mask,
+        });
         self.note(caller);
         let t = &mut self.tasks[caller];
         let ready = t.notifications & mask;
@@ -176,6 +183,7 @@ impl Kernel {
                 channel,
                 reply_buf,
                 reply_cap,
+                hint,
                 ..
             }) => {
                 c.call_seq = c.call_seq.wrapping_add(1);
@@ -184,6 +192,7 @@ impl Kernel {
                     channel,
                     reply_buf,
                     reply_cap,
+                    hint,
                     seq,
                 });
                 let token = ReplyToken {
@@ -210,13 +219,13 @@ impl Kernel {
     }
 
     /// The client whose call `raw` names and is pending on `caller`, with
-    /// its reply buffer: `StaleToken` for an unknown, used, forged or
+    /// its reply buffer (address, capacity, platform hint): `StaleToken` for an unknown, used, forged or
     /// foreign token, `PeerDead` if the client died or restarted since.
     pub(super) fn pending_call(
         &self,
         caller: usize,
         raw: u64,
-    ) -> Result<(usize, u64, u64), (Error, u64)> {
+    ) -> Result<(usize, u64, u64, u64), (Error, u64)> {
         let token = ReplyToken::decode(raw).ok_or((Error::StaleToken, 0))?;
         let client = usize::from(token.task);
         let channel = usize::from(token.channel);
@@ -235,6 +244,7 @@ impl Kernel {
             channel: ch,
             reply_buf,
             reply_cap,
+            hint,
             seq,
         }) = c.state
         else {
@@ -243,7 +253,7 @@ impl Kernel {
         if usize::from(ch) != channel || seq != token.seq {
             return Err((Error::StaleToken, 0));
         }
-        Ok((client, reply_buf, reply_cap))
+        Ok((client, reply_buf, reply_cap, hint))
     }
 
     pub(super) fn reply(
@@ -252,7 +262,7 @@ impl Kernel {
         caller: usize,
         [raw, ptr, len, ..]: [u64; 6],
     ) -> Result<Outcome, (Error, u64)> {
-        let (client, reply_buf, reply_cap) = self.pending_call(caller, raw)?;
+        let (client, reply_buf, reply_cap, _) = self.pending_call(caller, raw)?;
         let (msg, len) = super::syscalls::read_bounded::<MAX_MESSAGE>(p, caller, ptr, len)
             .map_err(|e| (e, 0))?;
         let n = len.min(reply_cap as usize);

@@ -50,18 +50,31 @@ pub trait Platform {
     fn write_user(&mut self, task: usize, ptr: u64, data: &[u8]) -> Result<(), Error>;
     /// Whether `[ptr, ptr + len)` is mapped user-writable in `task`.
     fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error>;
+    /// [`Platform::check_writable`], returning a hint (0 for none) that
+    /// [`Platform::copy_between`] may use to reach `[ptr, ptr + len)`
+    /// again without looking it up: the kernel keeps it with a blocked
+    /// service's buffer, which stays mapped as it is while the service
+    /// waits (a service's mappings change only when it is stopped, and
+    /// then its state is discarded with the hint).
+    fn writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<u64, Error> {
+        self.check_writable(task, ptr, len).map(|()| 0)
+    }
     /// Copies `len` bytes (at most [`MAX_MESSAGE`]) from service `from`'s
     /// memory at `src` straight into service `to`'s at `dst`: `src` must be
     /// mapped user-readable for `from` and `dst` user-writable for `to`, and
-    /// both are checked before anything is written.
+    /// both are checked before anything is written. `dst_hint` is
+    /// [`Platform::writable`]'s for a range starting at `dst` at least
+    /// `len` long, or 0.
     fn copy_between(
         &mut self,
         from: usize,
         src: u64,
         to: usize,
         dst: u64,
+        dst_hint: u64,
         len: usize,
     ) -> Result<(), Error> {
+        let _ = dst_hint;
         let mut bounce = [0u8; MAX_MESSAGE];
         let bounce = bounce.get_mut(..len).ok_or(Error::BadLength)?;
         self.read_user(from, src, bounce)?;

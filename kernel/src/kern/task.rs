@@ -63,6 +63,8 @@ pub enum Blocked {
         channel: u8,
         reply_buf: u64,
         reply_cap: u64,
+        /// The platform's hint for `reply_buf` ([`super::Platform::writable`]).
+        hint: u64,
         stamp: u64,
     },
     /// In `call`, the server has the request; waiting for the reply.
@@ -70,12 +72,18 @@ pub enum Blocked {
         channel: u8,
         reply_buf: u64,
         reply_cap: u64,
+        hint: u64,
         seq: u32,
     },
     /// In `send`, waiting for the server to receive the message.
     SendQueued { channel: u8, stamp: u64 },
-    /// In `recv`.
-    Recv { buf: u64, cap: u64, mask: u32 },
+    /// In `recv`; `hint` is the platform's for `buf`.
+    Recv {
+        buf: u64,
+        cap: u64,
+        hint: u64,
+        mask: u32,
+    },
     /// In `wait`.
     Wait { mask: u32 },
 }

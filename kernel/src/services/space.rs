@@ -337,6 +337,24 @@ impl UserSpace {
         None
     }
 
+    /// [`UserSpace::check`], and then the kernel's address of the range
+    /// if it is physically contiguous (0 if not, or if `len` is 0).
+    #[inline(always)]
+    pub fn check_direct(&self, virt: u64, len: usize, write: bool) -> Result<usize, Error> {
+        if len == 0 {
+            return Ok(0);
+        }
+        if let Some((c, off)) = self.checked_range(virt, len, write) {
+            return Ok(if c.direct != 0 {
+                c.direct + off as usize
+            } else {
+                0
+            });
+        }
+        self.check_pages(virt, len, write)?;
+        Ok(self.direct(virt, len, write).map_or(0, |at| at as usize))
+    }
+
     /// The kernel's address of user memory `[virt, virt + len)` (`len >
     /// 0`) if a range [`UserSpace::check`] accepted lately holds it whole
     /// (for writing, if `write`) and is physically contiguous: the

@@ -431,6 +431,7 @@ fn the_common_cases_take_the_fast_path() {
     assert_eq!(
         k.tasks[A].state,
         State::Blocked(task::Blocked::Recv {
+            hint: hint(A, buf),
             buf,
             cap: 256,
             mask: 0xff

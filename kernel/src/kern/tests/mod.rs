@@ -130,6 +130,28 @@ impl Platform for FakePlatform {
     fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error> {
         self.range(task, ptr, len as usize).map(|_| ())
     }
+    fn writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<u64, Error> {
+        self.check_writable(task, ptr, len)?;
+        Ok(hint(task, ptr))
+    }
+    fn copy_between(
+        &mut self,
+        from: usize,
+        src: u64,
+        to: usize,
+        dst: u64,
+        dst_hint: u64,
+        len: usize,
+    ) -> Result<(), Error> {
+        // The kernel hands back exactly the hint `writable` gave for `dst`.
+        assert!(
+            dst_hint == 0 || dst_hint == hint(to, dst),
+            "copy_between: hint {dst_hint:#x} is not the one given for task {to}'s {dst:#x}"
+        );
+        let mut bounce = vec![0; len];
+        self.read_user(from, src, &mut bounce)?;
+        self.write_user(to, dst, &bounce)
+    }
     fn now_ns(&self) -> u64 {
         self.now
     }
@@ -223,6 +245,12 @@ impl Platform for FakePlatform {
         self.mem[task].fill(0);
         Ok(Regs::entry(USER_BASE, USER_BASE + USER_SIZE as u64))
     }
+}
+
+/// The hint the fake platform gives for a writable buffer: unique per
+/// service and address, so a hint handed back for the wrong buffer shows.
+fn hint(task: usize, ptr: u64) -> u64 {
+    (1 << 63) | ((task as u64) << 48) | ptr
 }
 
 /// An edu-like endpoint: header type 0, a capability list with MSI
