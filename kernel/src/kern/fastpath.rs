@@ -269,7 +269,9 @@ impl Kernel {
     /// queue the general path would serve first).
     #[inline(always)]
     fn sole_choice(&self, caller: usize, next: usize, queue: Option<usize>) -> bool {
-        let others = !((1u32 << caller) | (1u32 << next));
+        // `caller` runs (it is runnable, not queued); `next` waits (it is
+        // neither): only `caller` needs leaving out.
+        let others = !(1u32 << caller);
         let priority = self.tasks[next].priority;
         let mut runnable = self.runnable & others;
         while runnable != 0 {
