@@ -383,7 +383,7 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
     // its r11 as is).
     t.regs.rflags = (t.regs.rflags & 0xcd5) | 0x202;
     sys.entered_by_syscall[cur] = t.generation;
-    let nr = t.regs.rax;
+    let (nr, len) = (t.regs.rax, t.regs.rdx);
     if let Some(next) = sys.kernel.fastpath(&mut sys.platform, cur) {
         // A task blocked in a system call has a resumable RIP (it ran
         // there); the general pass would stop it otherwise.
@@ -392,7 +392,7 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
             // quantum, and the timer's entries note it.
             let resume = switch_to(sys, next);
             drop(guard);
-            stages::end(nr);
+            stages::end(nr, len);
             return resume;
         }
         drop(guard);

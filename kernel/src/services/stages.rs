@@ -3,10 +3,11 @@
 //!
 //! Each fast-path system call reads the TSC at the kernel's first Rust
 //! instruction and at the end of each [`Stage`]; when the run ends the kernel
-//! prints, per system call, the mean of each stage as a `BENCH` line:
+//! prints, per system call and message size (`payload`: 0, up to 64, up to
+//! 256 bytes), the mean of each stage as a `BENCH` line:
 //!
 //! ```text
-//! BENCH {"name":"ipc_stage","syscall":"call","stage":"checks","unit":"cycles","mean":..,"count":..}
+//! BENCH {"name":"ipc_stage","syscall":"call","payload":64,"stage":"checks","unit":"cycles","mean":..,"count":..}
 //! ```
 //!
 //! Under `-icount` a TSC tick is one instruction, so the figures count
@@ -30,13 +31,16 @@ mod on {
         Sysnum::NotifyRecv,
     ];
     const STAGES: usize = Stage::ALL.len();
+    /// Message sizes, by the largest of each class.
+    const SIZES: [u64; 3] = [0, 64, faultline_ipc::abi::MAX_MESSAGE as u64];
+    const CLASSES: usize = KINDS.len() * SIZES.len();
 
     static LAST: AtomicU64 = AtomicU64::new(0);
     /// This entry's stages so far (kept only if the fast path took it).
     static PENDING: [AtomicU64; STAGES] = [const { AtomicU64::new(0) }; STAGES];
-    static SUMS: [[AtomicU64; STAGES]; KINDS.len()] =
-        [const { [const { AtomicU64::new(0) }; STAGES] }; KINDS.len()];
-    static COUNTS: [AtomicU64; KINDS.len()] = [const { AtomicU64::new(0) }; KINDS.len()];
+    static SUMS: [[AtomicU64; STAGES]; CLASSES] =
+        [const { [const { AtomicU64::new(0) }; STAGES] }; CLASSES];
+    static COUNTS: [AtomicU64; CLASSES] = [const { AtomicU64::new(0) }; CLASSES];
 
     pub fn begin() {
         for p in &PENDING {
@@ -51,11 +55,15 @@ mod on {
         PENDING[stage as usize].fetch_add(now.wrapping_sub(last), Relaxed);
     }
 
-    pub fn end(nr: u64) {
+    pub fn end(nr: u64, len: u64) {
         mark(Stage::Exit);
-        let Some(k) = KINDS.iter().position(|s| *s as u64 == nr) else {
+        let Some(kind) = KINDS.iter().position(|s| *s as u64 == nr) else {
             return;
         };
+        // Only a call and a reply carry a message (`rdx` is its length).
+        let len = if kind < 2 { len } else { 0 };
+        let size = SIZES.iter().position(|&s| len <= s).unwrap_or(SIZES.len() - 1);
+        let k = kind * SIZES.len() + size;
         for (sum, p) in SUMS[k].iter().zip(&PENDING) {
             sum.fetch_add(p.load(Relaxed), Relaxed);
         }
@@ -63,7 +71,8 @@ mod on {
     }
 
     pub fn report() {
-        for (k, nr) in KINDS.iter().enumerate() {
+        for k in 0..CLASSES {
+            let (nr, payload) = (KINDS[k / SIZES.len()], SIZES[k % SIZES.len()]);
             let count = COUNTS[k].load(Relaxed);
             if count == 0 {
                 continue;
@@ -77,7 +86,7 @@ mod on {
             for s in Stage::ALL {
                 let mean = SUMS[k][s as usize].load(Relaxed) / count;
                 crate::kprintln!(
-                    "BENCH {{\"name\":\"ipc_stage\",\"syscall\":\"{name}\",\"stage\":\"{}\",\"unit\":\"cycles\",\"mean\":{mean},\"count\":{count}}}",
+                    "BENCH {{\"name\":\"ipc_stage\",\"syscall\":\"{name}\",\"payload\":{payload},\"stage\":\"{}\",\"unit\":\"cycles\",\"mean\":{mean},\"count\":{count}}}",
                     s.name()
                 );
             }
@@ -101,13 +110,14 @@ pub fn mark(stage: Stage) {
     let _ = stage;
 }
 
-/// The fast path handled system call `nr`: its stages count.
+/// The fast path handled system call `nr`, whose message (for `call` and
+/// `reply_recv`) was `len` bytes: its stages count.
 #[inline(always)]
-pub fn end(nr: u64) {
+pub fn end(nr: u64, len: u64) {
     #[cfg(feature = "ipc-stages")]
-    on::end(nr);
+    on::end(nr, len);
     #[cfg(not(feature = "ipc-stages"))]
-    let _ = nr;
+    let _ = (nr, len);
 }
 
 /// Prints the breakdown (when the run ends).
