@@ -22,6 +22,7 @@
 #![allow(clippy::result_large_err)]
 
 mod check;
+mod combined;
 mod death;
 mod notify;
 mod order;
@@ -55,7 +56,7 @@ pub struct Caps {
 type Case = fn(&Caps) -> Result<(), Why>;
 
 /// Every case, in the order they run.
-const CASES: [(&str, Case); 13] = [
+const CASES: [(&str, Case); 19] = [
     ("payload_every_length", payload::every_length),
     ("truncated_reply", payload::truncated_reply),
     ("oversize_refused", payload::oversize_refused),
@@ -68,6 +69,12 @@ const CASES: [(&str, Case); 13] = [
     ("rights", rights::rights),
     ("recv_without_server_ends", rights::recv_without_server_ends),
     ("notification_coalescing", notify::coalescing),
+    ("reply_recv", combined::reply_recv),
+    ("reply_recv_refused", combined::reply_recv_refused),
+    ("notify_wait", combined::notify_wait_case),
+    ("notify_wait_refused", combined::notify_wait_refused),
+    ("notify_recv", combined::notify_recv_case),
+    ("notify_recv_refused", combined::notify_recv_refused),
     ("publish_overflow", publish::overflow),
     ("publish_deferred_reply", publish::deferred_reply),
     ("peer_death_during_call", death::peer_death_during_call),

@@ -109,7 +109,43 @@ pub mod op {
     /// → `[pulls the last nudged publish answered: u32]` (a parked pull
     /// answered by that event counts 1).
     pub const NUDGED_DELIVERED: u8 = 19;
+    /// `[n: u16, stir: u8]`: the echo server answers with the echo reply
+    /// of the length-`n` echo request ([`fill_request`](super::fill_request))
+    /// through `ReplyRecv`, after having the second client do what `stir`
+    /// says ([`STIR`]; 0: nothing). What that `ReplyRecv` received is kept
+    /// for [`REPLY_RECV_REPORT`].
+    pub const REPLY_RECV: u8 = 20;
+    /// → `[status: u64, kind: u64, len: u64, badge: u64]`: what the echo
+    /// server's last [`REPLY_RECV`] answer's `ReplyRecv` returned (status
+    /// 0 and the `RecvKind`, length and badge of the message it received);
+    /// cleared (all `u64::MAX`).
+    pub const REPLY_RECV_REPORT: u8 = 21;
+    /// The echo server, holding this call, tries `ReplyRecv` with the token
+    /// of the call it answered before (used), then with its own token and a
+    /// kernel address as the receive buffer, then answers with a plain
+    /// `Reply`: `[status of the first: u64, of the second: u64]`.
+    pub const REPLY_RECV_REFUSED: u8 = 22;
+    /// On `foreign` (echo server → second client) `[how: u8]`: the second
+    /// client answers `[0]`, then yields the CPU (`how` 1: it stays
+    /// runnable while the echo server runs) or sends a one-way
+    /// [`QUEUED`] message on `pair` (`how` 2: queued at the echo server,
+    /// which is not receiving).
+    pub const STIR: u8 = 23;
+    /// One-way, second client → echo server: ignored.
+    pub const QUEUED: u8 = 24;
+    /// `[on: u8]`: while on, the victim posts `note-back` for every
+    /// `poke` it receives → `[0]`. Off in a new instance.
+    pub const ECHO_POKES: u8 = 25;
 }
+
+/// A kernel-half address (the kernel image): never writable for a
+/// service, so the kernel must refuse it as a receive buffer.
+pub const KERNEL_ADDRESS: u64 = 0xffff_ffff_8010_0000;
+
+/// What [`op::STIR`] asks: the second client yields after answering.
+pub const STIR_RUNNABLE: u8 = 1;
+/// What [`op::STIR`] asks: the second client queues a one-way message.
+pub const STIR_QUEUED: u8 = 2;
 
 /// Events the publisher keeps for subscribers that fall behind.
 pub const BACKLOG: usize = 8;

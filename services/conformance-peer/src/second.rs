@@ -4,17 +4,20 @@
 //!   `TRY_REPLY`: replies with the given token, which the echo server was
 //!   issued and this service never was, answers with the kernel's status,
 //!   then makes its own `HOLD` call on `pair` and checks that the answer
-//!   is its own (its badge, its nonce); the verdict is kept.
+//!   is its own (its badge, its nonce); the verdict is kept. `STIR`:
+//!   answers, then yields the CPU or queues a one-way `QUEUED` message at
+//!   the echo server (so the echo server's `ReplyRecv` that follows takes
+//!   the kernel's general path).
 //! - On `go` (from the driver): `VERDICT` hands the verdict over (and
 //!   clears it); `WHOAMI_VIA_PAIR` asks the echo server `WHOAMI` with the
 //!   driver's claim and passes the answer on.
 
 use crate::cap;
-use conformance_peer::{Hex, Msg, Reader, badge, op, status};
+use conformance_peer::{Hex, Msg, Reader, STIR_QUEUED, STIR_RUNNABLE, badge, op, status};
 use faultline_ipc::abi::{CapKind, MAX_MESSAGE};
 use faultline_ipc::channel::{Handle, Received, ReplyToken};
 use heapless::Vec;
-use userlib::{call, log, recv, reply};
+use userlib::{call, log, recv, reply, send, yield_now};
 
 type Verdict = Vec<u8, 160>;
 
@@ -41,6 +44,23 @@ pub fn run() -> ! {
                 answer(token, Msg::new().u64(s).as_bytes());
                 nonce = nonce.wrapping_add(1);
                 verdict = held_call(pair, nonce);
+            }
+            (badge::FOREIGN, Some(op::STIR)) => {
+                let how = r.u8();
+                answer(token, &[0]);
+                match how {
+                    Some(STIR_RUNNABLE) => {
+                        if let Err(e) = yield_now() {
+                            log!("second: yield refused: {e}");
+                        }
+                    }
+                    Some(STIR_QUEUED) => {
+                        if let Err(e) = send(pair, &[op::QUEUED]) {
+                            log!("second: QUEUED send refused: {e}");
+                        }
+                    }
+                    other => log!("second: STIR {other:?}"),
+                }
             }
             (badge::GO, Some(op::VERDICT)) => {
                 answer(token, &verdict);

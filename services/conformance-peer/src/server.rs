@@ -10,12 +10,17 @@
 //!   one's sequence number changed, an oversize reply) and keeps the
 //!   kernel's answers for `REPORT`.
 //! - One-way `SEQ` messages are logged in arrival order for `SEQ_LOG`.
+//! - `REPLY_RECV` is answered through `ReplyRecv` (and what that received
+//!   is the next message served, and kept for `REPLY_RECV_REPORT`);
+//!   `REPLY_RECV_REFUSED` tries the two refusals of `ReplyRecv`.
 
 use crate::cap;
-use conformance_peer::{Msg, Reader, badge, echo_reply, op, status};
-use faultline_ipc::abi::{CapKind, MAX_MESSAGE};
+use conformance_peer::{KERNEL_ADDRESS, Msg, Reader, badge, echo_reply, fill_request, op, status};
+use faultline_ipc::abi::{CapKind, MAX_MESSAGE, NOTIFY_TIMER, RecvKind, Sysnum};
 use faultline_ipc::channel::{Handle, Received, ReplyToken};
-use userlib::{SysError, call, log, notify, recv, reply, send};
+use userlib::{
+    SysError, call, check, log, notify, recv, reply, reply_recv, send, set_timer, time, wait,
+};
 
 /// A report slot nobody filled.
 const NOT_RUN: u64 = u64::MAX;
@@ -34,6 +39,10 @@ struct State {
     seqs: heapless::Vec<u32, 63>,
     held: heapless::Vec<Held, 2>,
     report: [u64; 5],
+    /// What the last `REPLY_RECV` answer's `ReplyRecv` returned.
+    reply_recv: [u64; 4],
+    /// The token of the last call answered (a used token).
+    used: u64,
 }
 
 pub fn run() -> ! {
@@ -45,17 +54,36 @@ pub fn run() -> ! {
         seqs: heapless::Vec::new(),
         held: heapless::Vec::new(),
         report: [NOT_RUN; 5],
+        reply_recv: [NOT_RUN; 4],
+        used: 0,
     };
     log!("echo: serving");
     let mut buf = [0u8; MAX_MESSAGE];
+    // A message `ReplyRecv` received, served next.
+    let mut next = None;
     loop {
-        match recv(&mut buf, 0) {
+        let got = match next.take() {
+            Some(got) => got,
+            None => recv(&mut buf, 0),
+        };
+        match got {
             Ok(Received::Call { len, badge, token }) => {
                 let msg = &buf[..len.min(MAX_MESSAGE)];
+                let raw = token.raw();
+                let mut r = Reader::new(msg);
+                let opcode = if badge == badge::ECHO { None } else { r.u8() };
                 if badge == badge::ECHO {
                     echo(msg, token);
+                } else if opcode == Some(op::REPLY_RECV) {
+                    let (n, stir) = (r.u16().unwrap_or(0), r.u8().unwrap_or(0));
+                    let got = s.reply_recv(token, usize::from(n), stir, &mut buf);
+                    s.reply_recv = summary(&got);
+                    next = Some(got);
                 } else {
                     s.call(msg, badge, token);
+                }
+                if opcode != Some(op::HOLD) {
+                    s.used = raw;
                 }
             }
             Ok(Received::Send { len, .. }) => {
@@ -86,9 +114,72 @@ fn answer(token: ReplyToken, bytes: &[u8]) {
 }
 
 impl State {
+    /// Has the second client stir (see `op::STIR`), then answers `token`
+    /// with the echo reply of the length-`n` echo request through
+    /// `ReplyRecv` into `buf`.
+    fn reply_recv(
+        &mut self,
+        token: ReplyToken,
+        n: usize,
+        stir: u8,
+        buf: &mut [u8; MAX_MESSAGE],
+    ) -> Result<Received, SysError> {
+        if stir != 0 {
+            let mut out = [0u8; 8];
+            let m = Msg::op(op::STIR).u8(stir);
+            if let Err(e) = call(self.foreign, m.as_bytes(), &mut out) {
+                log!("echo: STIR call to the second client: {e}");
+            }
+        }
+        let n = n.min(MAX_MESSAGE);
+        let mut request = [0u8; MAX_MESSAGE];
+        fill_request(&mut request[..n]);
+        let mut out = [0u8; MAX_MESSAGE];
+        echo_reply(&request[..n], &mut out);
+        reply_recv(token, &out[..n], buf, 0)
+    }
+
+    /// The two refusals of `ReplyRecv` while holding `token`, then a plain
+    /// reply with their statuses. The used token's attempt may wait only
+    /// for a timer 5 ms out (a `ReplyRecv` that blocked instead of
+    /// refusing shows as a timer notification, not a hang).
+    fn reply_recv_refused(&mut self, token: ReplyToken) {
+        let deadline = time().ns + 5_000_000;
+        if let Err(e) = set_timer(deadline) {
+            log!("echo: set_timer refused: {e}");
+        }
+        let mut buf = [0u8; MAX_MESSAGE];
+        let used = reply_recv(
+            ReplyToken::from_raw(self.used),
+            b"used token",
+            &mut buf,
+            NOTIFY_TIMER,
+        );
+        let stale = match used {
+            Ok(Received::Notification { bits }) if bits & NOTIFY_TIMER != 0 => u64::MAX - 1,
+            ref other => status(other),
+        };
+        if stale != u64::MAX - 1 && stale != 0 {
+            // Take the timer's bit, so none is left behind.
+            let _ = wait(NOTIFY_TIMER);
+        }
+        let refused = b"refused ReplyRecv";
+        let bad = status(&raw_reply_recv(token.raw(), refused, KERNEL_ADDRESS));
+        answer(token, Msg::new().u64(stale).u64(bad).as_bytes());
+    }
+
     fn call(&mut self, msg: &[u8], badge: u64, token: ReplyToken) {
         let mut r = Reader::new(msg);
         match r.u8() {
+            Some(op::REPLY_RECV_REPORT) => {
+                let mut m = Msg::new();
+                for v in self.reply_recv {
+                    m = m.u64(v);
+                }
+                self.reply_recv = [NOT_RUN; 4];
+                answer(token, m.as_bytes());
+            }
+            Some(op::REPLY_RECV_REFUSED) => self.reply_recv_refused(token),
             Some(op::WHOAMI) => {
                 let claim = r.u64().unwrap_or(0);
                 let seen = if cfg!(feature = "misbehave") {
@@ -203,4 +294,27 @@ impl State {
         self.report[2] = status(&reply(ReplyToken::from_raw(forged), b"forged"));
         self.held.clear();
     }
+}
+
+/// What a `ReplyRecv` returned: `[status, kind, len or bits, badge]`.
+fn summary(r: &Result<Received, SysError>) -> [u64; 4] {
+    match r {
+        Ok(Received::Call { len, badge, .. }) => [0, RecvKind::Call as u64, *len as u64, *badge],
+        Ok(Received::Send { len, badge }) => [0, RecvKind::Send as u64, *len as u64, *badge],
+        Ok(Received::Notification { bits }) => {
+            [0, RecvKind::Notification as u64, u64::from(*bits), 0]
+        }
+        Err(_) => [status(r), NOT_RUN, NOT_RUN, NOT_RUN],
+    }
+}
+
+/// `ReplyRecv` answering `token` with `message`, receiving into `buf`,
+/// which must be an address the kernel refuses to write (a kernel one).
+#[allow(unsafe_code)]
+fn raw_reply_recv(token: u64, message: &[u8], buf: u64) -> Result<[u64; 4], SysError> {
+    let ptr = message.as_ptr() as u64;
+    let args = [token, ptr, message.len() as u64, buf, MAX_MESSAGE as u64, 0];
+    // SAFETY: the only pointer the kernel may write through is `buf`, a
+    // kernel address it refuses; `message` is only read.
+    check(unsafe { userlib::sys::syscall6(Sysnum::ReplyRecv as u64, args) })
 }

@@ -5,7 +5,8 @@
 //! holding the call, so the kernel must wake the caller with `PeerDead`;
 //! `NOTIFY_BACK` posts `note-back` to the driver; `CALL_PEER` calls the
 //! echo server's `WHOAMI` on `vecho`; `NOTIFIED` answers how many `poke`
-//! notifications this instance received; `WHOAMI` answers the badge.
+//! notifications this instance received; `WHOAMI` answers the badge;
+//! `ECHO_POKES` turns on (or off) posting `note-back` for every `poke`.
 //! Every count starts at zero in a restarted instance.
 //!
 //! The deployment runs two victims: `victim` (restarted after a back-off)
@@ -25,6 +26,7 @@ pub fn run() -> ! {
     let note_back = optional("note-back");
     let mut calls: u32 = 0;
     let mut notified: u32 = 0;
+    let mut echo_pokes = false;
     log!("victim: serving");
     let mut buf = [0u8; MAX_MESSAGE];
     loop {
@@ -33,6 +35,9 @@ pub fn run() -> ! {
             Ok(Received::Notification { bits }) => {
                 if bits & bit::POKE != 0 {
                     notified += 1;
+                    if echo_pokes && let Err(e) = note_back.and_then(notify) {
+                        log!("victim: echoing a poke: {e}");
+                    }
                 }
                 continue;
             }
@@ -70,6 +75,10 @@ pub fn run() -> ! {
                 Msg::new().u64(status(&r)).u64(seen)
             }
             Some(op::NOTIFIED) => Msg::new().u32(notified),
+            Some(op::ECHO_POKES) => {
+                echo_pokes = r.u8().is_some_and(|on| on != 0);
+                Msg::new().u8(0)
+            }
             Some(op::WHOAMI) => Msg::new().u64(badge).u64(r.u64().unwrap_or(0)),
             other => {
                 log!("victim: unknown request {other:?}");
