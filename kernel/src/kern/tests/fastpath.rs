@@ -13,7 +13,8 @@ const C: usize = 2;
 
 /// A server `a` (channels 0 from `b` and 1 from `c`) that can notify `b`
 /// and `c`, two clients that can notify it, and a bystander `d` that
-/// notifies `a` and `b`; priorities as given.
+/// notifies `a` (two bits at once: 0x10, which the masks the tests use
+/// wait for, and 0x100, which they do not) and `b`; priorities as given.
 fn system(prio: [u8; 4]) -> (Kernel, FakePlatform) {
     let n = |name, target, bits| cap(name, CapSpec::Notification { target, bits });
     let config = KernelConfig {
@@ -52,7 +53,7 @@ fn system(prio: [u8; 4]) -> (Kernel, FakePlatform) {
                 prio[2],
                 &[cap("a", CapSpec::Client { channel: 1 }), n("wake-a", 0, 8)],
             ),
-            service("d", prio[3], &[n("wake-a", 0, 16), n("wake-b", 1, 1)]),
+            service("d", prio[3], &[n("wake-a", 0, 0x110), n("wake-b", 1, 1)]),
         ]
         .into_iter()
         .collect(),
@@ -343,7 +344,11 @@ fn priorities() -> impl Strategy<Value = [u8; 4]> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2_000))]
+    // `FASTPATH_CASES` sets fewer cases for quicker runs (mutation
+    // testing); `random_systems_reach_the_fast_path` keeps its fixed 200.
+    #![proptest_config(ProptestConfig::with_cases(
+        std::env::var("FASTPATH_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000)
+    ))]
 
     #[test]
     fn the_fast_path_changes_nothing_but_speed(
@@ -439,6 +444,80 @@ fn the_common_cases_take_the_fast_path() {
     );
 }
 
+/// A message that exactly fills the buffer it goes into is not truncated:
+/// a request as long as the server's buffer and a reply as long as the
+/// client's both take the fast path, with the general path's results.
+#[test]
+fn a_message_that_exactly_fills_its_buffer_is_fast() {
+    use Arg::{Ptr as P, Token as T, Val as V};
+    let (buf, req, reply) = (P(Ptr::At(0x1000)), P(Ptr::At(0x2000)), P(Ptr::At(0x2800)));
+    let steps = [
+        // a waits for requests of at most 16 bytes.
+        Step::Sys(Sysnum::Recv, [buf, V(16), V(0xff), V(0), V(0), V(0)]),
+        // b asks 16 bytes, with room for an 8-byte answer.
+        Step::Sys(Sysnum::Call, [V(0), req, V(16), reply, V(8), V(0)]),
+        // a answers 8 bytes and waits again.
+        Step::Sys(
+            Sysnum::ReplyRecv,
+            [T(Token::Received), req, V(8), buf, V(16), V(0xff)],
+        ),
+    ];
+    assert_eq!(compare([1, 2, 3, 3], &steps).unwrap(), 2);
+}
+
+/// The caller blocks, so its own priority does not count against the
+/// service it wakes: a client more important than its server still calls
+/// it on the fast path, and is answered on it.
+#[test]
+fn a_more_important_caller_does_not_keep_the_fast_path_away() {
+    use Arg::{Ptr as P, Token as T, Val as V};
+    let (buf, req, reply) = (P(Ptr::At(0x1000)), P(Ptr::At(0x2000)), P(Ptr::At(0x2800)));
+    let v0 = V(0);
+    let steps = [
+        // b (priority 1) runs first and waits; then a (2) waits in recv.
+        Step::Sys(Sysnum::Wait, [V(1), v0, v0, v0, v0, v0]),
+        Step::Sys(Sysnum::Recv, [buf, V(256), V(0xff), v0, v0, v0]),
+        // b is woken, and calls a; c and d (3) are runnable.
+        Step::Post(B, 1),
+        Step::Sys(Sysnum::Call, [v0, req, V(5), reply, V(256), v0]),
+        Step::Sys(
+            Sysnum::ReplyRecv,
+            [T(Token::Received), req, V(2), buf, V(256), V(0xff)],
+        ),
+    ];
+    assert_eq!(compare([2, 1, 3, 3], &steps).unwrap(), 2);
+}
+
+/// A notification that wakes its target delivers only the bits the target
+/// waits for; the others it carries stay pending, with those already
+/// pending, exactly as the general path leaves them.
+#[test]
+fn bits_a_woken_target_does_not_wait_for_stay_pending() {
+    use Arg::{Ptr as P, Val as V};
+    let v0 = V(0);
+    let steps = [
+        // a waits in recv for bits 0..7; bit 8 arrives and stays pending.
+        Step::Sys(
+            Sysnum::Recv,
+            [P(Ptr::At(0x1000)), V(256), V(0xff), v0, v0, v0],
+        ),
+        Step::Post(A, 0x100),
+        // d sends bits 0x110: a gets 0x10, and 0x100 is still pending.
+        Step::Sys(Sysnum::NotifyWait, [v0, V(1), v0, v0, v0, v0]),
+    ];
+    let (mut k, mut p) = system([1, 3, 3, 2]);
+    k.schedule(false);
+    for &s in &steps {
+        run(&mut k, &mut p, s, true);
+    }
+    assert_eq!(
+        result(&k, A),
+        (0, [RecvKind::Notification as u64, 0x10, 0, 0])
+    );
+    assert_eq!(k.tasks[A].notifications, 0x100);
+    assert_eq!(compare([1, 3, 3, 2], &steps).unwrap(), 1);
+}
+
 /// Where the outcome is not certain, the fast path leaves it to the general
 /// path and changes nothing.
 #[test]
@@ -506,4 +585,115 @@ fn uncertain_cases_are_left_to_the_general_path() {
     k.tasks[A].priority = 1;
     // Other system calls are never fast.
     unchanged(&mut k, &mut p, Sysnum::Send, [0, USER_BASE, 4, 0, 0, 0]);
+}
+
+/// A platform that keeps [`Platform`]'s default `writable`, `copy_between`
+/// and `stage` (the fake platform overrides the first two), for a
+/// platform without hints or direct copies; everything else is the fake
+/// platform's.
+struct Plain(FakePlatform);
+
+impl Platform for Plain {
+    fn read_user(&mut self, task: usize, ptr: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.0.read_user(task, ptr, buf)
+    }
+    fn write_user(&mut self, task: usize, ptr: u64, data: &[u8]) -> Result<(), Error> {
+        self.0.write_user(task, ptr, data)
+    }
+    fn check_writable(&mut self, task: usize, ptr: u64, len: u64) -> Result<(), Error> {
+        self.0.check_writable(task, ptr, len)
+    }
+    fn now_ns(&self) -> u64 {
+        self.0.now_ns()
+    }
+    fn tsc(&self) -> (u64, u64) {
+        self.0.tsc()
+    }
+    fn log(&mut self, task: Option<usize>, name: &str, line: &[u8]) {
+        self.0.log(task, name, line)
+    }
+    fn map_mmio(
+        &mut self,
+        task: usize,
+        base: u64,
+        len: u64,
+        hole: Option<(u64, u64)>,
+    ) -> Result<u64, Error> {
+        self.0.map_mmio(task, base, len, hole)
+    }
+    fn alloc_dma(&mut self, task: usize, bytes: u64) -> Result<(u64, u64), Error> {
+        self.0.alloc_dma(task, bytes)
+    }
+    fn pci_read(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8) -> u32 {
+        self.0.pci_read(bdf, offset, width)
+    }
+    fn pci_write(&mut self, bdf: (u8, u8, u8), offset: u16, width: u8, value: u32) {
+        self.0.pci_write(bdf, offset, width, value)
+    }
+    fn irq_msi(&self, irq: u8) -> (u64, u32) {
+        self.0.irq_msi(irq)
+    }
+    fn irq_unmask(&mut self, irq: u8) {
+        self.0.irq_unmask(irq)
+    }
+    fn irq_rearm(&mut self, irq: u8) {
+        self.0.irq_rearm(irq)
+    }
+    fn quiesce(&mut self, task: usize, bdf: (u8, u8, u8)) {
+        self.0.quiesce(task, bdf)
+    }
+    fn load(&mut self, task: usize) -> Result<Regs, Error> {
+        self.0.load(task)
+    }
+    fn dma_keep(&mut self, task: usize, vaddr: u64, bytes: u64) {
+        self.0.dma_keep(task, vaddr, bytes)
+    }
+    fn dma_free(&mut self, paddr: u64) {
+        self.0.dma_free(paddr)
+    }
+    fn bus_master_off(&mut self, bdf: (u8, u8, u8)) {
+        self.0.bus_master_off(bdf)
+    }
+    fn irq_route(&self, irq: u8) -> Result<IrqRouteInfo, Error> {
+        self.0.irq_route(irq)
+    }
+    fn vtd_unit_of(&self, bdf: (u8, u8, u8)) -> Option<u8> {
+        self.0.vtd_unit_of(bdf)
+    }
+    fn vtd_info(&self, unit: u8) -> Option<(u8, u16, bool)> {
+        self.0.vtd_info(unit)
+    }
+    fn irq_remap(&mut self, irq: u8, irte: Option<u16>) -> Result<(), Error> {
+        self.0.irq_remap(irq, irte)
+    }
+}
+
+/// Without hints of its own, a platform's `writable` is its
+/// `check_writable` with hint 0, and `copy_between` reads the source and
+/// writes the destination through a bounce buffer of at most
+/// `MAX_MESSAGE` bytes, refusing (and writing nothing) when either side is
+/// not mapped.
+#[test]
+fn default_writable_and_copy_between_check_then_copy() {
+    let mut p = Plain(FakePlatform::new(2));
+    let (src, dst) = (USER_BASE + 0x100, USER_BASE + 0x200);
+    let bad = 0xdead_0000;
+    assert_eq!(p.writable(A, dst, 16), Ok(0));
+    assert_eq!(p.writable(A, bad, 16), Err(Error::BadPointer));
+    assert_eq!(
+        p.writable(A, USER_BASE, USER_SIZE as u64 + 1),
+        Err(Error::BadPointer)
+    );
+
+    p.0.put(B, src, b"hello");
+    assert_eq!(p.copy_between(B, src, A, dst, 0, 5), Ok(()));
+    assert_eq!(p.0.get(A, dst, 5), b"hello");
+    let before = p.0.mem.clone();
+    assert_eq!(p.copy_between(B, bad, A, dst, 0, 5), Err(Error::BadPointer));
+    assert_eq!(p.copy_between(B, src, A, bad, 0, 5), Err(Error::BadPointer));
+    assert_eq!(
+        p.copy_between(B, src, A, dst, 0, MAX_MESSAGE + 1),
+        Err(Error::BadLength)
+    );
+    assert!(p.0.mem == before, "a refused copy wrote something");
 }
