@@ -10,7 +10,9 @@
 //!
 //! The cores are the code whose rules are all checked on the host:
 //!
-//! - `faultline-kernel`: the kernel core, `kernel/src/kern`;
+//! - `faultline-kernel`: the kernel core, `kernel/src/kern` (set
+//!   `FASTPATH_CASES` lower than its default 2,000 property cases for the
+//!   fast path's differential test);
 //! - `faultline-ipc`: wire format, strict decoding, the kernel config and
 //!   its checks, typed channels, the publisher;
 //! - `xtask`: deployment validation, `xtask/src/deployment`;

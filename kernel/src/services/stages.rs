@@ -62,7 +62,10 @@ mod on {
         };
         // Only a call and a reply carry a message (`rdx` is its length).
         let len = if kind < 2 { len } else { 0 };
-        let size = SIZES.iter().position(|&s| len <= s).unwrap_or(SIZES.len() - 1);
+        let size = SIZES
+            .iter()
+            .position(|&s| len <= s)
+            .unwrap_or(SIZES.len() - 1);
         let k = kind * SIZES.len() + size;
         for (sum, p) in SUMS[k].iter().zip(&PENDING) {
             sum.fetch_add(p.load(Relaxed), Relaxed);
