@@ -17,7 +17,7 @@
 //! ([`Platform::copy_between`]) instead of through the sender's outbox.
 
 use super::caps::Cap;
-use super::task::{Blocked, ReplyToken, State};
+use super::task::{Blocked, State};
 use super::{Kernel, Platform};
 use faultline_ipc::abi::{MAX_MESSAGE, RecvKind, Sysnum};
 
@@ -133,22 +133,7 @@ impl Kernel {
         let badge = self.channels[usize::from(channel)].badge;
         let c = &mut self.tasks[caller];
         c.outbox_len = len as usize;
-        c.call_seq = c.call_seq.wrapping_add(1);
-        let seq = c.call_seq;
-        c.state = State::Blocked(Blocked::AwaitingReply {
-            channel,
-            reply_buf,
-            reply_cap,
-            hint,
-            seq,
-        });
-        let token = ReplyToken {
-            task: caller as u8,
-            generation: c.generation,
-            channel,
-            seq,
-        }
-        .encode();
+        let token = c.call_received(caller, channel, reply_buf, reply_cap, hint);
         let s = &mut self.tasks[server];
         s.regs
             .set_result(0, [RecvKind::Call as u64, len, badge, token]);

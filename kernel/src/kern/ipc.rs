@@ -186,22 +186,8 @@ impl Kernel {
                 hint,
                 ..
             }) => {
-                c.call_seq = c.call_seq.wrapping_add(1);
-                let seq = c.call_seq;
-                c.state = State::Blocked(Blocked::AwaitingReply {
-                    channel,
-                    reply_buf,
-                    reply_cap,
-                    hint,
-                    seq,
-                });
-                let token = ReplyToken {
-                    task: client as u8,
-                    generation: c.generation,
-                    channel,
-                    seq,
-                };
-                (channel, RecvKind::Call, token.encode())
+                let token = c.call_received(client, channel, reply_buf, reply_cap, hint);
+                (channel, RecvKind::Call, token)
             }
             State::Blocked(Blocked::SendQueued { channel, .. }) => {
                 c.state = State::Runnable;

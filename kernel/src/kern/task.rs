@@ -162,6 +162,37 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Marks this task's queued call on `channel` (it is task `index`) as
+    /// received: it now awaits the reply, under a fresh sequence number.
+    /// Returns the reply token its server answers with.
+    pub fn call_received(
+        &mut self,
+        index: usize,
+        channel: u8,
+        reply_buf: u64,
+        reply_cap: u64,
+        hint: u64,
+    ) -> u64 {
+        self.call_seq = self.call_seq.wrapping_add(1);
+        let seq = self.call_seq;
+        self.state = State::Blocked(Blocked::AwaitingReply {
+            channel,
+            reply_buf,
+            reply_cap,
+            hint,
+            seq,
+        });
+        ReplyToken {
+            task: index as u8,
+            generation: self.generation,
+            channel,
+            seq,
+        }
+        .encode()
+    }
+}
+
 /// A reply token: which caller, at which generation, which call. Opaque to
 /// services; the kernel checks every field on reply.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

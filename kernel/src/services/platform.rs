@@ -200,10 +200,8 @@ impl Platform for MachinePlatform {
             hint => Some(hint as *mut u8),
         };
         if let (Some(from), Some(to)) = (a.direct(src, len, false), to_direct) {
-            // SAFETY: both ranges were checked whole and are physically
-            // contiguous (`direct`, or the hint `writable` took from it),
-            // mapped for the services as required; the two services'
-            // frames are distinct memory (a frame has one owner).
+            // SAFETY: both ranges are checked whole and contiguous (`direct`,
+            // or the hint `writable` took from it); distinct owners' frames.
             unsafe { copy_message(from, to, len) };
             return Ok(());
         }
@@ -212,11 +210,10 @@ impl Platform for MachinePlatform {
         a.check(src, len, false)?;
         b.check(dst, len, true)?;
         b.copy(dst, len, true, |off, to, n| {
+            // Both are direct-map addresses of pages mapped as required
+            // (checked above) and `m` bytes stay within both pages.
             let _ = a.copy(src + off as u64, n, false, |o, from, m| {
-                // SAFETY: both are direct-map addresses of pages mapped for
-                // the services as required (checked above), `m` bytes stay
-                // within both pages, and the two services' frames are
-                // distinct memory (a frame has one owner).
+                // SAFETY: as said above; the two services' frames are distinct.
                 unsafe { core::ptr::copy_nonoverlapping(from, to.add(o), m) }
             });
         })

@@ -8,6 +8,7 @@ mod delivery;
 mod devices;
 mod dispatch;
 mod fastpath;
+mod fastpath_cases;
 mod faults;
 mod hardening;
 mod iommu;
@@ -463,16 +464,16 @@ fn world() -> (Kernel, FakePlatform) {
     (k, p)
 }
 
+/// Puts system call `nr` with `args` in `task`'s registers, as its
+/// `syscall` instruction would.
+fn load(k: &mut Kernel, task: usize, nr: Sysnum, args: [u64; 6]) {
+    let r = &mut k.tasks[task].regs;
+    r.rax = nr as u64;
+    [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9] = args;
+}
+
 fn sys(k: &mut Kernel, p: &mut FakePlatform, task: usize, nr: Sysnum, args: [u64; 6]) -> After {
-    k.tasks[task].regs.rax = nr as u64;
-    [
-        k.tasks[task].regs.rdi,
-        k.tasks[task].regs.rsi,
-        k.tasks[task].regs.rdx,
-        k.tasks[task].regs.r10,
-        k.tasks[task].regs.r8,
-        k.tasks[task].regs.r9,
-    ] = args;
+    load(k, task, nr, args);
     k.syscall(p, task)
 }
 
