@@ -38,6 +38,12 @@ use x86::msr::{IA32_EFER, IA32_FMASK, IA32_LSTAR, IA32_STAR, rdmsr, wrmsr};
 pub const ENTRY_FLAGS_CLEARED: u64 =
     (1 << 8) | (1 << 9) | (1 << 10) | (3 << 12) | (1 << 14) | (1 << 16) | (1 << 18) | (1 << 21);
 
+/// The RFLAGS bits a service's own value keeps when the kernel saves it:
+/// CF, PF, AF, ZF, SF, TF, DF and OF. IOPL, IF and the rest are the
+/// kernel's ([`crate::kern::task::USER_RFLAGS`] sets IF and the reserved
+/// bit 1).
+pub const USER_FLAGS_KEPT: u64 = 0xcd5;
+
 /// The pseudo-vector a syscall's frame carries.
 pub const SYSCALL_VECTOR: u64 = 0x100;
 
@@ -80,6 +86,10 @@ syscall_entry:
     /* Save the service's registers straight into its `Regs` (pushing
        down from the end: rflags, rsp, rip, r15 ... rax). */
     mov SYSCALL_SAVE_END(%rip), %rsp
+    /* A service cannot set IOPL or clear IF for itself: sysret loads
+       RFLAGS from r11 as it is. */
+    and ${flags_kept}, %r11
+    or ${flags_set}, %r11
     push %r11
     pushq SYSCALL_USER_RSP(%rip)
     push %rcx
@@ -165,6 +175,8 @@ return_to_user:
     user_ss = const gdt::USER_SS.bits() as u64,
     user_cs = const gdt::USER_CS.bits() as u64,
     vector = const SYSCALL_VECTOR,
+    flags_kept = const USER_FLAGS_KEPT,
+    flags_set = const crate::kern::task::USER_RFLAGS,
     in_place = sym crate::services::syscall_in_place,
     options(att_syntax)
 );

@@ -19,7 +19,7 @@ mod resume;
 mod space;
 mod stages;
 
-use resume::{resume_into, resume_next, switch_to};
+use resume::{resume_into, resume_next, switch_to_woken};
 
 use crate::arch::idt::TrapFrame;
 use crate::arch::interrupts::{TIMER_VECTOR, exception_name};
@@ -39,6 +39,13 @@ struct System {
     /// For each service, the generation whose last kernel entry was a
     /// syscall (0 if it was anything else): such a service may be resumed
     /// with `sysretq`, since `rcx` and `r11` are clobbered by the ABI.
+    ///
+    /// Kept so that the in-place syscall entry never writes it: every
+    /// resume sets it to the resumed generation (whatever the service's
+    /// next entry, while it runs it has not been interrupted), and the IDT
+    /// path sets it to 0 for an interrupt or fault. So a running service's
+    /// entry names its generation, and so does a blocked one's (it blocked
+    /// in a system call and has not run since).
     entered_by_syscall: [u32; faultline_ipc::kconfig::MAX_SERVICES],
     /// The TSC when a service last ran.
     last_ran_tsc: u64,
@@ -324,7 +331,7 @@ fn save(frame: &TrapFrame) -> Regs {
         rip: frame.rip,
         rsp: frame.rsp,
         // A service cannot set IOPL or clear IF for itself.
-        rflags: (frame.rflags & 0xcd5) | 0x202,
+        rflags: (frame.rflags & syscall::USER_FLAGS_KEPT) | crate::kern::task::USER_RFLAGS,
     }
 }
 
@@ -392,19 +399,18 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
     stages::mark(Stage::Lock);
     let sys = guard.as_mut().expect("a service made the system call");
     let cur = sys.kernel.current.expect("a service made the system call");
-    let t = &mut sys.kernel.tasks[cur];
-    // A service cannot set IOPL or clear IF for itself (sysret would load
-    // its r11 as is).
-    t.regs.rflags = (t.regs.rflags & 0xcd5) | 0x202;
-    sys.entered_by_syscall[cur] = t.generation;
+    // The stub sanitised RFLAGS; `entered_by_syscall[cur]` already names
+    // this generation (see `System::entered_by_syscall`).
+    let t = &sys.kernel.tasks[cur];
     let (nr, len) = (t.regs.rax, t.regs.rdx);
     if let Some(next) = sys.kernel.fastpath(&mut sys.platform, cur) {
         // A task blocked in a system call has a resumable RIP (it ran
-        // there); the general pass would stop it otherwise.
-        if crate::kern::entry::resumable(sys.kernel.tasks[next].regs.rip) {
+        // there); the general pass stops it otherwise, and resumes one
+        // in the last page of the lower half with `iretq`.
+        if crate::kern::entry::sysret_safe(sys.kernel.tasks[next].regs.rip) {
             // Not noted as "last ran": quiescence needs that only to a
             // quantum, and the timer's entries note it.
-            let resume = switch_to(sys, next);
+            let resume = switch_to_woken(sys, next);
             drop(guard);
             stages::end(nr, len);
             return resume;

@@ -71,24 +71,54 @@ fn enter(sys: &mut System, next: usize) -> syscall::Resume {
 
 /// [`enter`], except for the note of when a service last ran.
 #[inline(always)]
-pub(super) fn switch_to(sys: &mut System, next: usize) -> syscall::Resume {
-    switch_floating_point(&mut sys.platform, next);
+fn switch_to(sys: &mut System, next: usize) -> syscall::Resume {
+    // From now on `next` runs: until an interrupt or fault says otherwise,
+    // its next entry is a system call (see `System::entered_by_syscall`).
+    let task = &mut sys.kernel.tasks[next];
+    let generation = task.generation;
+    let by_syscall =
+        core::mem::replace(&mut sys.entered_by_syscall[next], generation) == generation;
+    let sysret = by_syscall && crate::kern::entry::sysret_safe(task.regs.rip);
+    let regs: *mut Regs = &mut task.regs;
+    load(sys, next, regs);
+    syscall::Resume {
+        regs,
+        sysret: u64::from(sysret),
+    }
+}
+
+/// [`switch_to`] for a service the IPC fast path woke, at a RIP `sysretq`
+/// accepts: it blocked in a system call and has not run since, so its last
+/// entry was that call and `sysretq` resumes it.
+#[inline(always)]
+pub(super) fn switch_to_woken(sys: &mut System, next: usize) -> syscall::Resume {
+    debug_assert_eq!(
+        sys.entered_by_syscall[next],
+        sys.kernel.tasks[next].generation
+    );
+    debug_assert!(crate::kern::entry::sysret_safe(
+        sys.kernel.tasks[next].regs.rip
+    ));
+    let regs: *mut Regs = &mut sys.kernel.tasks[next].regs;
+    load(sys, next, regs);
+    syscall::Resume { regs, sysret: 1 }
+}
+
+/// Loads `next`'s floating point and address space and points the entry
+/// stub at its registers, `regs`.
+#[inline(always)]
+fn load(sys: &mut System, next: usize, regs: *mut Regs) {
+    // Everything read before the CR3 write, which the compiler must
+    // assume touches memory.
     let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
+    switch_floating_point(&mut sys.platform, next);
     if paging::active_root() != root {
         // SAFETY: every service space shares the kernel half, so the
         // kernel stays mapped across the switch.
         unsafe { paging::activate(root) };
     }
     super::stages::mark(Stage::Switch);
-    let task = &mut sys.kernel.tasks[next];
-    let sysret = sys.entered_by_syscall[next] == task.generation
-        && crate::kern::entry::sysret_safe(task.regs.rip);
-    let regs: *mut Regs = &mut task.regs;
     syscall::save_in_place(regs);
-    syscall::Resume {
-        regs,
-        sysret: u64::from(sysret),
-    }
 }
 
 /// Where floating point runs despite CR0.EM (see `probe`), gives `next`
