@@ -110,7 +110,10 @@ syscall_entry:
     push %rax
     /* FMASK cleared DF, AC, IF and TF: Rust code may run as it is. */
     mov SYSCALL_KERNEL_RSP(%rip), %rsp
-    call {in_place}
+    cmp ${table_len}, %rax
+    jae 4f
+    call *{table}(, %rax, 8)
+5:
     /* rax: the `Regs` to resume; rdx: whether sysret may resume them. */
     test %rdx, %rdx
     jz 2f
@@ -154,6 +157,8 @@ syscall_entry:
     mov 112(%rax), %r15
     mov 0(%rax), %rax
     iretq
+4:  call {in_place}
+    jmp 5b
 3:  /* No service's registers to save into (the boot probe): build the
        frame an interrupt from ring 3 would. */
     mov SYSCALL_KERNEL_RSP(%rip), %rsp
@@ -178,8 +183,15 @@ return_to_user:
     flags_kept = const USER_FLAGS_KEPT,
     flags_set = const crate::kern::task::USER_RFLAGS,
     in_place = sym crate::services::syscall_in_place,
+    table = sym crate::services::SYSCALL_IN_PLACE,
+    table_len = const IN_PLACE_TABLE_LEN,
     options(att_syntax)
 );
+
+/// System calls below this number are dispatched by the entry stub
+/// through `services::SYSCALL_IN_PLACE`; the rest (none valid) go to
+/// `services::syscall_in_place`.
+pub const IN_PLACE_TABLE_LEN: usize = 32;
 
 /// What the in-place entry resumes: a service's saved registers, and
 /// whether `sysretq` may resume them (else `iretq`). Returned in `rax` and

@@ -70,9 +70,16 @@ impl Kernel {
     /// `caller` must be the current, running service.
     #[inline(always)]
     pub fn fastpath(&mut self, p: &mut impl Platform, caller: usize) -> Option<usize> {
-        let regs = &self.tasks[caller].regs;
-        let args = regs.args();
-        let nr = regs.rax;
+        let nr = self.tasks[caller].regs.rax;
+        self.fastpath_for(p, caller, nr)
+    }
+
+    /// [`Kernel::fastpath`] for a caller whose system call number (`rax`)
+    /// is `nr`: the entry passes it as a constant, so that each system
+    /// call's copy holds its own case only.
+    #[inline(always)]
+    pub fn fastpath_for(&mut self, p: &mut impl Platform, caller: usize, nr: u64) -> Option<usize> {
+        let args = self.tasks[caller].regs.args();
         if nr == Sysnum::Call as u64 {
             self.fast_call(p, caller, args)
         } else if nr == Sysnum::ReplyRecv as u64 {

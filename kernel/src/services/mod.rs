@@ -29,6 +29,7 @@ use crate::kern::grants::GrantError;
 use crate::kern::task::{Blocked, Regs, State};
 use crate::kern::{After, Kernel, MmioRegion, Platform, Resolver};
 use core::sync::atomic::{AtomicU32, Ordering};
+use faultline_ipc::abi::Sysnum;
 use faultline_ipc::harness::{ExitCode, SHUTDOWN_MARKER};
 use faultline_ipc::kconfig::{KernelConfig, TaskFault};
 use platform::{IRQ_VECTOR_BASE, IrqLine, MAX_IRQS, MachinePlatform};
@@ -389,11 +390,40 @@ pub fn user_entry(frame: &mut TrapFrame) {
     resume_into(frame, rotate);
 }
 
+/// The entry stub's table: for system call `nr` (below its length), the
+/// function that handles it in place. Each system call with a fast path
+/// gets a copy of [`in_place`] of its own, with the others' cases compiled
+/// out: a smaller function keeps its values in fewer registers, saves
+/// fewer on entry, and needs no dispatch of its own. Every other number,
+/// in the table or past its end, goes to [`syscall_in_place`].
+#[unsafe(no_mangle)]
+pub static SYSCALL_IN_PLACE: [extern "C" fn() -> syscall::Resume; syscall::IN_PLACE_TABLE_LEN] = {
+    const CALL: u64 = Sysnum::Call as u64;
+    const REPLY_RECV: u64 = Sysnum::ReplyRecv as u64;
+    const NOTIFY_WAIT: u64 = Sysnum::NotifyWait as u64;
+    const NOTIFY_RECV: u64 = Sysnum::NotifyRecv as u64;
+    let mut table =
+        [syscall_in_place as extern "C" fn() -> syscall::Resume; syscall::IN_PLACE_TABLE_LEN];
+    table[CALL as usize] = in_place::<CALL>;
+    table[REPLY_RECV as usize] = in_place::<REPLY_RECV>;
+    table[NOTIFY_WAIT as usize] = in_place::<NOTIFY_WAIT>;
+    table[NOTIFY_RECV as usize] = in_place::<NOTIFY_RECV>;
+    table
+};
+
 /// The system call whose registers the entry stub saved in the running
-/// service's [`Regs`]: the IPC fast path if it applies, else the general
-/// path and a scheduler pass. Returns the registers to resume (see
-/// `arch::syscall`).
+/// service's [`Regs`], one without a fast path: the general path and a
+/// scheduler pass. Returns the registers to resume (see `arch::syscall`).
 pub extern "C" fn syscall_in_place() -> syscall::Resume {
+    in_place::<{ u64::MAX }>()
+}
+
+/// The system call whose registers the entry stub saved in the running
+/// service's [`Regs`], number `NR` (`u64::MAX`: one without a fast path):
+/// the IPC fast path if it applies, else the general path and a scheduler
+/// pass. Returns the registers to resume (see `arch::syscall`).
+#[inline(always)]
+extern "C" fn in_place<const NR: u64>() -> syscall::Resume {
     stages::begin();
     let mut guard = SYSTEM.lock();
     stages::mark(Stage::Lock);
@@ -401,9 +431,9 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
     let cur = sys.kernel.current.expect("a service made the system call");
     // The stub sanitised RFLAGS; `entered_by_syscall[cur]` already names
     // this generation (see `System::entered_by_syscall`).
-    let t = &sys.kernel.tasks[cur];
-    let (nr, len) = (t.regs.rax, t.regs.rdx);
-    if let Some(next) = sys.kernel.fastpath(&mut sys.platform, cur) {
+    let len = sys.kernel.tasks[cur].regs.rdx;
+    debug_assert!(NR == u64::MAX || NR == sys.kernel.tasks[cur].regs.rax);
+    if let Some(next) = sys.kernel.fastpath_for(&mut sys.platform, cur, NR) {
         // A task blocked in a system call has a resumable RIP (it ran
         // there); the general pass stops it otherwise, and resumes one
         // in the last page of the lower half with `iretq`.
@@ -412,7 +442,7 @@ pub extern "C" fn syscall_in_place() -> syscall::Resume {
             // quantum, and the timer's entries note it.
             let resume = switch_to_woken(sys, next);
             drop(guard);
-            stages::end(nr, len);
+            stages::end(NR, len);
             return resume;
         }
         drop(guard);
