@@ -80,7 +80,7 @@ fn switch_to(sys: &mut System, next: usize) -> syscall::Resume {
         core::mem::replace(&mut sys.entered_by_syscall[next], generation) == generation;
     let sysret = by_syscall && crate::kern::entry::sysret_safe(task.regs.rip);
     let regs: *mut Regs = &mut task.regs;
-    load(sys, next, regs);
+    load(sys, next, regs, false);
     syscall::Resume {
         regs,
         sysret: u64::from(sysret),
@@ -100,19 +100,22 @@ pub(super) fn switch_to_woken(sys: &mut System, next: usize) -> syscall::Resume 
         sys.kernel.tasks[next].regs.rip
     ));
     let regs: *mut Regs = &mut sys.kernel.tasks[next].regs;
-    load(sys, next, regs);
+    // The active space is the caller's, and the fast path never wakes the
+    // caller itself: the space changes, so there is nothing to compare.
+    load(sys, next, regs, true);
     syscall::Resume { regs, sysret: 1 }
 }
 
-/// Loads `next`'s floating point and address space and points the entry
-/// stub at its registers, `regs`.
+/// Loads `next`'s floating point and address space (unless it is active
+/// already; `changes`: known not to be) and points the entry stub at its
+/// registers, `regs`.
 #[inline(always)]
-fn load(sys: &mut System, next: usize, regs: *mut Regs) {
+fn load(sys: &mut System, next: usize, regs: *mut Regs, changes: bool) {
     // Everything read before the CR3 write, which the compiler must
     // assume touches memory.
     let root = sys.platform.spaces[next].as_ref().expect("loaded").root();
     switch_floating_point(&mut sys.platform, next);
-    if paging::active_root() != root {
+    if changes || paging::active_root() != root {
         // SAFETY: every service space shares the kernel half, so the
         // kernel stays mapped across the switch.
         unsafe { paging::activate(root) };
