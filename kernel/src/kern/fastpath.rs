@@ -106,7 +106,7 @@ impl Kernel {
         let &Cap::Client {
             channel,
             peer_generation,
-        } = c.caps.get(handle).ok()?
+        } = c.caps.slot(handle)?
         else {
             return None;
         };
@@ -200,21 +200,44 @@ impl Kernel {
         mask: u64,
     ) -> Option<usize> {
         let c = &self.tasks[caller];
-        let &Cap::Notification { target, bits } = c.caps.get(handle).ok()? else {
+        let &Cap::Notification { target, bits } = c.caps.slot(handle)? else {
             return None;
         };
         let mask = mask as u32;
         let target = usize::from(target);
-        let t = &self.tasks[target];
-        let (waits_for, in_recv) = match t.state {
-            State::Blocked(Blocked::Wait { mask }) => (mask, false),
-            State::Blocked(Blocked::Recv { mask, .. }) => (mask, true),
-            _ => return None,
-        };
-        if target == caller
-            || (t.notifications | bits) & waits_for == 0
-            || c.notifications & mask != 0
-        {
+        if target == caller || c.notifications & mask != 0 {
+            return None;
+        }
+        // One copy of the rest per state of the target, each knowing which.
+        match self.tasks[target].state {
+            State::Blocked(Blocked::Wait { mask: waits_for }) => {
+                self.notify_wakes(p, caller, target, bits, waits_for, false, recv, mask)
+            }
+            State::Blocked(Blocked::Recv {
+                mask: waits_for, ..
+            }) => self.notify_wakes(p, caller, target, bits, waits_for, true, recv, mask),
+            _ => None,
+        }
+    }
+
+    /// [`Kernel::fast_notify`] once `target` is known to wait (in `recv` if
+    /// `in_recv`) for `waits_for`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn notify_wakes(
+        &mut self,
+        p: &mut impl Platform,
+        caller: usize,
+        target: usize,
+        bits: u32,
+        waits_for: u32,
+        in_recv: bool,
+        recv: Option<(u64, u64)>,
+        mask: u32,
+    ) -> Option<usize> {
+        let pending = self.tasks[target].notifications | bits;
+        let ready = pending & waits_for;
+        if ready == 0 {
             return None;
         }
         let queue = recv.map(|_| caller);
@@ -238,8 +261,6 @@ impl Kernel {
         p.stage(Stage::Copy);
         // What `post` does to a waiting target it wakes.
         let t = &mut self.tasks[target];
-        let pending = t.notifications | bits;
-        let ready = pending & waits_for;
         t.notifications = pending & !ready;
         let ready = u64::from(ready);
         let result = if in_recv {
