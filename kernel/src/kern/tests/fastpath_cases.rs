@@ -135,6 +135,52 @@ fn bits_a_woken_target_does_not_wait_for_stay_pending() {
     assert_eq!(compare([1, 3, 3, 2], &steps).unwrap(), 1);
 }
 
+/// Only a message queued for the service about to receive keeps a receive
+/// off the fast path: one queued for another server does not (the queue
+/// scan moves past it), and one queued for the receiver itself does (the
+/// general path delivers it at once).
+#[test]
+fn only_the_receivers_own_queue_keeps_it_off_the_fast_path() {
+    use Arg::{Ptr as P, Val as V};
+    let (v0, buf, req, reply) = (
+        V(0),
+        P(Ptr::At(0x1000)),
+        P(Ptr::At(0x2000)),
+        P(Ptr::At(0x2800)),
+    );
+    // a (1) waits for bit 4; c (2) calls a, which is not receiving: queued.
+    // b (3) wakes a and receives: c's call is not b's to take.
+    let others = [
+        Step::Sys(Sysnum::Wait, [V(4), v0, v0, v0, v0, v0]),
+        Step::Sys(Sysnum::Call, [v0, req, V(5), reply, V(256), v0]),
+        Step::Sys(Sysnum::NotifyRecv, [V(1), buf, V(256), V(0xff), v0, v0]),
+    ];
+    assert_eq!(compare([1, 3, 2, 4], &others).unwrap(), 1);
+    // a (1) waits for bits 0x14, b (2) for bit 1; c (3) calls a: queued.
+    // d (4) wakes a, which wakes b and receives: c's call is a's own.
+    let own = [
+        Step::Sys(Sysnum::Wait, [V(0x14), v0, v0, v0, v0, v0]),
+        Step::Sys(Sysnum::Wait, [V(1), v0, v0, v0, v0, v0]),
+        Step::Sys(Sysnum::Call, [v0, req, V(5), reply, V(256), v0]),
+        Step::Sys(Sysnum::Notify, [v0, v0, v0, v0, v0, v0]),
+        Step::Sys(Sysnum::NotifyRecv, [V(2), buf, V(256), V(0xff), v0, v0]),
+    ];
+    let (mut k, mut p) = system([1, 2, 3, 4]);
+    k.schedule(false);
+    for (i, &s) in own.iter().enumerate() {
+        let fast = run(&mut k, &mut p, s, true);
+        assert!(!fast, "step {i} took the fast path");
+    }
+    // The general path handed a c's call and woke b.
+    let (status, [kind, len, badge, _]) = result(&k, A);
+    assert_eq!(
+        (status, kind, len, badge),
+        (0, RecvKind::Call as u64, 5, 22)
+    );
+    assert_eq!(result(&k, B), (0, [1, 0, 0, 0]));
+    assert_eq!(compare([1, 2, 3, 4], &own).unwrap(), 0);
+}
+
 /// Where the outcome is not certain, the fast path leaves it to the general
 /// path and changes nothing.
 #[test]
