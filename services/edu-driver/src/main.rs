@@ -27,6 +27,11 @@
 //! 8. logs `edu-driver: done`, asks the IOMMU service for its fault
 //!    summary (which the service logs) and keeps serving its interrupt.
 //!
+//! Beside another edu driver on the same VT-d unit, steps 4 to 7 (the ones
+//! whose DMA faults) run in turn with the other driver's: the deployment
+//! grants one a `lead` and the other a `follow` notification ([`edu::turn`],
+//! bit [`TURN`]), so that no fault is lost to the unit's one fault record.
+//!
 //! Every deviation logs a line with `UNEXPECTED`, and the driver then
 //! exits 1 instead of serving. With no IOMMU service (no `iommu`
 //! capability, or the service is dead) it logs `edu-driver: no IOMMU
@@ -45,6 +50,7 @@ pub use edu::{device, domain, page};
 
 use device::{Direction, Edu};
 use domain::{Domain, Failed};
+use edu::turn::Turns;
 use faultline_ipc::abi::{CapKind, Error, NOTIFY_USER_BITS};
 use faultline_ipc::channel::{ChannelError, Handle};
 use faultline_ipc::protocol::iommu::{Bdf, DomainInfo, Mode};
@@ -53,9 +59,13 @@ use userlib::{SysError, cap_lookup, dma_alloc, exit, irq_ack, log, wait};
 
 userlib::service_entry!(main);
 
+/// The notification bit the turn at faulting arrives as (see
+/// [`edu::turn`]; bit 4 is `dma-victim`'s).
+pub const TURN: u32 = 1 << 5;
 /// The notification bits edu's interrupt may arrive as (the deployment
-/// picks one): every bit but the one `dma-victim` signals with.
-pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !isolation::VICTIM_READY;
+/// picks one): every bit but the one `dma-victim` signals with and the
+/// turn's.
+pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !isolation::VICTIM_READY & !TURN;
 
 /// Where the driver maps its two pages in its device's domain.
 const IOVA: u64 = 0x10_0000;
@@ -104,6 +114,10 @@ fn main() -> ! {
         Ok((h, CapKind::Client)) => h,
         _ => no_iommu(),
     };
+    let turns = match Turns::from_caps(TURN) {
+        Ok(turns) => turns,
+        Err(e) => fail(format_args!("{e}")),
+    };
     let mut t = Tally::default();
 
     bus_master_before_attach(pci, &mut t);
@@ -132,6 +146,10 @@ fn main() -> ! {
         }
     }
     round_trip(&edu, irq, &a, &b, info.domain, &mut t);
+    // From here on DMA faults: in turn with another edu's driver.
+    if let Err(e) = turns.before(0) {
+        fail(format_args!("waiting for the turn: {e}"));
+    }
     let mut setup = isolation::Setup {
         edu: &edu,
         irq,
@@ -169,6 +187,11 @@ fn main() -> ! {
             restart::RETRY_BASE,
             &mut t,
         );
+    }
+
+    // The other driver's turn, whatever this one found.
+    if let Err(e) = turns.after() {
+        fail(format_args!("passing the turn: {e}"));
     }
 
     if t.unexpected > 0 {

@@ -25,11 +25,11 @@
 //! compared with the pattern byte for byte; the driver reports the retry
 //! verified to the IOMMU service.
 
-use crate::turn::Turns;
 use crate::{FIRST, IRQ_BITS, PAGES, fail, pattern};
 use edu::device::{Direction, Edu};
 use edu::domain::Domain;
 use edu::page::{PAGE, Page};
+use edu::turn::Turns;
 use faultline_ipc::channel::Handle;
 use faultline_ipc::protocol::iommu::{FaultOutcome, SettledFault};
 use userlib::{log, time};
@@ -84,11 +84,15 @@ pub fn run(
 /// Runs faulting transfer `i` (into reserved page `i`), in its turn.
 fn issue(edu: &Edu, irq: Handle, domain: &mut Domain, turns: &Turns, i: usize) -> Issued {
     let iova = FIRST + i as u64 * PAGE;
-    turns.before(i);
+    if let Err(e) = turns.before(i) {
+        fail(format_args!("waiting for the turn: {e}"));
+    }
     let mark = mark(domain);
     transfer(edu, irq, iova);
     let done_ns = time().ns;
-    turns.after();
+    if let Err(e) = turns.after() {
+        fail(format_args!("passing the turn: {e}"));
+    }
     Issued {
         iova,
         mark,

@@ -7,7 +7,7 @@
 //! It holds the edu function (`edu`, BAR0 as `edu-bar0`), its MSI
 //! (`edu-irq`), a DMA budget (`dma`, five pages) and a client end of the
 //! `iommu` protocol (`iommu`); beside another fault-driver, a
-//! notification grant aimed at it (`lead` or `follow`, see [`turn`]). It:
+//! notification grant aimed at it (`lead` or `follow`, see [`edu::turn`]). It:
 //!
 //! 1. attaches its device to a domain and turns on bus mastering;
 //! 2. maps a source page at [`SOURCE`] and loads edu's buffer from it with
@@ -20,7 +20,7 @@
 //!    transfer, or with the `back-to-back` feature after all of them); a
 //!    fault resolved by the handler is retried and the page verified byte
 //!    for byte against the pattern. Beside another device's driver on the
-//!    same VT-d unit, the two take turns at faulting ([`turn`]);
+//!    same VT-d unit, the two take turns at faulting ([`edu::turn`]);
 //! 4. logs `fault-driver: N faults: R retried and verified, A aborted` and
 //!    `fault-driver: done`, asks the IOMMU service for its fault summary
 //!    (which the service logs) and keeps serving its interrupt.
@@ -33,7 +33,6 @@
 #![deny(unsafe_code)]
 
 mod faults;
-mod turn;
 
 use edu::device::{self, Direction, Edu};
 use edu::domain::Domain;
@@ -45,9 +44,12 @@ use userlib::{cap_lookup, dma_alloc, exit, irq_ack, log, wait};
 
 userlib::service_entry!(main);
 
+/// The notification bit the turn arrives as (see [`edu::turn`]; the
+/// deployment gives both `lead` and `follow` grants this bit).
+pub const TURN: u32 = 1 << 4;
 /// The notification bits edu's interrupt may arrive as: every user bit
 /// but the turn's.
-pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !turn::TURN;
+pub const IRQ_BITS: u32 = NOTIFY_USER_BITS & !TURN;
 /// Where the source page is mapped.
 const SOURCE: u64 = 0x10_0000;
 /// Where the first reserved page is; the others follow, a page apart.
@@ -75,7 +77,10 @@ fn main() -> ! {
     let irq = handle("edu-irq", CapKind::Irq);
     let dma = handle("dma", CapKind::Dma);
     let iommu = handle("iommu", CapKind::Client);
-    let turns = turn::Turns::from_caps();
+    let turns = match edu::turn::Turns::from_caps(TURN) {
+        Ok(turns) => turns,
+        Err(e) => fail(format_args!("{e}")),
+    };
 
     let (mut domain, info) = match Domain::attach(iommu, pci) {
         Ok(attached) => attached,
