@@ -3,11 +3,12 @@
 //! `syscall` does not switch stacks. The entry stub saves the service's
 //! registers straight into its [`Regs`] (as Hubris and seL4 do: no frame on
 //! the kernel stack to copy in and out), with `rcx` as RIP and `r11` as
-//! RFLAGS, moves to the kernel stack and calls
-//! [`crate::services::syscall_in_place`]. That returns the [`Regs`] of
-//! whichever service runs next, which the stub loads and resumes with
-//! `sysretq` (or `iretq` for a service last stopped by an interrupt or
-//! fault, whose `rcx` and `r11` are live). Interrupts and faults from ring 3
+//! RFLAGS (sanitised first), moves to the kernel stack and calls the
+//! handler [`crate::services::SYSCALL_IN_PLACE`] names for the system call
+//! number (past its end, [`crate::services::syscall_in_place`]). That
+//! returns the [`Regs`] of whichever service runs next, which the stub
+//! loads and resumes with `sysretq` (or `iretq` for a service last stopped
+//! by an interrupt or fault, whose `rcx` and `r11` are live). Interrupts and faults from ring 3
 //! take the IDT path: a [`TrapFrame`] on the kernel stack, saved into the
 //! service by `interrupts::dispatch`.
 //!
