@@ -209,7 +209,19 @@ fn run(cli: Cli) -> Result<()> {
             for line in symbolize::annotate(&image, &outcome.console) {
                 println!("xtask: {line}");
             }
-            std::process::exit(if outcome.is_success() { 0 } else { 1 });
+            // The same judgement `cargo xtask test` makes of the scenario.
+            let verdict = test::judge(&dep, &outcome);
+            match &verdict {
+                Ok(()) => println!(
+                    "xtask: deployment {}: the run showed everything its [expect] asks for",
+                    dep.name
+                ),
+                Err(why) => println!(
+                    "xtask: deployment {}: the run did not show what its [expect] asks for: {why}",
+                    dep.name
+                ),
+            }
+            std::process::exit(if verdict.is_ok() { 0 } else { 1 });
         }
         Command::Test {
             filter,
