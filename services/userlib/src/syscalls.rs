@@ -148,10 +148,12 @@ pub fn recv(buf: &mut Frame, notify_mask: u32) -> Result<Received, SysError> {
         buf.len() as u64,
         u64::from(notify_mask),
         0,
+        0,
+        0,
     ];
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, which
     // is exclusively borrowed for the duration of the call.
-    let r = unsafe { sys::syscall4(Sysnum::Recv as u64, args) };
+    let r = unsafe { sys::syscall6(Sysnum::Recv as u64, args) };
     received(r)
 }
 
@@ -192,9 +194,11 @@ pub fn notify_recv(
         addr(buf.as_ptr()),
         buf.len() as u64,
         u64::from(notify_mask),
+        0,
+        0,
     ];
     // SAFETY: as in `recv`.
-    let r = unsafe { sys::syscall4(Sysnum::NotifyRecv as u64, args) };
+    let r = unsafe { sys::syscall6(Sysnum::NotifyRecv as u64, args) };
     received(r)
 }
 
@@ -203,9 +207,8 @@ pub fn notify_recv(
 /// the caller did not wait.
 #[inline]
 pub fn notify_wait(handle: Handle, mask: u32) -> Result<u32, SysError> {
-    // SAFETY: `NotifyWait` takes no pointers.
-    let r = unsafe { sys::syscall2(Sysnum::NotifyWait as u64, [handle.0, u64::from(mask)]) };
-    check(r).map(|v| v[0] as u32)
+    let args = [handle.0, u64::from(mask), 0, 0, 0, 0];
+    simple(Sysnum::NotifyWait, args).map(|v| v[0] as u32)
 }
 
 /// What `Recv` (and the calls ending in it) returned.
