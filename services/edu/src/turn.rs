@@ -19,7 +19,7 @@ use faultline_ipc::channel::Handle;
 use userlib::{SysError, cap_lookup, notify, wait};
 
 /// This driver's part in taking turns.
-pub enum Role {
+enum Role {
     Alone,
     Lead(Handle),
     Follow(Handle),
@@ -70,11 +70,6 @@ impl Turns {
             role: Role::Alone,
             bit,
         })
-    }
-
-    /// This driver's part.
-    pub fn role(&self) -> &Role {
-        &self.role
     }
 
     /// Before turn `i` (0 first): wait for the turn if it is the other
